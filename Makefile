@@ -1,0 +1,36 @@
+# The README's quick start: `make demo` and `make test`. Each builds its own virtualenv in .venv
+# (after checking the system libraries WeasyPrint needs) and reuses it while setup.cfg is unchanged.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@PYTHON=$(PYTHON) scripts/ensure-system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## run the whole audit on the built-in demo workspace (no account needed)
+	$(BIN)/auditor run --demo
+
+test: $(STAMP)  ## lint and run the test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering)
+	$(BIN)/python bench/bench_client.py
+	$(BIN)/python bench/bench_collect.py
+	$(BIN)/python bench/bench_controls.py
+	$(BIN)/python bench/bench_render.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

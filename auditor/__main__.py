@@ -1,0 +1,5 @@
+"""Allows ``python -m auditor``."""
+
+from auditor.cli import main
+
+main()

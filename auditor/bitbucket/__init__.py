@@ -1,0 +1,1 @@
+"""The Bitbucket Cloud REST client: credentials, session, paging, retries, pacing, statistics."""

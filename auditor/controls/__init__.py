@@ -1,0 +1,1 @@
+"""Controls as data: the catalog in controls.yaml, the checks, exceptions and the engine."""

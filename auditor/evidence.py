@@ -1,0 +1,453 @@
+"""The evidence a collection hands to the controls engine: tidy tables, collection errors, metadata.
+
+This module is the contract between the collector (which fills it from the GraphQL results) and the
+controls engine and reports (which only read it). Each dataset is one pandas DataFrame with the
+columns declared in ``TABLES``; ``make_table`` builds one from row dicts with exactly those columns
+and dtypes, so checks never meet a missing column or an ``object`` column of mixed types.
+
+Unknown is not false: a value Bitbucket did not give stays missing (``<NA>``), never ``False`` or
+``0``. Where a whole dataset could not be collected for a repository, the rows are absent *and*
+``collection_errors`` holds a row naming the repository and dataset; the engine turns that into
+ERROR, never into PASS.
+
+Resource keys: a repository is ``workspace/repo_slug`` (its ``full_name``), a workspace its slug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+STR = "str"
+BOOL = "boolean"
+INT = "Int64"
+TIME = "datetime64[us, UTC]"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    description: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One dataset: its columns, the key that identifies a record, and where it comes from."""
+
+    name: str
+    description: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    query: str  # the stored GraphQL query (auditor/queries/<query>.graphql) that collects it
+    endpoints: tuple[str, ...]  # the Bitbucket REST endpoints behind it
+    per_repository: bool = True
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return {column.name: column.dtype for column in self.columns}
+
+
+def _c(name: str, dtype: str, description: str) -> Column:
+    return Column(name, dtype, description)
+
+
+_WS = _c("workspace", STR, "workspace slug")
+_REPO = _c("repository", STR, "repository full name, workspace/repo_slug")
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "workspaces",
+            "The workspaces collected and their identity.",
+            ("workspace",),
+            (_WS, _c("name", STR, "display name"), _c("uuid", STR, "workspace UUID")),
+            query="inventory",
+            endpoints=("/workspaces/{workspace}",),
+            per_repository=False,
+        ),
+        TableSpec(
+            "viewer",
+            "The identity of the credential that collected the evidence (one row).",
+            ("account_id",),
+            (
+                _c("account_id", STR, "Atlassian account id"),
+                _c("uuid", STR, "Bitbucket user UUID"),
+                _c("display_name", STR, "display name"),
+                _c("nickname", STR, "nickname"),
+                _c("credential_type", STR, "api_token | access_token | oauth_client_credentials"),
+                _c("scopes", STR, "space-separated scopes when Bitbucket reports them, else <NA>"),
+            ),
+            query="inventory",
+            endpoints=("/user",),
+            per_repository=False,
+        ),
+        TableSpec(
+            "projects",
+            "Projects of each workspace.",
+            ("workspace", "key"),
+            (
+                _WS,
+                _c("key", STR, "project key"),
+                _c("name", STR, "project name"),
+                _c("uuid", STR, "project UUID"),
+                _c("is_private", BOOL, "project is private"),
+            ),
+            query="inventory",
+            endpoints=("/workspaces/{workspace}/projects",),
+            per_repository=False,
+        ),
+        TableSpec(
+            "repositories",
+            "Every repository visible to the credential in each workspace.",
+            ("repository",),
+            (
+                _WS,
+                _REPO,
+                _c("slug", STR, "repository slug"),
+                _c("name", STR, "repository name (untrusted text)"),
+                _c("uuid", STR, "repository UUID"),
+                _c("description", STR, "description (untrusted text)"),
+                _c("project_key", STR, "project key"),
+                _c("project_name", STR, "project name"),
+                _c("is_private", BOOL, "repository is private"),
+                _c("fork_policy", STR, "allow_forks | no_public_forks | no_forks"),
+                _c("main_branch", STR, "the default branch; <NA> for an empty repository"),
+                _c("language", STR, "main language"),
+                _c("size", INT, "size in bytes"),
+                _c("created_on", TIME, "creation time"),
+                _c("updated_on", TIME, "last update time"),
+            ),
+            query="inventory",
+            endpoints=("/repositories/{workspace}",),
+        ),
+        TableSpec(
+            "members",
+            "Workspace members with their workspace permission and two-step verification flag.",
+            ("workspace", "user_uuid"),
+            (
+                _WS,
+                _c("user_uuid", STR, "user UUID"),
+                _c("account_id", STR, "Atlassian account id"),
+                _c("display_name", STR, "display name (untrusted text)"),
+                _c("nickname", STR, "nickname"),
+                _c("workspace_permission", STR, "owner | collaborator | member; <NA> if unknown"),
+                _c("has_2fa_enabled", BOOL, "two-step verification; <NA> where not exposed"),
+                _c("account_status", STR, "account status"),
+            ),
+            query="access",
+            endpoints=(
+                "/workspaces/{workspace}/members",
+                "/workspaces/{workspace}/permissions",
+            ),
+            per_repository=False,
+        ),
+        TableSpec(
+            "repository_permissions",
+            "Each user's effective (highest) permission on each repository, from any source: "
+            "the bulk workspace listing.",
+            ("repository", "user_uuid"),
+            (
+                _WS,
+                _REPO,
+                _c("user_uuid", STR, "user UUID"),
+                _c("display_name", STR, "display name (untrusted text)"),
+                _c("permission", STR, "read | write | admin"),
+            ),
+            query="access",
+            endpoints=("/workspaces/{workspace}/permissions/repositories",),
+        ),
+        TableSpec(
+            "repository_grants",
+            "Explicit permission grants on each repository: to a user directly "
+            "(principal_type=user) or to a group (principal_type=group).",
+            ("repository", "principal_type", "principal_id"),
+            (
+                _WS,
+                _REPO,
+                _c("principal_type", STR, "user | group"),
+                _c("principal_id", STR, "user UUID, or group full slug workspace:group"),
+                _c("principal_name", STR, "display name or group name (untrusted text)"),
+                _c("permission", STR, "read | write | admin | none"),
+            ),
+            query="access",
+            endpoints=(
+                "/repositories/{workspace}/{repo_slug}/permissions-config/users",
+                "/repositories/{workspace}/{repo_slug}/permissions-config/groups",
+            ),
+        ),
+        TableSpec(
+            "branching_models",
+            "Each repository's branching model (resolves branching_model restrictions).",
+            ("repository",),
+            (
+                _WS,
+                _REPO,
+                _c("development_branch", STR, "the development branch name"),
+                _c("development_use_mainbranch", BOOL, "development tracks the main branch"),
+                _c("production_enabled", BOOL, "a production branch is configured"),
+                _c("production_branch", STR, "the production branch name"),
+                _c("production_use_mainbranch", BOOL, "production tracks the main branch"),
+            ),
+            query="branch_protection",
+            endpoints=("/repositories/{workspace}/{repo_slug}/branching-model",),
+        ),
+        TableSpec(
+            "branch_restrictions",
+            "Branch restrictions (branch permissions and merge checks) of each repository.",
+            ("repository", "restriction_id"),
+            (
+                _WS,
+                _REPO,
+                _c("restriction_id", INT, "restriction id"),
+                _c("kind", STR, "push, force, delete, require_approvals_to_merge, … (open set)"),
+                _c("branch_match_kind", STR, "glob | branching_model"),
+                _c("pattern", STR, "glob pattern (empty for branching_model)"),
+                _c("branch_type", STR, "branching model type for branching_model matches"),
+                _c("value", INT, "kind-specific number (approvals, builds); <NA> when none"),
+                _c("exempt_user_count", INT, "number of exempt users"),
+                _c("exempt_users", STR, "exempt users' display names, '; '-separated"),
+                _c("exempt_group_count", INT, "number of exempt groups"),
+                _c("exempt_groups", STR, "exempt groups' full slugs, '; '-separated"),
+            ),
+            query="branch_protection",
+            endpoints=("/repositories/{workspace}/{repo_slug}/branch-restrictions",),
+        ),
+        TableSpec(
+            "default_reviewers",
+            "Effective default reviewers of each repository (repository- or project-level).",
+            ("repository", "user_uuid"),
+            (
+                _WS,
+                _REPO,
+                _c("user_uuid", STR, "reviewer UUID"),
+                _c("display_name", STR, "display name (untrusted text)"),
+                _c("reviewer_type", STR, "repository | project"),
+            ),
+            query="branch_protection",
+            endpoints=("/repositories/{workspace}/{repo_slug}/effective-default-reviewers",),
+        ),
+        TableSpec(
+            "deploy_keys",
+            "Repository deploy keys (SSH keys with repository access).",
+            ("repository", "key_id"),
+            (
+                _WS,
+                _REPO,
+                _c("key_id", STR, "deploy key id"),
+                _c("label", STR, "label (untrusted text)"),
+                _c("comment", STR, "comment parsed from the key"),
+                _c("fingerprint", STR, "SHA256 fingerprint of the public key"),
+                _c("added_on", TIME, "when the key was added; <NA> if not reported"),
+                _c("last_used", TIME, "last use; <NA> if never used or not reported"),
+            ),
+            query="access",
+            endpoints=("/repositories/{workspace}/{repo_slug}/deploy-keys",),
+        ),
+        TableSpec(
+            "webhooks",
+            "Repository webhooks.",
+            ("repository", "uuid"),
+            (
+                _WS,
+                _REPO,
+                _c("uuid", STR, "webhook UUID"),
+                _c("url", STR, "delivery URL (untrusted text)"),
+                _c("description", STR, "description (untrusted text)"),
+                _c("active", BOOL, "webhook is active"),
+                _c("events", STR, "subscribed events, '; '-separated"),
+                _c("secret_set", BOOL, "a signing secret is set; <NA> if not reported"),
+                _c("skip_cert_verification", BOOL, "TLS verification skipped; <NA> if unknown"),
+            ),
+            query="integrations",
+            endpoints=("/repositories/{workspace}/{repo_slug}/hooks",),
+        ),
+        TableSpec(
+            "pipelines",
+            "Whether Bitbucket Pipelines is enabled for each repository.",
+            ("repository",),
+            (_WS, _REPO, _c("enabled", BOOL, "Pipelines enabled")),
+            query="integrations",
+            endpoints=("/repositories/{workspace}/{repo_slug}/pipelines_config",),
+        ),
+        TableSpec(
+            "pull_requests",
+            "Pull requests merged during the reporting period (the CM-10/11/12 population).",
+            ("repository", "pr_id"),
+            (
+                _WS,
+                _REPO,
+                _c("pr_id", INT, "pull request id"),
+                _c("title", STR, "title (untrusted text)"),
+                _c("state", STR, "MERGED"),
+                _c("author_uuid", STR, "author UUID"),
+                _c("author_name", STR, "author display name"),
+                _c("source_branch", STR, "source branch"),
+                _c("source_commit", STR, "source head commit hash"),
+                _c("destination_branch", STR, "destination branch"),
+                _c("merge_commit", STR, "merge commit hash"),
+                _c("closed_by_uuid", STR, "UUID of who merged it"),
+                _c("closed_by_name", STR, "display name of who merged it"),
+                _c("created_on", TIME, "creation time"),
+                _c("updated_on", TIME, "last update time"),
+                _c("merged_on", TIME, "merge time"),
+                _c("merged_on_source", STR, "where merged_on came from: closed_on | activity"),
+            ),
+            query="change_management",
+            endpoints=(
+                "/repositories/{workspace}/{repo_slug}/pullrequests",
+                "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/activity",
+            ),
+        ),
+        TableSpec(
+            "pr_participants",
+            "Participants of the merged pull requests, with their approvals.",
+            ("repository", "pr_id", "user_uuid"),
+            (
+                _WS,
+                _REPO,
+                _c("pr_id", INT, "pull request id"),
+                _c("user_uuid", STR, "participant UUID"),
+                _c("display_name", STR, "display name (untrusted text)"),
+                _c("role", STR, "PARTICIPANT | REVIEWER"),
+                _c("approved", BOOL, "approved the pull request"),
+                _c("state", STR, "approved | changes_requested | <NA>"),
+                _c("participated_on", TIME, "time of approval (for approvers) or last comment"),
+            ),
+            query="change_management",
+            endpoints=("/repositories/{workspace}/{repo_slug}/pullrequests",),
+        ),
+        TableSpec(
+            "build_statuses",
+            "Build results on the source head of each merged pull request (CM-12).",
+            ("repository", "pr_id", "key"),
+            (
+                _WS,
+                _REPO,
+                _c("pr_id", INT, "pull request id"),
+                _c("commit", STR, "the commit the build ran on (the PR's source head)"),
+                _c("key", STR, "status key (vendor identifier)"),
+                _c("name", STR, "build name (untrusted text)"),
+                _c("state", STR, "SUCCESSFUL | FAILED | INPROGRESS | STOPPED"),
+                _c("url", STR, "link to the build (untrusted text)"),
+                _c("source", STR, "commit_status | pipeline"),
+                _c("created_on", TIME, "created"),
+                _c("updated_on", TIME, "updated"),
+            ),
+            query="change_management",
+            endpoints=(
+                "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/statuses",
+                "/repositories/{workspace}/{repo_slug}/pipelines",
+            ),
+        ),
+        TableSpec(
+            "branch_head_statuses",
+            "Build statuses on the head commit of each repository's default branch (SD-1).",
+            ("repository", "commit", "key"),
+            (
+                _WS,
+                _REPO,
+                _c("branch", STR, "the default branch"),
+                _c("commit", STR, "its head commit"),
+                _c("key", STR, "status key (vendor identifier)"),
+                _c("name", STR, "build name (untrusted text)"),
+                _c("state", STR, "SUCCESSFUL | FAILED | INPROGRESS | STOPPED"),
+                _c("url", STR, "link to the build (untrusted text)"),
+                _c("created_on", TIME, "created"),
+                _c("updated_on", TIME, "updated"),
+            ),
+            query="integrations",
+            endpoints=(
+                "/repositories/{workspace}/{repo_slug}/refs/branches/{name}",
+                "/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
+            ),
+        ),
+    )
+}
+
+COLLECTION_ERRORS = TableSpec(
+    "collection_errors",
+    "What could not be collected: one row per failed dataset and resource.",
+    ("workspace", "repository", "dataset"),
+    (
+        _WS,
+        _c("repository", STR, "repository full name; <NA> when the whole workspace is affected"),
+        _c("dataset", STR, "the dataset (TABLES key) that is incomplete"),
+        _c("path", STR, "GraphQL path of the failed field"),
+        _c("http_status", INT, "HTTP status Bitbucket answered, <NA> for network errors"),
+        _c("error_code", STR, "FORBIDDEN | UNAUTHORIZED | NOT_FOUND | GONE | RATE_LIMITED | …"),
+        _c("message", STR, "what went wrong (secrets redacted)"),
+        _c("hint", STR, "what to fix, e.g. the scope or permission the credential lacks"),
+    ),
+    query="",
+    endpoints=(),
+    per_repository=False,
+)
+
+ALL_TABLES: dict[str, TableSpec] = {**TABLES, COLLECTION_ERRORS.name: COLLECTION_ERRORS}
+
+
+def make_table(name: str, rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
+    """A DataFrame for dataset ``name`` with exactly its declared columns and dtypes.
+
+    Keys a row lacks become missing values; keys the spec does not declare are an error, so a
+    typo in the collector cannot silently drop evidence.
+    """
+    spec = ALL_TABLES[name]
+    records = list(rows)
+    allowed = set(spec.column_names)
+    for record in records:
+        unknown = set(record) - allowed
+        if unknown:
+            raise KeyError(f"dataset {name}: unknown column(s) {sorted(unknown)}")
+    frame = pd.DataFrame.from_records(records, columns=spec.column_names)
+    return frame.astype(spec.dtypes) if records else _empty(spec)
+
+
+def _empty(spec: TableSpec) -> pd.DataFrame:
+    return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in spec.columns})
+
+
+@dataclass
+class CollectionInfo:
+    """What the collection did: who, when, over what, with how many requests."""
+
+    workspaces: list[str]
+    period_label: str
+    period_since: datetime
+    period_until: datetime
+    started_at: datetime
+    finished_at: datetime
+    credential_type: str
+    credential_identity: str
+    api_url: str
+    queries: dict[str, str] = field(default_factory=dict)  # stored query name -> document text
+    http: dict[str, Any] = field(default_factory=dict)  # HttpStats.as_dict()
+    datasets: list[str] = field(default_factory=list)  # datasets the collection attempted
+
+
+@dataclass
+class Evidence:
+    """Everything the controls engine and the reports read about one collection."""
+
+    tables: dict[str, pd.DataFrame]
+    errors: pd.DataFrame
+    info: CollectionInfo
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in TABLES:
+            raise KeyError(f"unknown dataset {name!r}")
+        return self.tables.get(name, make_table(name))
+
+    def errors_for(self, dataset: str) -> pd.DataFrame:
+        """Collection errors affecting ``dataset`` (per repository or workspace-wide)."""
+        return self.errors[self.errors["dataset"] == dataset]

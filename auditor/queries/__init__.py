@@ -1,0 +1,1 @@
+"""The stored GraphQL documents the batch job runs (package data)."""

@@ -1,0 +1,1 @@
+"""Evidence reports: HTML (Jinja2), archival PDF (WeasyPrint), CSV/JSON, manifest and verify."""

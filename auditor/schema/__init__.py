@@ -1,0 +1,1 @@
+"""The GraphQL evidence layer: one graphene schema over Bitbucket, resolved through DataLoaders."""
