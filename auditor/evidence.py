@@ -382,6 +382,12 @@ COLLECTION_ERRORS = TableSpec(
         _WS,
         _c("repository", STR, "repository full name; <NA> when the whole workspace is affected"),
         _c("dataset", STR, "the dataset (TABLES key) that is incomplete"),
+        _c(
+            "record",
+            STR,
+            "the record within the dataset when narrower than the repository (a pull request "
+            "id); <NA> when the whole dataset of the repository is affected",
+        ),
         _c("path", STR, "GraphQL path of the failed field"),
         _c("http_status", INT, "HTTP status Bitbucket answered, <NA> for network errors"),
         _c("error_code", STR, "FORBIDDEN | UNAUTHORIZED | NOT_FOUND | GONE | RATE_LIMITED | …"),
