@@ -104,6 +104,10 @@ class ControlOutcome:
     scope: str  # human description of the scope filter ("all repositories", "project CORE")
     population: int  # number of resources evaluated
     counts: dict[str, int]  # Status value -> number of rows
+    # Added by the controls engine (defaults keep older constructors working):
+    enabled: bool = True  # False: disabled in the catalog, not evaluated (no rows, zero counts)
+    resource_type: str = "repository"  # the level the check judges (FINDING_COLUMNS values)
+    framework_labels: list[str] = field(default_factory=list)  # "SOC 2 CC8.1", "ISO 27001 8.4"
 
 
 @dataclass
@@ -120,6 +124,9 @@ class ExceptionEntry:
     source: str  # "file:line"
     state: str  # "applied" | "expired" | "unmatched"
     matched: list[str] = field(default_factory=list)  # resources it turned into EXCEPTED
+    # Added by the controls engine: for an expired exception, the FAIL resources it would have
+    # covered had it not expired (their rows stay FAIL and name it in the reason).
+    would_match: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,0 +1,365 @@
+"""Access-control checks: visibility, forking, administrators, grants, owners, 2FA, deploy keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from auditor.controls.branches import known
+from auditor.controls.checks.registry import (
+    CheckContext,
+    Parameters,
+    Rows,
+    check,
+    days_between,
+    plural,
+)
+from auditor.controls.patterns import glob_problem, repository_matches
+from auditor.controls.results import Status
+
+
+def _check_globs(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        if problem := glob_problem(pattern):
+            raise ValueError(problem)
+    return patterns
+
+
+def _by_repository(frame: Any) -> dict[str, Any]:
+    return {name: group for name, group in frame.groupby("repository", sort=True)}
+
+
+class PublicParameters(Parameters):
+    allowed_public: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_public")
+    @classmethod
+    def _globs(cls, patterns: list[str]) -> list[str]:
+        return _check_globs(patterns)
+
+
+@check(
+    "public_repositories",
+    level="repository",
+    datasets=("repositories",),
+    parameters=PublicParameters,
+)
+def public_repositories(ctx: CheckContext, params: PublicParameters) -> Any:
+    """Repositories are private unless listed in ``allowed_public``."""
+    rows = Rows("repository")
+    for repo in ctx.repositories.itertuples(index=False):
+        if not known(repo.is_private):
+            reason = (
+                f"Bitbucket did not report whether {repo.repository} is private; "
+                "its visibility could not be assessed."
+            )
+            rows.repository(repo, Status.ERROR, reason)
+        elif repo.is_private:
+            rows.repository(repo, Status.PASS, f"{repo.repository} is private.", "private")
+        elif repository_matches(params.allowed_public, repo.repository):
+            reason = f"{repo.repository} is public and listed in allowed_public."
+            rows.repository(repo, Status.PASS, reason, "public (allowed)")
+        else:
+            reason = (
+                f"{repo.repository} is public; repositories must be private unless listed in "
+                "allowed_public."
+            )
+            rows.repository(repo, Status.FAIL, reason, "public")
+    return rows.frame()
+
+
+class ForkParameters(Parameters):
+    forbidden_fork_policies: list[str] = Field(default_factory=lambda: ["allow_forks"])
+
+
+@check(
+    "private_fork_policy",
+    level="repository",
+    datasets=("repositories",),
+    parameters=ForkParameters,
+)
+def private_fork_policy(ctx: CheckContext, params: ForkParameters) -> Any:
+    """Private repositories have a fork policy that keeps forks inside the workspace."""
+    rows = Rows("repository")
+    forbidden = ", ".join(params.forbidden_fork_policies)
+    for repo in ctx.repositories.itertuples(index=False):
+        if not known(repo.is_private):
+            reason = (
+                f"Bitbucket did not report whether {repo.repository} is private; "
+                "its fork policy could not be assessed."
+            )
+            rows.repository(repo, Status.ERROR, reason)
+        elif not repo.is_private:
+            reason = (
+                f"{repo.repository} is public; the fork policy of private repositories "
+                "does not apply."
+            )
+            rows.repository(repo, Status.NOT_APPLICABLE, reason, "public")
+        elif not known(repo.fork_policy):
+            reason = f"Bitbucket did not report the fork policy of {repo.repository}."
+            rows.repository(repo, Status.ERROR, reason)
+        elif repo.fork_policy in params.forbidden_fork_policies:
+            reason = (
+                f"{repo.repository} is private but its fork policy is {repo.fork_policy}, so it "
+                f"can be forked outside the workspace; the policy must not be {forbidden}."
+            )
+            rows.repository(repo, Status.FAIL, reason, repo.fork_policy)
+        else:
+            reason = (
+                f"{repo.repository} is private with fork policy {repo.fork_policy} "
+                f"(not {forbidden})."
+            )
+            rows.repository(repo, Status.PASS, reason, repo.fork_policy)
+    return rows.frame()
+
+
+class AdminParameters(Parameters):
+    max_admins: int = Field(default=3, ge=0)
+
+
+@check(
+    "repository_admins",
+    level="repository",
+    datasets=("repositories", "repository_permissions"),
+    parameters=AdminParameters,
+)
+def repository_admins(ctx: CheckContext, params: AdminParameters) -> Any:
+    """At most ``max_admins`` users hold effective admin on a repository."""
+    permissions = _by_repository(ctx.table("repository_permissions"))
+    rows = Rows("repository")
+    for repo in ctx.repositories.itertuples(index=False):
+        group = permissions.get(repo.repository)
+        pointer = f"repository_permissions:{repo.repository}"
+        if group is None:
+            reason = (
+                f"Bitbucket listed no effective permissions for {repo.repository}; its "
+                "administrators could not be counted."
+            )
+            rows.repository(repo, Status.ERROR, reason, None, pointer)
+            continue
+        admins = group[group["permission"] == "admin"]
+        names = "; ".join(sorted(admins["display_name"].fillna(admins["user_uuid"]).astype(str)))
+        count = len(admins)
+        lead = f"{repo.repository} has {plural(count, 'administrator')}"
+        if names:
+            lead += f" ({names})"
+        limit = f"at most {params.max_admins} {'is' if params.max_admins == 1 else 'are'} allowed"
+        status = Status.FAIL if count > params.max_admins else Status.PASS
+        rows.repository(repo, status, f"{lead}; {limit}.", count, pointer)
+    return rows.frame()
+
+
+class GrantParameters(Parameters):
+    permissions: list[str] = Field(default_factory=lambda: ["write", "admin"], min_length=1)
+    allowed_users: list[str] = Field(default_factory=list)  # user UUIDs or display names
+
+
+@check(
+    "direct_user_grants",
+    level="repository",
+    datasets=("repositories", "repository_grants"),
+    parameters=GrantParameters,
+)
+def direct_user_grants(ctx: CheckContext, params: GrantParameters) -> Any:
+    """No user holds a direct (non-group) grant of the listed permissions."""
+    grants = _by_repository(ctx.table("repository_grants"))
+    rows = Rows("repository")
+    wanted = " or ".join(params.permissions)
+    allowed = set(params.allowed_users)
+    for repo in ctx.repositories.itertuples(index=False):
+        group = grants.get(repo.repository)
+        pointer = f"repository_grants:{repo.repository}"
+        direct = []
+        group_grants = 0
+        if group is not None:
+            users = group[
+                (group["principal_type"] == "user") & group["permission"].isin(params.permissions)
+            ]
+            direct = [
+                (str(row.principal_name), str(row.permission))
+                for row in users.itertuples(index=False)
+                if row.principal_id not in allowed and row.principal_name not in allowed
+            ]
+            group_grants = int((group["principal_type"] == "group").sum())
+        if direct:
+            listing = "; ".join(f"{name}: {permission}" for name, permission in sorted(direct))
+            reason = (
+                f"{repo.repository} grants {wanted} directly to {plural(len(direct), 'user')} "
+                f"({listing}); such access must come through groups."
+            )
+            rows.repository(repo, Status.FAIL, reason, len(direct), pointer)
+        else:
+            reason = (
+                f"{repo.repository} grants no {wanted} access directly to users "
+                f"({plural(group_grants, 'group grant')})."
+            )
+            rows.repository(repo, Status.PASS, reason, 0, pointer)
+    return rows.frame()
+
+
+class OwnerParameters(Parameters):
+    max_owners: int = Field(default=3, ge=1)
+
+
+@check(
+    "workspace_owners",
+    level="workspace",
+    datasets=("members",),
+    parameters=OwnerParameters,
+)
+def workspace_owners(ctx: CheckContext, params: OwnerParameters) -> Any:
+    """At most ``max_owners`` members hold the workspace owner permission."""
+    members = ctx.table("members")
+    rows = Rows("workspace")
+    for workspace in ctx.workspaces:
+        listed = members[members["workspace"] == workspace]
+        owners = listed[listed["workspace_permission"] == "owner"]
+        unknown = int(listed["workspace_permission"].isna().sum())
+        count = len(owners)
+        names = "; ".join(sorted(owners["display_name"].fillna(owners["user_uuid"]).astype(str)))
+        lead = f"{workspace} has {plural(count, 'owner')}" + (f" ({names})" if names else "")
+        limit = f"at most {params.max_owners} {'is' if params.max_owners == 1 else 'are'} allowed"
+        if count > params.max_owners:
+            status, reason = Status.FAIL, f"{lead}; {limit}."
+        elif unknown:
+            status = Status.ERROR
+            reason = (
+                f"{lead}, but the workspace permission of {plural(unknown, 'member')} is not "
+                f"reported; {limit}, which could not be assessed."
+            )
+        else:
+            status, reason = Status.PASS, f"{lead}; {limit}."
+        rows.add(
+            resource=workspace,
+            workspace=workspace,
+            repository=None,
+            status=status,
+            reason=reason,
+            observed=count,
+            evidence=f"members:{workspace}",
+        )
+    return rows.frame()
+
+
+@check("member_two_step", level="member", datasets=("members",))
+def member_two_step(ctx: CheckContext, params: Parameters) -> Any:
+    """Every member has two-step verification on (MANUAL where the API does not expose it)."""
+    members = ctx.table("members")
+    rows = Rows("member")
+    for member in members.itertuples(index=False):
+        who = str(member.display_name) if known(member.display_name) else str(member.user_uuid)
+        resource = f"{member.workspace}:{member.user_uuid}"
+        if not known(member.has_2fa_enabled):
+            status = Status.MANUAL
+            reason = (
+                f"Bitbucket does not expose whether {who} ({resource}) uses two-step "
+                "verification; attach evidence from the identity provider or the member's "
+                "account settings."
+            )
+            observed = "not exposed"
+        elif member.has_2fa_enabled:
+            status, observed = Status.PASS, "on"
+            reason = f"{who} ({resource}) uses two-step verification."
+        else:
+            status, observed = Status.FAIL, "off"
+            reason = f"{who} ({resource}) has two-step verification off; every member must use it."
+        rows.add(
+            resource=resource,
+            workspace=member.workspace,
+            repository=None,
+            status=status,
+            reason=reason,
+            observed=observed,
+            evidence=f"members:{member.workspace}#{member.user_uuid}",
+        )
+    return rows.frame()
+
+
+def _key_rows(ctx: CheckContext) -> Any:
+    keys = ctx.table("deploy_keys")
+    return keys.sort_values(["repository", "key_id"], kind="stable").itertuples(index=False)
+
+
+def _key_name(key: Any) -> str:
+    label = f"'{key.label}'" if known(key.label) and str(key.label) else f"#{key.key_id}"
+    return f"{key.repository} deploy key {label}"
+
+
+def _add_key(rows: Rows, key: Any, status: Status, reason: str, observed: object) -> None:
+    rows.add(
+        resource=f"{key.repository}:key:{key.key_id}",
+        workspace=key.workspace,
+        repository=key.repository,
+        status=status,
+        reason=reason,
+        observed=observed,
+        evidence=f"deploy_keys:{key.repository}#{key.key_id}",
+    )
+
+
+class KeyAgeParameters(Parameters):
+    max_age_days: int = Field(default=365, ge=1)
+
+
+@check(
+    "deploy_key_age",
+    level="deploy_key",
+    datasets=("repositories", "deploy_keys"),
+    parameters=KeyAgeParameters,
+    none_reason="{repository} has no deploy keys.",
+)
+def deploy_key_age(ctx: CheckContext, params: KeyAgeParameters) -> Any:
+    """Deploy keys are younger than ``max_age_days`` (rotated)."""
+    rows = Rows("deploy_key")
+    for key in _key_rows(ctx):
+        name = _key_name(key)
+        if not known(key.added_on):
+            reason = (
+                f"Bitbucket did not report when {name} was added; its age could not be assessed."
+            )
+            _add_key(rows, key, Status.ERROR, reason, None)
+            continue
+        age = days_between(key.added_on, ctx.evaluated_on)
+        lead = (
+            f"{name} was added on {key.added_on.date()}, "
+            f"{plural(age, 'day')} before {ctx.evaluated_on}"
+        )
+        if age > params.max_age_days:
+            reason = f"{lead}; keys must be rotated within {params.max_age_days} days."
+            _add_key(rows, key, Status.FAIL, reason, f"{age} days")
+        else:
+            reason = f"{lead}; keys must be rotated within {params.max_age_days} days."
+            _add_key(rows, key, Status.PASS, reason, f"{age} days")
+    return rows.frame()
+
+
+class KeyUseParameters(Parameters):
+    max_unused_days: int = Field(default=90, ge=1)
+
+
+@check(
+    "deploy_key_usage",
+    level="deploy_key",
+    datasets=("repositories", "deploy_keys"),
+    parameters=KeyUseParameters,
+    none_reason="{repository} has no deploy keys.",
+)
+def deploy_key_usage(ctx: CheckContext, params: KeyUseParameters) -> Any:
+    """Deploy keys were used within ``max_unused_days``; keys never used are removed."""
+    rows = Rows("deploy_key")
+    rule = f"keys unused for more than {params.max_unused_days} days must be removed"
+    for key in _key_rows(ctx):
+        name = _key_name(key)
+        if not known(key.last_used):
+            reason = f"{name} has never been used (Bitbucket reports no use); {rule}."
+            _add_key(rows, key, Status.FAIL, reason, "never used")
+            continue
+        idle = days_between(key.last_used, ctx.evaluated_on)
+        lead = (
+            f"{name} was last used on {key.last_used.date()}, "
+            f"{plural(idle, 'day')} before {ctx.evaluated_on}"
+        )
+        status = Status.FAIL if idle > params.max_unused_days else Status.PASS
+        _add_key(rows, key, status, f"{lead}; {rule}.", f"{idle} days")
+    return rows.frame()

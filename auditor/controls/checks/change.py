@@ -1,0 +1,392 @@
+"""Change-management design checks: is the default branch protected as the catalog requires?
+
+Every check here judges one repository at a time from the restrictions that apply to its main
+branch (``auditor.controls.branches``); a restriction on another branch never counts, and the
+reason says so when one exists elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from auditor.controls.branches import classify_restrictions, describe_target, known
+from auditor.controls.checks.registry import (
+    CheckContext,
+    Parameters,
+    Rows,
+    at_least,
+    check,
+    plural,
+)
+from auditor.controls.results import Status
+
+BRANCH_DATASETS = ("repositories", "branch_restrictions", "branching_models")
+
+
+def restrictions_by_repository(ctx: CheckContext) -> dict[str, list[Any]]:
+    """Every restriction of each repository, classified against its main branch (computed once)."""
+
+    def build() -> dict[str, list[Any]]:
+        evidence = ctx.evidence
+        frame = classify_restrictions(
+            evidence.table("repositories"),
+            evidence.table("branch_restrictions"),
+            evidence.table("branching_models"),
+        )
+        index: dict[str, list[Any]] = defaultdict(list)
+        for row in frame.itertuples(index=False):
+            index[row.repository].append(row)
+        return dict(index)
+
+    return ctx.shared("restrictions_by_repository", build)
+
+
+def pointer(restriction: Any) -> str:
+    return f"branch_restrictions:{restriction.repository}#{restriction.restriction_id}"
+
+
+def cite(restriction: Any) -> str:
+    """``#12, pattern 'main'`` — which restriction, and how it reaches the main branch."""
+    return f"#{restriction.restriction_id}, {restriction.matched_by}"
+
+
+def _split(kind_rows: list[Any], kind: str) -> tuple[list[Any], list[Any]]:
+    applying = [r for r in kind_rows if r.kind == kind and r.applies]
+    elsewhere = [r for r in kind_rows if r.kind == kind and not r.applies]
+    return applying, elsewhere
+
+
+def _elsewhere_note(elsewhere: list[Any]) -> str:
+    if not elsewhere:
+        return ""
+    targets = sorted({describe_target(r) for r in elsewhere})
+    return f" (only on {', '.join(targets)})"
+
+
+def _listing_pointer(repository: str) -> str:
+    return f"branch_restrictions:{repository}"
+
+
+class KindsParameters(Parameters):
+    kinds: list[str] = Field(min_length=1)
+    match: Literal["all", "any"] = "all"
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct(cls, kinds: list[str]) -> list[str]:
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("kinds must not repeat")
+        if any(not kind.strip() for kind in kinds):
+            raise ValueError("kinds must not be empty strings")
+        return kinds
+
+
+@check(
+    "branch_restrictions_apply",
+    level="repository",
+    datasets=BRANCH_DATASETS,
+    parameters=KindsParameters,
+    requires_main_branch=True,
+)
+def branch_restrictions_apply(ctx: CheckContext, params: KindsParameters) -> Any:
+    """Restrictions of the given kinds (all of them, or any one) apply to the default branch."""
+    index = restrictions_by_repository(ctx)
+    rows = Rows("repository")
+    for repo in ctx.repositories.itertuples(index=False):
+        found = {kind: _split(index.get(repo.repository, []), kind) for kind in params.kinds}
+        present = [kind for kind in params.kinds if found[kind][0]]
+        missing = [kind for kind in params.kinds if not found[kind][0]]
+        satisfied = not missing if params.match == "all" else bool(present)
+        evidence = [pointer(r) for kind in present for r in found[kind][0]]
+        observed = "; ".join(f"{kind}: {cite(found[kind][0][0])}" for kind in present) or "none"
+        if satisfied:
+            listed = " and ".join(f"a '{k}' restriction ({cite(found[k][0][0])})" for k in present)
+            reason = f"{repo.repository}'s {repo.main_branch} branch has {listed}."
+            rows.repository(repo, Status.PASS, reason, observed, evidence)
+            continue
+        reason = _missing_reason(repo, params, present, missing, found)
+        rows.repository(
+            repo, Status.FAIL, reason, observed, evidence or _listing_pointer(repo.repository)
+        )
+    return rows.frame()
+
+
+def _missing_reason(
+    repo: Any,
+    params: KindsParameters,
+    present: list[str],
+    missing: list[str],
+    found: dict[str, tuple[list[Any], list[Any]]],
+) -> str:
+    main = repo.main_branch
+    quoted = [f"'{kind}'" for kind in params.kinds]
+    elsewhere = _elsewhere_note([r for kind in missing for r in found[kind][1]])
+    if len(params.kinds) == 1:
+        return (
+            f"{repo.repository} has no {quoted[0]} restriction on {main}{elsewhere}; "
+            "one must apply to the default branch."
+        )
+    if params.match == "any":
+        return (
+            f"{repo.repository} has neither {' nor '.join(quoted)} restriction on {main}"
+            f"{elsewhere}; one of them must apply to the default branch."
+        )
+    need = "both" if len(params.kinds) == 2 else "all of them"
+    absent = " or ".join(f"'{kind}'" for kind in missing)
+    if present:
+        has = " and ".join(f"'{kind}'" for kind in present)
+        return (
+            f"{repo.repository}'s {main} branch has {has} but no {absent} restriction"
+            f"{elsewhere}; {need} must apply to the default branch."
+        )
+    return (
+        f"{repo.repository} has no {absent} restriction on {main}{elsewhere}; "
+        f"{need} must apply to the default branch."
+    )
+
+
+class PushParameters(Parameters):
+    max_exempt_users: int = Field(default=0, ge=0)
+    max_exempt_groups: int = Field(default=1, ge=0)
+
+
+def _names(value: Any) -> set[str]:
+    if not known(value) or not str(value).strip():
+        return set()
+    return {name.strip() for name in str(value).split(";") if name.strip()}
+
+
+def _exempt(
+    applying: list[Any], names_column: str, count_column: str
+) -> tuple[int, set[str]] | None:
+    """Union of the exempt principals of overlapping push restrictions (Bitbucket combines them).
+
+    None when a restriction reports neither the names nor the count (unknown, not zero).
+    """
+    names: set[str] = set()
+    count = 0
+    for restriction in applying:
+        row_names = _names(getattr(restriction, names_column))
+        row_count = getattr(restriction, count_column)
+        if not known(row_count) and not row_names and not known(getattr(restriction, names_column)):
+            return None
+        names |= row_names
+        count = max(count, int(row_count) if known(row_count) else len(row_names))
+    return max(count, len(names)), names
+
+
+@check(
+    "push_restriction",
+    level="repository",
+    datasets=BRANCH_DATASETS,
+    parameters=PushParameters,
+    requires_main_branch=True,
+)
+def push_restriction(ctx: CheckContext, params: PushParameters) -> Any:
+    """A push restriction applies to the default branch and exempts few users and groups."""
+    index = restrictions_by_repository(ctx)
+    rows = Rows("repository")
+    limits = (
+        f"at most {plural(params.max_exempt_users, 'user')} and "
+        f"{plural(params.max_exempt_groups, 'group')} may be exempt"
+    )
+    for repo in ctx.repositories.itertuples(index=False):
+        applying, elsewhere = _split(index.get(repo.repository, []), "push")
+        main = repo.main_branch
+        if not applying:
+            reason = (
+                f"{repo.repository} has no 'push' restriction on {main}"
+                f"{_elsewhere_note(elsewhere)}, so anyone with write access can push to it "
+                "directly; one must apply to the default branch."
+            )
+            rows.repository(repo, Status.FAIL, reason, "none", _listing_pointer(repo.repository))
+            continue
+        evidence = [pointer(r) for r in applying]
+        users = _exempt(applying, "exempt_users", "exempt_user_count")
+        groups = _exempt(applying, "exempt_groups", "exempt_group_count")
+        if users is None or groups is None:
+            reason = (
+                f"{repo.repository}'s push restriction on {main} ({cite(applying[0])}) does not "
+                "report who is exempt; the exemptions could not be assessed."
+            )
+            rows.repository(repo, Status.ERROR, reason, "exemptions unknown", evidence)
+            continue
+        observed = f"{plural(users[0], 'user')}, {plural(groups[0], 'group')} exempt"
+        over = []
+        if users[0] > params.max_exempt_users:
+            over.append(f"{plural(users[0], 'user')} ({'; '.join(sorted(users[1]))})")
+        if groups[0] > params.max_exempt_groups:
+            over.append(f"{plural(groups[0], 'group')} ({'; '.join(sorted(groups[1]))})")
+        if over:
+            reason = (
+                f"{repo.repository}'s push restriction on {main} ({cite(applying[0])}) exempts "
+                f"{' and '.join(over)}; {limits}."
+            )
+            rows.repository(repo, Status.FAIL, reason, observed, evidence)
+        else:
+            reason = (
+                f"{repo.repository} restricts direct pushes to {main} ({cite(applying[0])}), "
+                f"exempting {plural(users[0], 'user')} and {plural(groups[0], 'group')}; {limits}."
+            )
+            rows.repository(repo, Status.PASS, reason, observed, evidence)
+    return rows.frame()
+
+
+def _value_rows(
+    ctx: CheckContext,
+    *,
+    kind: str,
+    minimum: int,
+    noun: str,
+    recommended: int | None = None,
+) -> Any:
+    """Shared body of the "merge check with a number" checks (approvals, passing builds)."""
+    index = restrictions_by_repository(ctx)
+    rows = Rows("repository")
+    for repo in ctx.repositories.itertuples(index=False):
+        applying, elsewhere = _split(index.get(repo.repository, []), kind)
+        main = repo.main_branch
+        required = at_least(minimum, noun)
+        if not applying:
+            reason = (
+                f"{repo.repository} has no '{kind}' merge check on {main}"
+                f"{_elsewhere_note(elsewhere)}; {required}."
+            )
+            rows.repository(repo, Status.FAIL, reason, "none", _listing_pointer(repo.repository))
+            continue
+        evidence = [pointer(r) for r in applying]
+        values = [int(r.value) for r in applying if known(r.value)]
+        if not values:
+            reason = (
+                f"{repo.repository}'s '{kind}' merge check on {main} ({cite(applying[0])}) "
+                f"does not report how many {noun}s it requires; {required}."
+            )
+            rows.repository(repo, Status.ERROR, reason, "value unknown", evidence)
+            continue
+        # Bitbucket enforces the highest value when several checks overlap.
+        value = max(values)
+        strongest = next(r for r in applying if known(r.value) and int(r.value) == value)
+        lead = f"{repo.repository} requires {plural(value, noun)} to merge into {main}"
+        if value < minimum:
+            rows.repository(repo, Status.FAIL, f"{lead}; {required}.", value, evidence)
+            continue
+        advice = ""
+        if recommended is not None and value < recommended:
+            advice = f"; {recommended} are recommended"
+        reason = f"{lead} ({cite(strongest)}); {required}{advice}."
+        rows.repository(repo, Status.PASS, reason, value, evidence)
+    return rows.frame()
+
+
+class ApprovalParameters(Parameters):
+    min_approvals: int = Field(default=1, ge=1)
+    recommended_approvals: int | None = Field(default=2, ge=1)
+
+
+@check(
+    "required_approvals",
+    level="repository",
+    datasets=BRANCH_DATASETS,
+    parameters=ApprovalParameters,
+    requires_main_branch=True,
+)
+def required_approvals(ctx: CheckContext, params: ApprovalParameters) -> Any:
+    """Merging into the default branch requires at least ``min_approvals`` approvals."""
+    return _value_rows(
+        ctx,
+        kind="require_approvals_to_merge",
+        minimum=params.min_approvals,
+        noun="approval",
+        recommended=params.recommended_approvals,
+    )
+
+
+class BuildParameters(Parameters):
+    min_passing_builds: int = Field(default=1, ge=1)
+
+
+@check(
+    "required_passing_builds",
+    level="repository",
+    datasets=BRANCH_DATASETS,
+    parameters=BuildParameters,
+    requires_main_branch=True,
+)
+def required_passing_builds(ctx: CheckContext, params: BuildParameters) -> Any:
+    """Merging into the default branch requires at least ``min_passing_builds`` passing builds."""
+    return _value_rows(
+        ctx,
+        kind="require_passing_builds_to_merge",
+        minimum=params.min_passing_builds,
+        noun="passing build",
+    )
+
+
+@check(
+    "enforced_merge_checks",
+    level="repository",
+    datasets=BRANCH_DATASETS,
+    requires_main_branch=True,
+)
+def enforced_merge_checks(ctx: CheckContext, params: Parameters) -> Any:
+    """Merge checks on the default branch are enforced (Premium), not advisory."""
+    index = restrictions_by_repository(ctx)
+    rows = Rows("repository")
+    for repo in ctx.repositories.itertuples(index=False):
+        applying, elsewhere = _split(index.get(repo.repository, []), "enforce_merge_checks")
+        main = repo.main_branch
+        if applying:
+            reason = (
+                f"{repo.repository} enforces merge checks on {main} ({cite(applying[0])}): "
+                "a merge is blocked until they pass."
+            )
+            rows.repository(repo, Status.PASS, reason, "enforced", [pointer(r) for r in applying])
+        else:
+            reason = (
+                f"{repo.repository} does not enforce merge checks on {main}"
+                f"{_elsewhere_note(elsewhere)}, so they are warnings only and a merge can "
+                "ignore them ('enforce_merge_checks' needs Bitbucket Premium)."
+            )
+            rows.repository(
+                repo, Status.FAIL, reason, "warnings only", _listing_pointer(repo.repository)
+            )
+    return rows.frame()
+
+
+class ReviewerParameters(Parameters):
+    min_reviewers: int = Field(default=1, ge=1)
+
+
+@check(
+    "default_reviewers",
+    level="repository",
+    datasets=("repositories", "default_reviewers"),
+    parameters=ReviewerParameters,
+)
+def default_reviewers(ctx: CheckContext, params: ReviewerParameters) -> Any:
+    """The repository (or its project) assigns at least ``min_reviewers`` default reviewers."""
+    reviewers = ctx.table("default_reviewers")
+    by_repository = {name: group for name, group in reviewers.groupby("repository", sort=True)}
+    rows = Rows("repository")
+    required = at_least(params.min_reviewers, "default reviewer")
+    for repo in ctx.repositories.itertuples(index=False):
+        group = by_repository.get(repo.repository)
+        count = 0 if group is None else len(group)
+        pointer_ = f"default_reviewers:{repo.repository}"
+        if count == 0:
+            reason = (
+                f"{repo.repository} has no default reviewers at repository or project level; "
+                f"{required}."
+            )
+            rows.repository(repo, Status.FAIL, reason, 0, pointer_)
+            continue
+        names = "; ".join(sorted(str(n) for n in group["display_name"].dropna()))
+        levels = sorted(str(t) for t in group["reviewer_type"].dropna().unique())
+        source = f", set at {' and '.join(levels)} level" if levels else ""
+        lead = f"{repo.repository} has {plural(count, 'default reviewer')} ({names}{source})"
+        status = Status.PASS if count >= params.min_reviewers else Status.FAIL
+        rows.repository(repo, status, f"{lead}; {required}.", count, pointer_)
+    return rows.frame()

@@ -1,0 +1,460 @@
+"""The controls engine: evaluates a catalog over evidence and returns ``EvaluationResult``.
+
+For each enabled control, in catalog order, the engine
+
+1. writes a workspace-level ERROR row for every workspace whose repository inventory could not
+   be collected (nothing else can be judged there);
+2. for repository-level checks (and checks on deploy keys, webhooks and pull requests, which
+   belong to repositories): applies the catalog's and the control's scope; writes ERROR for each
+   repository in scope whose evidence is missing (a collection error for that repository or the
+   whole workspace, or a dataset not collected at all), NOT_APPLICABLE for an empty repository
+   when the check needs a main branch, and runs the check on the rest. A repository the check
+   returns nothing for gets ERROR (repository level) or NOT_APPLICABLE with the check's
+   ``none_reason`` (no deploy keys, no webhooks, no merged pull requests). A scope that matches
+   no repository gives a workspace-level ERROR row. Every repository in scope therefore has a
+   row for every repository-level control: fail closed;
+3. for workspace, member and credential checks: ERROR per workspace whose datasets are missing,
+   the check for the others;
+4. for manual controls: one MANUAL row per workspace saying what to attach.
+
+Then exceptions are applied, rows are sorted (catalog order, then resource in natural order)
+and the per-control outcomes, coverage and operating-effectiveness population are computed.
+The same inputs always give the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from auditor.controls.catalog import Catalog, Control, Scope
+from auditor.controls.checks import REPOSITORY_LEVELS, CheckContext
+from auditor.controls.checks.registry import ROW_COLUMNS, rows_frame
+from auditor.controls.effectiveness import STATUS_COLUMNS, build_population, merged_pull_requests
+from auditor.controls.exceptions import ExceptionSet, apply_exceptions
+from auditor.controls.facts import CredentialFacts
+from auditor.controls.failures import CollectionFailures, Failure
+from auditor.controls.results import (
+    FINDING_COLUMNS,
+    STATUS_ORDER,
+    ControlOutcome,
+    Coverage,
+    EvaluationResult,
+    Status,
+)
+from auditor.evidence import TABLES, Evidence
+from auditor.period import Period
+
+_EXCEPTION_COLUMNS = [c for c in FINDING_COLUMNS if c.startswith("exception_")]
+
+
+def evaluate(
+    evidence: Evidence,
+    catalog: Catalog,
+    exceptions: ExceptionSet | None = None,
+    *,
+    evaluated_on: date,
+    period: Period,
+    credential: CredentialFacts | None = None,
+) -> EvaluationResult:
+    """Evaluate every enabled control of ``catalog`` over ``evidence`` as of ``evaluated_on``."""
+    run = _Run(evidence, catalog, evaluated_on, period, credential)
+    frames = [
+        _decorate(run.control_rows(control), control, catalog, order)
+        for order, control in enumerate(catalog.enabled_controls)
+    ]
+    findings = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else _decorate(rows_frame(), None, catalog, 0)
+    )
+    findings = _sort(findings)
+    findings, entries = apply_exceptions(findings, exceptions, evaluated_on)
+    findings = findings[list(FINDING_COLUMNS)].reset_index(drop=True)
+    outcomes = [_outcome(control, catalog, findings) for control in catalog.controls]
+    return EvaluationResult(
+        evaluated_on=evaluated_on,
+        findings=findings,
+        controls=outcomes,
+        frameworks=catalog.frameworks,
+        exceptions=entries,
+        coverage=run.coverage(findings),
+        operating_effectiveness=run.effectiveness(findings),
+        catalog_path=str(catalog.path),
+        catalog_sha256=catalog.sha256,
+    )
+
+
+class _Run:
+    """The state shared by the controls of one evaluation."""
+
+    def __init__(
+        self,
+        evidence: Evidence,
+        catalog: Catalog,
+        evaluated_on: date,
+        period: Period,
+        credential: CredentialFacts | None,
+    ) -> None:
+        self.evidence = evidence
+        self.catalog = catalog
+        self.evaluated_on = evaluated_on
+        self.period = period
+        self.credential = credential
+        self.failures = CollectionFailures(evidence)
+        self.memo: dict[str, Any] = {}
+        self.workspaces = _workspaces(evidence)
+        self.inventory_failed: dict[str, Failure] = {}
+        for workspace in self.workspaces:
+            failure = self.failures.for_workspace(("repositories",), workspace)
+            if failure is not None:
+                self.inventory_failed[workspace] = failure
+        repositories = evidence.table("repositories")
+        repositories = repositories[~repositories["workspace"].isin(self.inventory_failed)]
+        self.repositories = repositories.sort_values("repository", kind="stable").reset_index(
+            drop=True
+        )
+        self.scoped: dict[str, pd.DataFrame] = {
+            control.id: self.repositories[self.scope_mask(control)]
+            for control in catalog.enabled_controls
+            if control.level in REPOSITORY_LEVELS
+        }
+        in_scope: set[str] = set()
+        for frame in self.scoped.values():
+            in_scope.update(frame["repository"])
+        self.coverage_scope = frozenset(in_scope)
+
+    @property
+    def usable_workspaces(self) -> list[str]:
+        return [w for w in self.workspaces if w not in self.inventory_failed]
+
+    def scope_mask(self, control: Control) -> pd.Series:
+        return self.catalog.scope.mask(self.repositories) & control.scope.mask(self.repositories)
+
+    def context(self, control: Control, repositories: pd.DataFrame, workspaces: list[str]) -> Any:
+        return CheckContext(
+            control_id=control.id,
+            evidence=self.evidence,
+            repositories=repositories,
+            workspaces=workspaces,
+            evaluated_on=self.evaluated_on,
+            period=self.period,
+            credential=self.credential,
+            failures=self.failures,
+            coverage_scope=self.coverage_scope,
+            memo=self.memo,
+        )
+
+    # --- rows of one control ---------------------------------------------------------------
+
+    def control_rows(self, control: Control) -> pd.DataFrame:
+        extra: list[tuple[Any, ...]] = [
+            _workspace_row(
+                workspace, Status.ERROR, failure.reason(), failure.observed, failure.pointer
+            )
+            for workspace, failure in self.inventory_failed.items()
+        ]
+        if not control.automated:
+            extra += [self._manual_row(control, w) for w in self.usable_workspaces]
+            return rows_frame(extra)
+        if control.level in REPOSITORY_LEVELS:
+            frame = self._repository_level(control, extra)
+        else:
+            frame = self._workspace_level(control, extra)
+        return pd.concat([rows_frame(extra), frame], ignore_index=True)
+
+    def _manual_row(self, control: Control, workspace: str) -> tuple[Any, ...]:
+        attach = control.manual_evidence
+        attach = attach[:1].lower() + attach[1:].rstrip(".")
+        listing = ", ".join(control.datasets)
+        population = f" (population: this report's {listing} listing)" if listing else ""
+        reason = f"No API shows this for {workspace}, so a person must attach {attach}{population}."
+        pointers = [f"{dataset}:{workspace}" for dataset in control.datasets]
+        return _workspace_row(workspace, Status.MANUAL, reason, "manual", ";".join(pointers))
+
+    def _repository_level(self, control: Control, extra: list[tuple[Any, ...]]) -> pd.DataFrame:
+        spec = control.spec
+        assert spec is not None
+        in_scope = self.scoped[control.id]
+        if in_scope.empty:
+            scope = _describe_scope(self.catalog.scope, control.scope)
+            for workspace in self.usable_workspaces:
+                reason = (
+                    f"No repository of {workspace} is in the scope of {control.id} ({scope}); "
+                    "the control was not assessed."
+                )
+                extra.append(
+                    _workspace_row(
+                        workspace,
+                        Status.ERROR,
+                        reason,
+                        "0 repositories in scope",
+                        f"repositories:{workspace}",
+                    )
+                )
+            return rows_frame()
+        judged_rows = []
+        for repo in in_scope.itertuples():
+            failure = self.failures.for_repository(spec.datasets, repo.workspace, repo.repository)
+            if failure is not None:
+                extra.append(
+                    _repository_row(
+                        repo, Status.ERROR, failure.reason(), failure.observed, failure.pointer
+                    )
+                )
+            elif spec.requires_main_branch and pd.isna(repo.main_branch):
+                reason = (
+                    f"{repo.repository} has no main branch (it is empty), so there is nothing "
+                    "for this control to assess."
+                )
+                extra.append(
+                    _repository_row(
+                        repo,
+                        Status.NOT_APPLICABLE,
+                        reason,
+                        "empty",
+                        f"repositories:{repo.repository}",
+                    )
+                )
+            else:
+                judged_rows.append(repo.Index)
+        judged = in_scope.loc[judged_rows]
+        if judged.empty:
+            return rows_frame()
+        frame = spec.function(
+            self.context(control, judged, self.usable_workspaces), control.parameters
+        )
+        answered = set(frame["repository"].dropna())
+        for repo in judged.itertuples():
+            if repo.repository in answered:
+                continue
+            if spec.level == "repository":
+                reason = (
+                    f"The check {spec.name} returned no result for {repo.repository}; "
+                    "the control could not be assessed."
+                )
+                extra.append(
+                    _repository_row(
+                        repo, Status.ERROR, reason, None, f"repositories:{repo.repository}"
+                    )
+                )
+            else:
+                reason = (spec.none_reason or "{repository} has nothing to assess.").format(
+                    repository=repo.repository,
+                    main_branch=repo.main_branch,
+                    period=self.period.label,
+                )
+                extra.append(
+                    _repository_row(
+                        repo,
+                        Status.NOT_APPLICABLE,
+                        reason,
+                        "none",
+                        f"{spec.datasets[-1]}:{repo.repository}",
+                    )
+                )
+        return frame
+
+    def _workspace_level(self, control: Control, extra: list[tuple[Any, ...]]) -> pd.DataFrame:
+        spec = control.spec
+        assert spec is not None
+        workspaces = []
+        for workspace in self.usable_workspaces:
+            failure = self.failures.for_workspace(spec.datasets, workspace)
+            if failure is not None:
+                extra.append(
+                    _workspace_row(
+                        workspace, Status.ERROR, failure.reason(), failure.observed, failure.pointer
+                    )
+                )
+            else:
+                workspaces.append(workspace)
+        if not workspaces:
+            return rows_frame()
+        frame = spec.function(
+            self.context(control, self.repositories, workspaces), control.parameters
+        )
+        if spec.level == "credential":
+            if frame.empty:
+                reason = f"The check {spec.name} returned no result; the control was not assessed."
+                extra.append(_workspace_row("; ".join(workspaces), Status.ERROR, reason, None, ""))
+            return frame
+        answered = set(frame["workspace"].dropna())
+        for workspace in workspaces:
+            if workspace not in answered:
+                noun = "members" if spec.level == "member" else "result"
+                reason = (
+                    f"Bitbucket listed no {noun} for {workspace}; the control could not be "
+                    "assessed."
+                )
+                extra.append(
+                    _workspace_row(
+                        workspace,
+                        Status.ERROR,
+                        reason,
+                        None,
+                        f"{spec.datasets[0]}:{workspace}" if spec.datasets else "",
+                    )
+                )
+        return frame
+
+    # --- summaries -------------------------------------------------------------------------
+
+    def coverage(self, findings: pd.DataFrame) -> Coverage:
+        errors = findings[
+            (findings["status"] == Status.ERROR.value) & findings["repository"].notna()
+        ]
+        not_assessable: dict[str, str] = {}
+        for row in errors.itertuples(index=False):
+            if row.repository in self.coverage_scope:
+                not_assessable.setdefault(row.repository, row.reason)
+        total = len(self.evidence.table("repositories"))
+        in_scope = len(self.coverage_scope)
+        return Coverage(
+            repositories_total=total,
+            repositories_in_scope=in_scope,
+            repositories_excluded=len(self.repositories) - in_scope,
+            repositories_fully_assessed=in_scope - len(not_assessable),
+            not_assessable=dict(sorted(not_assessable.items())),
+        )
+
+    def effectiveness(self, findings: pd.DataFrame) -> Any:
+        outcomes: dict[str, tuple[str, set[str]]] = {}
+        min_approvals = 1
+        for control in self.catalog.enabled_controls:
+            if control.check in STATUS_COLUMNS and control.check not in outcomes:
+                repositories = set(self.scoped[control.id]["repository"])
+                outcomes[control.check] = (control.id, repositories)
+                if control.check == "independent_approval" and control.parameters is not None:
+                    min_approvals = int(control.parameter_values()["min_approvals"])
+        merged = self.memo.get("merged_pull_requests")
+        if merged is None:
+            merged = merged_pull_requests(self.evidence, self.period)
+        return build_population(
+            merged,
+            findings,
+            outcomes,
+            period=self.period,
+            min_approvals=min_approvals,
+            approvals_unknown=self._unavailable(("pull_requests", "pr_participants")),
+            builds_unknown=self._unavailable(("pull_requests", "build_statuses")),
+        )
+
+    def _unavailable(self, datasets: Iterable[str]) -> set[str]:
+        wanted = tuple(datasets)
+        return {
+            repo.repository
+            for repo in self.repositories.itertuples(index=False)
+            if self.failures.for_repository(wanted, repo.workspace, repo.repository) is not None
+        }
+
+
+def _workspaces(evidence: Evidence) -> list[str]:
+    """Every workspace the run was about: collected, listed or named in an error."""
+    names = set(evidence.info.workspaces)
+    names.update(evidence.table("repositories")["workspace"].dropna())
+    names.update(evidence.errors["workspace"].dropna())
+    return sorted(str(name) for name in names)
+
+
+def _workspace_row(
+    workspace: str, status: Status, reason: str, observed: object, evidence: str
+) -> tuple[Any, ...]:
+    return (
+        "workspace",
+        workspace,
+        workspace,
+        None,
+        status.value,
+        reason,
+        None if observed is None else str(observed),
+        evidence,
+    )
+
+
+def _repository_row(
+    repo: Any, status: Status, reason: str, observed: object, evidence: str
+) -> tuple[Any, ...]:
+    return (
+        "repository",
+        repo.repository,
+        repo.workspace,
+        repo.repository,
+        status.value,
+        reason,
+        None if observed is None else str(observed),
+        evidence,
+    )
+
+
+def _describe_scope(catalog_scope: Scope, control_scope: Scope) -> str:
+    parts = [s.describe() for s in (catalog_scope, control_scope) if s.filters]
+    return "; ".join(parts) if parts else "all repositories"
+
+
+def _decorate(
+    rows: pd.DataFrame, control: Control | None, catalog: Catalog, order: int
+) -> pd.DataFrame:
+    frame = rows[list(ROW_COLUMNS)].copy()
+    labels = (
+        "; ".join(catalog.framework_label(ref) for ref in control.frameworks) if control else ""
+    )
+    frame["control_id"] = control.id if control else ""
+    frame["title"] = control.title if control else ""
+    frame["family"] = control.family_title if control else ""
+    frame["severity"] = control.severity if control else ""
+    frame["frameworks"] = labels
+    for column in _EXCEPTION_COLUMNS:
+        frame[column] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    frame["_order"] = order
+    return frame.astype(dict.fromkeys(FINDING_COLUMNS, "str"))
+
+
+def _sort(findings: pd.DataFrame) -> pd.DataFrame:
+    """Catalog order, then resource in natural order (``#9`` before ``#10``), then status."""
+    natural = findings["resource"].str.replace(
+        r"\d+", lambda match: match.group(0).zfill(12), regex=True
+    )
+    ordered = findings.assign(_natural=natural).sort_values(
+        ["_order", "_natural", "resource_type", "status", "reason"], kind="stable"
+    )
+    return ordered.drop(columns=["_order", "_natural"]).reset_index(drop=True)
+
+
+def _outcome(control: Control, catalog: Catalog, findings: pd.DataFrame) -> ControlOutcome:
+    rows = findings[findings["control_id"] == control.id] if control.enabled else findings.iloc[0:0]
+    observed = rows["status"].value_counts().to_dict()
+    datasets = list(control.datasets)
+    queries = sorted({TABLES[d].query for d in datasets if TABLES[d].query})
+    endpoints: list[str] = []
+    for dataset in datasets:
+        endpoints += [e for e in TABLES[dataset].endpoints if e not in endpoints]
+    scope = _describe_scope(catalog.scope, control.scope)
+    if control.level not in REPOSITORY_LEVELS:
+        scope = "workspace" if control.level != "credential" else "the auditing credential"
+    return ControlOutcome(
+        id=control.id,
+        title=control.title,
+        family=control.family_title,
+        objective=control.objective,
+        severity=control.severity,
+        automated=control.automated,
+        check=control.check,
+        parameters=control.parameter_values(),
+        datasets=datasets,
+        queries=queries,
+        endpoints=endpoints,
+        procedure=control.procedure,
+        remediation=control.remediation,
+        manual_evidence=control.manual_evidence,
+        frameworks=list(control.frameworks),
+        scope=scope,
+        population=len(rows),
+        counts={status.value: int(observed.get(status.value, 0)) for status in STATUS_ORDER},
+        enabled=control.enabled,
+        resource_type=control.level,
+        framework_labels=[catalog.framework_label(ref) for ref in control.frameworks],
+    )

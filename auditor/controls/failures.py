@@ -1,0 +1,141 @@
+"""Which evidence is missing, for which repository or workspace, and why (the fail-closed rule).
+
+A dataset is unavailable for a repository when the collection recorded an error for that
+repository, a workspace-wide error (``repository`` missing), or when the dataset was not collected
+at all (absent from ``CollectionInfo.datasets``). ``CollectionFailures`` answers those questions
+and words the ERROR reason from the error row: the HTTP cause and the hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from auditor.evidence import TABLES, Evidence
+
+NOT_COLLECTED = "NOT_COLLECTED"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one dataset is unavailable for one repository or workspace."""
+
+    dataset: str
+    workspace: str
+    repository: str | None  # None: the whole workspace (or the whole run)
+    http_status: int | None
+    error_code: str | None
+    message: str | None
+    hint: str | None
+
+    @property
+    def target(self) -> str:
+        return self.repository or self.workspace
+
+    def sentence(self) -> str:
+        """What failed, on which object, and what to do (no trailing period)."""
+        if self.error_code == NOT_COLLECTED:
+            return f"the {self.dataset} dataset was not collected in this run"
+        detail = (self.hint or self.message or "no detail recorded").strip().rstrip(".")
+        if self.http_status is not None:
+            return (
+                f"Bitbucket answered {self.http_status} for {self.target} {self.dataset}: {detail}"
+            )
+        code = f" ({self.error_code})" if self.error_code else ""
+        return f"{self.dataset} for {self.target} could not be collected{code}: {detail}"
+
+    def reason(self) -> str:
+        return f"{self.sentence()}; the control could not be assessed."
+
+    @property
+    def observed(self) -> str:
+        if self.error_code == NOT_COLLECTED:
+            return "dataset not collected"
+        parts = [f"HTTP {self.http_status}" if self.http_status is not None else None]
+        parts.append(self.error_code)
+        return " ".join(part for part in parts if part) or "collection error"
+
+    @property
+    def pointer(self) -> str:
+        if self.error_code == NOT_COLLECTED:
+            return f"collection_info:datasets#{self.dataset}"
+        return f"collection_errors:{self.target}#{self.dataset}"
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+class CollectionFailures:
+    """An index of ``collection_errors`` and of datasets that were not collected."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        self._collected = set(evidence.info.datasets)
+        self._by_repository: dict[tuple[str, str], Failure] = {}
+        self._by_workspace: dict[tuple[str, str], Failure] = {}
+        self._any_in_workspace: dict[tuple[str, str], Failure] = {}
+        errors = evidence.errors
+        for row in errors.itertuples(index=False):
+            failure = Failure(
+                dataset=str(row.dataset),
+                workspace=str(row.workspace),
+                repository=_text(row.repository),
+                http_status=None if pd.isna(row.http_status) else int(row.http_status),
+                error_code=_text(row.error_code),
+                message=_text(row.message),
+                hint=_text(row.hint),
+            )
+            if failure.repository is None:
+                self._by_workspace.setdefault((failure.dataset, failure.workspace), failure)
+            else:
+                key = (failure.dataset, failure.repository)
+                self._by_repository.setdefault(key, failure)
+            self._any_in_workspace.setdefault((failure.dataset, failure.workspace), failure)
+
+    def collected(self, dataset: str) -> bool:
+        return dataset in self._collected
+
+    def _not_collected(self, dataset: str, workspace: str) -> Failure:
+        return Failure(dataset, workspace, None, None, NOT_COLLECTED, None, None)
+
+    def for_repository(
+        self, datasets: Iterable[str], workspace: str, repository: str
+    ) -> Failure | None:
+        """The first reason any of ``datasets`` is unavailable for ``repository``, if any."""
+        for dataset in datasets:
+            if dataset not in self._collected:
+                return self._not_collected(dataset, workspace)
+            failure = self._by_workspace.get((dataset, workspace))
+            if failure is None:
+                failure = self._by_repository.get((dataset, repository))
+            if failure is not None:
+                return failure
+        return None
+
+    def for_workspace(self, datasets: Iterable[str], workspace: str) -> Failure | None:
+        """The first reason any of ``datasets`` is unavailable for a workspace-level judgement.
+
+        For a per-repository dataset only a workspace-wide error counts (per-repository errors
+        are judged per repository); for a workspace dataset any error in the workspace counts.
+        """
+        for dataset in datasets:
+            if dataset not in self._collected:
+                return self._not_collected(dataset, workspace)
+            if TABLES[dataset].per_repository:
+                failure = self._by_workspace.get((dataset, workspace))
+            else:
+                failure = self._any_in_workspace.get((dataset, workspace))
+            if failure is not None:
+                return failure
+        return None
+
+    def repositories_affected(self, datasets: Iterable[str]) -> dict[str, Failure]:
+        """Repositories with a per-repository error in any of ``datasets`` (first failure)."""
+        wanted = tuple(datasets)
+        affected: dict[str, Failure] = {}
+        for (dataset, repository), failure in self._by_repository.items():
+            if dataset in wanted:
+                affected.setdefault(repository, failure)
+        return affected
