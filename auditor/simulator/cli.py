@@ -2,9 +2,167 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 
 @click.group()
 def simulator() -> None:
     """Run the local Bitbucket Cloud simulator (demo or synthetic workspaces)."""
+
+
+@simulator.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--demo",
+    "dataset_kind",
+    flag_value="demo",
+    default=True,
+    help="Serve the demo workspace 'acme' of docs/DEMO.md (the default).",
+)
+@click.option(
+    "--synthetic",
+    "dataset_kind",
+    flag_value="synthetic",
+    help="Serve a generated workspace 'synth' (see --repos, --prs-per-repo, --seed).",
+)
+@click.option(
+    "--repos",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Repositories in the synthetic workspace.",
+)
+@click.option(
+    "--prs-per-repo",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Pull requests merged in the period per synthetic repository.",
+)
+@click.option(
+    "--period",
+    default="2026-Q3",
+    show_default=True,
+    help="Reporting period the synthetic pull requests are merged in (e.g. 2026-Q3).",
+)
+@click.option(
+    "--seed",
+    default=7,
+    show_default=True,
+    type=int,
+    help="Seed for the synthetic dataset and for random faults.",
+)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Latency added to every request, in milliseconds.",
+)
+@click.option(
+    "--jitter-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Random variation of the latency (plus or minus), in milliseconds.",
+)
+@click.option(
+    "--hourly-budget",
+    default=None,
+    type=click.IntRange(1),
+    help="Requests per credential per hour before answering 429 (default: unlimited).",
+)
+@click.option(
+    "--rate-window",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Length of the rolling window of --hourly-budget, in seconds.",
+)
+@click.option(
+    "--no-retry-after",
+    is_flag=True,
+    help="Answer budget 429s without a Retry-After header.",
+)
+@click.option(
+    "--error-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of requests answered with a random 500, 502 or 503.",
+)
+@click.option(
+    "--oauth-token-ttl",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Lifetime of issued OAuth access tokens, in seconds.",
+)
+def serve(
+    host: str,
+    port: int,
+    dataset_kind: str,
+    repos: int,
+    prs_per_repo: int,
+    period: str,
+    seed: int,
+    latency_ms: float,
+    jitter_ms: float,
+    hourly_budget: int | None,
+    rate_window: float,
+    no_retry_after: bool,
+    error_rate: float,
+    oauth_token_ttl: float,
+) -> None:
+    """Serve a simulated Bitbucket Cloud 2.0 API until interrupted (Ctrl-C).
+
+    Prints the base URL and the environment variables of each demo credential; point the
+    auditor at it with those. Faults can be changed while it runs with
+    POST /__simulator__/faults, statistics read with GET /__simulator__/stats.
+    """
+    from auditor.simulator import Faults, Simulator, demo_dataset, synthetic_dataset
+
+    if dataset_kind == "synthetic":
+        dataset = synthetic_dataset(
+            repos=repos, prs_per_repo=prs_per_repo, seed=seed, period=period
+        )
+    else:
+        dataset = demo_dataset()
+    faults = Faults(
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        hourly_budget=hourly_budget,
+        rate_window_s=rate_window,
+        retry_after=not no_retry_after,
+        error_rate=error_rate,
+        seed=seed,
+    )
+    server = Simulator(
+        dataset, faults=faults, host=host, port=port, oauth_token_ttl=oauth_token_ttl
+    )
+    try:
+        server.bind()
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    click.echo(f"Bitbucket Cloud simulator ({dataset.name}) serving {server.base_url}")
+    click.echo(f"workspaces: {', '.join(dataset.workspaces)}")
+    click.echo(f"statistics: {server.root_url}/__simulator__/stats")
+    for kind in dataset.credentials:
+        assignments = " ".join(
+            f"{name}={shlex.quote(value)}" for name, value in server.credential_env(kind).items()
+        )
+        click.echo(f"  {kind}: {assignments}")
+    click.echo("Press Ctrl-C to stop.", nl=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")

@@ -1,0 +1,457 @@
+"""The simulator's HTTP server: a threaded stdlib server answering like api.bitbucket.org.
+
+Request flow (per request, each on its own thread):
+
+1. statistics count the request (``/2.0`` and the token endpoint; not ``/__simulator__``);
+2. latency (fixed plus jitter) is slept;
+3. a scripted ``FaultRule`` matching the request, else a random fault, may replace or spoil the
+   answer (random faults only hit ``/2.0``);
+4. method, removed endpoints (410), unknown paths (404), authentication (401), the hourly budget
+   (429), scopes, denied families and repository admin (403) are checked;
+5. the endpoint answers, ``fields`` shapes the body.
+
+Control endpoints for a server started from the command line: ``GET /__simulator__/stats``,
+``POST /__simulator__/stats/reset``, ``GET``/``POST /__simulator__/faults`` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from auditor.simulator import api
+from auditor.simulator.auth import Authenticator, TokenError
+from auditor.simulator.faults import Decision, FaultRule, Faults, FaultState
+from auditor.simulator.model import Credential, Dataset
+from auditor.simulator.render import Renderer
+from auditor.simulator.stats import RequestStats
+
+__all__ = ["Simulator"]
+
+API_PREFIX = "/2.0"
+TOKEN_PATH = "/site/oauth2/access_token"  # noqa: S105 (a path, not a secret)
+CONTROL_PREFIX = "/__simulator__"
+RATE_LIMIT_MESSAGE = "Rate limit for this resource has been exceeded"
+_HTML_ERROR = (
+    "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>"
+    "<body><h1>{reason}</h1><p>Bitbucket is having trouble right now. "
+    "Check https://bitbucket.status.atlassian.com/ for updates.</p></body></html>\n"
+)
+_REASONS = {200: "OK", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, document: Any, headers: dict[str, str] | None = None) -> _Response:
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _Response(status, body, headers=dict(headers or {}))
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _Response:
+    return _json(status, {"type": "error", "error": {"message": message}}, headers)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The stdlib default backlog of 5 stalls a client opening 16+ connections at once.
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    app: _App
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
+    # Headers and body go out in two writes; with Nagle's algorithm on, a keep-alive client's
+    # delayed ACK then stalls every answer by ~40 ms.
+    disable_nagle_algorithm = True
+    server_version = "BitbucketCloudSimulator/1.0"
+    sys_version = ""
+    server: _Server
+
+    def _dispatch(self) -> None:
+        try:
+            self.server.app.handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. its timeout fired)
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+    do_PUT = _dispatch
+    do_PATCH = _dispatch
+    do_DELETE = _dispatch
+    do_HEAD = _dispatch
+    do_OPTIONS = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests and benchmarks read statistics, not access logs
+
+
+class _App:
+    """Everything a request needs: dataset, auth, faults, statistics."""
+
+    def __init__(self, dataset: Dataset, faults: Faults, oauth_token_ttl: float) -> None:
+        self.dataset = dataset
+        self.faults = FaultState(faults)
+        self.stats = RequestStats()
+        self.auth = Authenticator(dataset, oauth_token_ttl)
+        self.stopping = threading.Event()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def handle(self, handler: _Handler) -> None:
+        method = handler.command
+        target = handler.path
+        path, _, query = target.partition("?")
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
+            response = self._control(method, path, body)
+        else:
+            response = self._serve(handler, method, path, query, body)
+        self._send(handler, method, response)
+
+    def _send(self, handler: _Handler, method: str, response: _Response) -> None:
+        handler.send_response(response.status)
+        handler.send_header("Content-Type", response.content_type)
+        handler.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        if method != "HEAD":
+            handler.wfile.write(response.body)
+
+    def _serve(
+        self, handler: _Handler, method: str, path: str, query: str, body: bytes
+    ) -> _Response:
+        is_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
+        is_token = path == TOKEN_PATH
+        if not (is_api or is_token):
+            return _json(404, api.ApiError(404, "Resource not found", api.NOT_FOUND_DETAIL).body())
+        below = path[len(API_PREFIX) :] if is_api else ""
+        found = api.match(below) if is_api else None
+        if is_token:
+            template = TOKEN_PATH
+        elif below in api.REMOVED:
+            template = below
+        else:
+            template = found[0].template if found else "<unknown>"
+        self.stats.arrived(method, template, handler.path)
+        response = self._answer(handler, method, path, query, body, is_api, found)
+        self.stats.answered(response.status)
+        return response
+
+    def _answer(
+        self,
+        handler: _Handler,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        is_api: bool,
+        found: tuple[api.Endpoint, dict[str, str]] | None,
+    ) -> _Response:
+        delay = self.faults.latency()
+        if delay:
+            self.stopping.wait(delay)
+        authorization = handler.headers.get("Authorization")
+        decision = self.faults.decide(method, handler.path, random_faults=is_api)
+        if decision.kind in ("status", "rate_limit", "non_json"):
+            credential = self.auth.authenticate(authorization).credential if is_api else None
+            return self._fault_response(decision, credential)
+        if decision.kind == "slow":
+            self.stopping.wait(decision.delay)
+        if is_api:
+            response = self._api(handler, method, path, query, found, authorization)
+        else:
+            response = self._token(method, authorization, body)
+        if decision.kind == "truncate" and len(response.body) > 1:
+            response.body = response.body[: max(1, len(response.body) // 2)]
+        elif decision.kind in ("foreign_next", "repeat_next") and response.status == 200:
+            response = _rewrite_next(response, decision.kind, handler)
+        return response
+
+    def _fault_response(self, decision: Decision, credential: Credential | None) -> _Response:
+        headers: dict[str, str] = {}
+        if decision.retry_after is not None:
+            headers["Retry-After"] = _seconds(decision.retry_after)
+        if decision.kind == "rate_limit":
+            if credential is not None and credential.rate_limit_headers:
+                limit = self.faults.faults.hourly_budget or 1000
+                headers.update(_rate_headers(limit, 0))
+            return _error(429, RATE_LIMIT_MESSAGE, headers)
+        if decision.kind == "non_json":
+            status = decision.status or 200
+            page = _HTML_ERROR.format(status=status, reason=_REASONS.get(status, "Error"))
+            return _Response(status, page.encode(), "text/html; charset=utf-8", headers)
+        status = decision.status or 503
+        return _error(status, _REASONS.get(status, "Server error"), headers)
+
+    # -- the token endpoint --------------------------------------------------------------------
+
+    def _token(self, method: str, authorization: str | None, body: bytes) -> _Response:
+        if method != "POST":
+            return _error(405, f"Method {method} not allowed", {"Allow": "POST"})
+        try:
+            return _json(200, self.auth.issue(authorization, body))
+        except TokenError as error:
+            return _json(error.status, error.body)
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def _api(
+        self,
+        handler: _Handler,
+        method: str,
+        path: str,
+        query: str,
+        found: tuple[api.Endpoint, dict[str, str]] | None,
+        authorization: str | None,
+    ) -> _Response:
+        below = path[len(API_PREFIX) :]
+        if method != "GET":
+            return _error(
+                405, f"Method {method} not allowed: the simulator serves GET only", {"Allow": "GET"}
+            )
+        if below in api.REMOVED:
+            return _error(410, api.GONE_MESSAGE)
+        if found is None:
+            return _json(404, api.ApiError(404, "Resource not found", api.NOT_FOUND_DETAIL).body())
+        endpoint, params = found
+        result = self.auth.authenticate(authorization)
+        if result.credential is None:
+            return _error(
+                401,
+                result.error or "Unauthorized",
+                {"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'},
+            )
+        credential = result.credential
+        headers: dict[str, str] = {}
+        if credential.report_scopes:
+            headers["X-OAuth-Scopes"] = ", ".join(credential.scopes)
+        verdict = self.faults.take(credential.kind)
+        if verdict is not None and credential.rate_limit_headers:
+            headers.update(_rate_headers(verdict.limit, verdict.remaining))
+        if verdict is not None and not verdict.allowed:
+            if self.faults.faults.retry_after and verdict.retry_after is not None:
+                headers["Retry-After"] = str(verdict.retry_after)
+            return _error(429, RATE_LIMIT_MESSAGE, headers)
+        host = handler.headers.get("Host") or "{}:{}".format(*handler.server.server_address[:2])
+        server_root = f"http://{host}"
+        request = api.ApiRequest(
+            dataset=self.dataset,
+            credential=credential,
+            renderer=Renderer(self.dataset, server_root + API_PREFIX),
+            server_root=server_root,
+            raw_path=path,
+            params=parse_qsl(query, keep_blank_values=True),
+        )
+        try:
+            api.check_access(request, endpoint, params)
+            document = endpoint.handler(request, **params)
+        except api.ApiError as error:
+            return _json(error.status, error.body(), {**headers, **error.headers})
+        return _json(200, document, headers)
+
+    # -- control endpoints ---------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> _Response:
+        route = path[len(CONTROL_PREFIX) :]
+        if route == "/stats" and method == "GET":
+            return _json(200, self.stats.as_dict())
+        if route == "/stats/reset" and method == "POST":
+            self.stats.reset()
+            return _json(200, self.stats.as_dict())
+        if route == "/faults" and method == "GET":
+            return _json(200, self.fault_config())
+        if route == "/faults" and method == "POST":
+            try:
+                document = json.loads(body or b"{}")
+                rules = [FaultRule.from_dict(r) for r in document.pop("rules", [])]
+                self.faults.configure(Faults.from_dict(document))
+                self.faults.replace_rules(rules)
+            except (ValueError, TypeError, AttributeError) as error:
+                return _error(400, f"Invalid fault configuration: {error}")
+            return _json(200, self.fault_config())
+        return _error(404, f"No simulator control endpoint {method} {route or '/'}")
+
+    def fault_config(self) -> dict[str, Any]:
+        return {
+            **self.faults.faults.as_dict(),
+            "rules": [rule.as_dict() for rule in self.faults.rules()],
+        }
+
+
+def _rewrite_next(response: _Response, kind: str, handler: _Handler) -> _Response:
+    """A page whose ``next`` link misleads: to another host, or back to the page itself."""
+    document = json.loads(response.body)
+    if not isinstance(document, dict):
+        return response
+    host = handler.headers.get("Host") or "127.0.0.1"
+    if kind == "foreign_next":
+        current = document.get("next") or f"http://{host}{handler.path}"
+        document["next"] = "http://evil.example" + current.split(host, 1)[-1]
+    else:
+        document["next"] = f"http://{host}{handler.path}"
+    return _json(response.status, document, response.headers)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _rate_headers(limit: int, remaining: int) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Resource": "api-repositories",
+        # Bitbucket flags the last fifth of the allowance.
+        "X-RateLimit-NearLimit": "true" if remaining < limit * 0.2 else "false",
+    }
+
+
+class Simulator:
+    """A local Bitbucket Cloud 2.0 server for a dataset, on a background thread.
+
+    ``with Simulator(dataset) as sim:`` starts it on 127.0.0.1 and a free port; ``sim.base_url`` is
+    what ``BITBUCKET_API_URL`` should be. ``oauth_token_ttl`` is the lifetime of OAuth tokens in
+    seconds (tests use a fraction of a second to see them expire).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        oauth_token_ttl: float = 3600.0,
+    ) -> None:
+        self.dataset = dataset
+        self._host = host
+        self._port = port
+        self._app = _App(dataset, faults or Faults(), oauth_token_ttl)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        if self._server is not None:
+            raise RuntimeError("the simulator is already running")
+        server = _Server((self._host, self._port), _Handler)
+        server.app = self._app
+        self._app.stopping.clear()
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"bitbucket-simulator-{self.port}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._app.stopping.set()  # wakes requests sleeping for latency or a slow fault
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def serve_forever(self) -> None:
+        """Serve on the calling thread until interrupted (the command line uses this)."""
+        if self._server is None:
+            server = _Server((self._host, self._port), _Handler)
+            server.app = self._app
+            self._server = server
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._app.stopping.set()
+            self._server.server_close()
+            self._server = None
+
+    def bind(self) -> Simulator:
+        """Open the listening socket without serving yet (so ``port`` is known before serving)."""
+        if self._server is None:
+            server = _Server((self._host, self._port), _Handler)
+            server.app = self._app
+            self._server = server
+        return self
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the simulator is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def root_url(self) -> str:
+        host = self._host if self._host not in ("0.0.0.0", "", "::") else "127.0.0.1"  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + API_PREFIX
+
+    @property
+    def token_url(self) -> str:
+        return self.root_url + TOKEN_PATH
+
+    def credential_env(self, kind: str) -> dict[str, str]:
+        """Environment variables for credential ``kind``, with the API (and token) URL."""
+        env = {"BITBUCKET_API_URL": self.base_url, **self.dataset.credential_env(kind)}
+        if self.dataset.credentials[kind].scheme == "oauth_client":
+            env["BITBUCKET_OAUTH_TOKEN_URL"] = self.token_url
+        return env
+
+    # -- statistics and faults -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return self._app.stats.as_dict()
+
+    def reset_stats(self) -> None:
+        self._app.stats.reset()
+
+    @property
+    def faults(self) -> Faults:
+        return self._app.faults.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace the standing fault configuration (resets the random generator and budgets)."""
+        self._app.faults.configure(faults)
+
+    def add_fault_rule(self, rule: FaultRule) -> None:
+        self._app.faults.add_rule(rule)
+
+    def clear_fault_rules(self) -> None:
+        self._app.faults.replace_rules([])
+
+    def fault_rules(self) -> list[FaultRule]:
+        return self._app.faults.rules()
+
+    def revoke_oauth_tokens(self) -> None:
+        """Invalidate every OAuth access token issued so far (they then get 401)."""
+        self._app.auth.revoke_all()

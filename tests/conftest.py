@@ -1,0 +1,34 @@
+"""Shared fixtures: the Bitbucket Cloud simulator (a real HTTP server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from auditor.simulator import Simulator, demo_dataset
+
+
+@pytest.fixture(scope="session")
+def demo_simulator() -> Iterator[Simulator]:
+    """The demo workspace of docs/DEMO.md, shared by the session: do not change its faults
+    without restoring them (use ``make_simulator`` for a private one)."""
+    with Simulator(demo_dataset()) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def make_simulator() -> Iterator[Callable[..., Simulator]]:
+    """``make_simulator(dataset=None, **options)`` starts a private simulator, stopped after the
+    test; the dataset defaults to a fresh demo dataset."""
+    started: list[Simulator] = []
+
+    def make(dataset: Any = None, **options: Any) -> Simulator:
+        simulator = Simulator(dataset if dataset is not None else demo_dataset(), **options)
+        started.append(simulator.start())
+        return simulator
+
+    yield make
+    for simulator in started:
+        simulator.stop()
