@@ -1,0 +1,328 @@
+"""Writes one run's folder atomically: evidence, populations, findings, reports, manifest.
+
+Layout (``formats`` chooses the optional files)::
+
+    run.json                     the run's identity, counts and HTTP statistics
+    evidence/<name>.json         the raw GraphQL results
+    queries/<name>.graphql       the stored query documents that produced them
+    populations/repositories.csv, access.csv, merged_pull_requests.csv
+    findings.csv                 "csv" (written by auditor.controls.export)
+    findings.json                "json" (written by auditor.controls.export)
+    evidence-hashes.json         SHA-256 of every file above, computed before rendering
+    report.html                  "html"
+    report.pdf                   "pdf": PDF/A-3 embedding every file listed in evidence-hashes.json
+    manifest.json                written last: SHA-256 and size of every other file
+
+Everything is written into a hidden sibling folder ``.<name>.partial-<random>`` and renamed into
+place at the end, so the folder either appears complete, with its manifest, or not at all. An
+interrupted run leaves only the hidden partial folder, which has no manifest and which
+``auditor verify`` rejects.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from auditor.controls.results import EvaluationResult
+from auditor.errors import ConfigError, RunFailed
+from auditor.evidence import Evidence
+from auditor.reporting.context import build_report_context
+from auditor.reporting.html import environment, render_report
+from auditor.reporting.manifest import (
+    EVIDENCE_HASHES_FORMAT,
+    EVIDENCE_HASHES_NAME,
+    document_bytes,
+    folder_files,
+    hash_paths,
+    write_manifest,
+)
+from auditor.reporting.pdf import DEFAULT_TIMEOUT_SECONDS, AttachmentSpec, render_pdf
+from auditor.reporting.populations import write_population_csvs
+from auditor.resources import templates_dir
+from auditor.runinfo import RunInfo
+
+log = logging.getLogger(__name__)
+
+FORMATS = frozenset({"html", "pdf", "csv", "json"})
+REPORT_FILES = ("report.html", "report.pdf")
+_PARTIAL_MARK = ".partial-"
+_EVIDENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.json$")
+_QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+_DESCRIPTIONS = {
+    "run.json": "Run metadata: run id, period, credential identity, counts, HTTP statistics",
+    "findings.csv": "Every finding: one row per control and resource (CSV)",
+    "findings.json": "Every finding and control outcome (JSON)",
+    "populations/repositories.csv": "Every repository visible to the credential (INV-1)",
+    "populations/access.csv": "Every user and group x repository x permission (AC-9)",
+    "populations/merged_pull_requests.csv": (
+        "Every pull request merged in the period with its CM-10/11/12 results"
+    ),
+    EVIDENCE_HASHES_NAME: "SHA-256 and size of the evidence files embedded in this PDF",
+}
+
+
+def write_run_folder(
+    out_dir: Path,
+    *,
+    run_info: RunInfo,
+    evidence: Evidence,
+    result: EvaluationResult,
+    raw_evidence: dict[str, Any],
+    queries: dict[str, str],
+    formats: set[str],
+    generated_at: datetime | None = None,
+    pdf_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> Path:
+    """Write the run folder ``out_dir`` atomically and return it.
+
+    ``formats`` ⊆ {"html", "pdf", "csv", "json"}. ``raw_evidence`` maps file names such as
+    ``inventory.json`` to JSON-serialisable GraphQL results; ``queries`` maps stored query names
+    to their documents. ``generated_at`` (default: ``run_info.finished_at``, else now) is the
+    time the report states it was generated.
+
+    Refuses (``ConfigError``) when ``out_dir`` already holds anything but leftovers of an
+    interrupted write. Any failure removes the partial folder and re-raises.
+    """
+    out_dir = Path(out_dir)
+    chosen = _check_formats(formats)
+    _check_names(raw_evidence, queries)
+    _prepare_destination(out_dir)
+    generated_at = generated_at or run_info.finished_at or datetime.now(UTC)
+    partial = _make_partial(out_dir)
+    try:
+        _write_contents(
+            partial,
+            run_info=run_info,
+            evidence=evidence,
+            result=result,
+            raw_evidence=raw_evidence,
+            queries=queries,
+            formats=chosen,
+            generated_at=generated_at,
+            pdf_timeout=pdf_timeout,
+        )
+        _fsync_tree(partial)
+        _publish(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    log.info("run folder %s written (%s)", out_dir, ", ".join(sorted(chosen)))
+    return out_dir
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+
+def _check_formats(formats: set[str]) -> frozenset[str]:
+    chosen = frozenset(formats)
+    unknown = chosen - FORMATS
+    if unknown:
+        raise ConfigError(
+            f"unknown report format(s) {', '.join(sorted(unknown))}: choose from "
+            f"{', '.join(sorted(FORMATS))}"
+        )
+    if not chosen:
+        raise ConfigError("no report format chosen: give at least one of html, pdf, csv, json")
+    return chosen
+
+
+def _check_names(raw_evidence: Mapping[str, Any], queries: Mapping[str, str]) -> None:
+    for name in raw_evidence:
+        if not _EVIDENCE_NAME.match(name):
+            raise ValueError(f"raw evidence file name {name!r} must look like 'inventory.json'")
+    for name in queries:
+        if not _QUERY_NAME.match(name):
+            raise ValueError(f"query name {name!r} must be letters, digits, '_' or '-'")
+
+
+def _is_partial(path: Path) -> bool:
+    return path.name.startswith(".") and _PARTIAL_MARK in path.name
+
+
+def _prepare_destination(out_dir: Path) -> None:
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"output folder {out_dir} exists and is not a folder")
+    if not out_dir.exists():
+        return
+    entries = list(out_dir.iterdir())
+    others = [entry for entry in entries if not _is_partial(entry)]
+    if others:
+        names = ", ".join(sorted(entry.name for entry in others)[:5])
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        raise ConfigError(
+            f"output folder {out_dir} is not empty ({names}{more}); refusing to mix two runs "
+            "in one folder: choose a new output folder or remove this one"
+        )
+    for entry in entries:  # leftovers of an interrupted write: never evidence
+        log.warning("removing %s, left by an interrupted run", entry)
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _make_partial(out_dir: Path) -> Path:
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        candidate = parent / f".{out_dir.name}{_PARTIAL_MARK}{secrets.token_hex(4)}"
+        try:
+            candidate.mkdir()  # honours the umask, unlike tempfile.mkdtemp's 0700
+        except FileExistsError:
+            continue
+        return candidate
+    raise RunFailed(f"cannot create a temporary folder beside {out_dir}")
+
+
+def _publish(partial: Path, out_dir: Path) -> None:
+    try:
+        os.rename(partial, out_dir)  # replaces an empty folder, refuses a non-empty one
+    except OSError as error:
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise ConfigError(
+                f"output folder {out_dir} was filled by someone else while this run was "
+                "writing; nothing was written there"
+            ) from error
+        raise
+    _fsync_directory(out_dir.parent)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _json_bytes(value: Any, what: str) -> bytes:
+    try:
+        text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise RunFailed(f"{what} cannot be written as JSON: {error}") from error
+    return (text + "\n").encode("utf-8")
+
+
+def _write_contents(
+    folder: Path,
+    *,
+    run_info: RunInfo,
+    evidence: Evidence,
+    result: EvaluationResult,
+    raw_evidence: Mapping[str, Any],
+    queries: Mapping[str, str],
+    formats: frozenset[str],
+    generated_at: datetime,
+    pdf_timeout: float,
+) -> None:
+    _write_bytes(folder / "run.json", _json_bytes(run_info.as_json(), "run.json"))
+    for name, content in sorted(raw_evidence.items()):
+        _write_bytes(folder / "evidence" / name, _json_bytes(content, f"evidence/{name}"))
+    for name, document in sorted(queries.items()):
+        _write_bytes(folder / "queries" / f"{name}.graphql", document.encode("utf-8"))
+    write_population_csvs(folder, evidence, result)
+    if formats & {"csv", "json"}:
+        _write_findings(folder, result, formats)
+
+    evidence_entries = hash_paths(folder, folder_files(folder))
+    _write_bytes(
+        folder / EVIDENCE_HASHES_NAME,
+        document_bytes(EVIDENCE_HASHES_FORMAT, run_info.run_id, evidence_entries),
+    )
+    env = environment()
+    if "html" in formats:
+        context = build_report_context(
+            run_info=run_info,
+            evidence=evidence,
+            result=result,
+            queries=queries,
+            evidence_files=evidence_entries,
+            target="html",
+            generated_at=generated_at,
+        )
+        _write_bytes(folder / "report.html", render_report(context, env).encode("utf-8"))
+    if "pdf" in formats:
+        embedded = [entry.path for entry in evidence_entries] + [EVIDENCE_HASHES_NAME]
+        context = build_report_context(
+            run_info=run_info,
+            evidence=evidence,
+            result=result,
+            queries=queries,
+            evidence_files=evidence_entries,
+            embedded_files=embedded,
+            target="pdf",
+            generated_at=generated_at,
+        )
+        outcome = render_pdf(
+            render_report(context, env),
+            folder / "report.pdf",
+            templates=templates_dir(),
+            attachments=[_attachment(folder, path) for path in sorted(embedded)],
+            identifier=run_info.run_id,
+            timestamp=run_info.started_at,
+            timeout=pdf_timeout,
+        )
+        log.info(
+            "report.pdf: %d pages in %.1f s, renderer peak %d MiB, %d attachments",
+            outcome.pages,
+            outcome.seconds,
+            outcome.max_rss_kib // 1024,
+            len(embedded),
+        )
+    write_manifest(folder, run_info.run_id)
+
+
+def _write_findings(folder: Path, result: EvaluationResult, formats: frozenset[str]) -> None:
+    # The controls layer owns the findings formats (imported only when a findings file is asked
+    # for).
+    from auditor.controls.export import write_findings_csv, write_findings_json
+
+    if "csv" in formats:
+        write_findings_csv(result, folder / "findings.csv")
+    if "json" in formats:
+        write_findings_json(result, folder / "findings.json")
+
+
+def _attachment(folder: Path, relative: str) -> AttachmentSpec:
+    if relative.startswith("evidence/"):
+        description = f"Raw GraphQL result {relative.removeprefix('evidence/')}"
+        relationship = "Source"
+    elif relative.startswith("queries/"):
+        description = f"Stored GraphQL query document {relative.removeprefix('queries/')}"
+        relationship = "Source"
+    else:
+        description = _DESCRIPTIONS.get(relative, relative)
+        relationship = "Data"
+    return AttachmentSpec(
+        path=str(folder / relative),
+        name=relative,
+        description=description,
+        relationship=relationship,
+    )
+
+
+def _fsync_directory(path: Path) -> None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder to disk before the rename makes them visible."""
+    for directory, _dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            with open(os.path.join(directory, name), "rb") as stream:
+                os.fsync(stream.fileno())
+        _fsync_directory(Path(directory))
