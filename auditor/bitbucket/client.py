@@ -1,0 +1,435 @@
+"""The Bitbucket Cloud REST client: the one place HTTP requests to Bitbucket are made.
+
+``BitbucketClient`` owns the session of each worker thread (``requests.Session`` is not documented
+as thread-safe), the retry policy (tenacity: exponential backoff with jitter for 429, 5xx,
+connection errors and broken bodies, honouring ``Retry-After``), the shared rolling-window request
+budget, the per-run statistics, and the mapping of HTTP statuses to typed errors. Pagination is a
+generator that follows ``next`` exactly as Bitbucket gives it, refuses a ``next`` on another host
+(credentials never leave the configured host) and stops with an error on a repeated ``next``.
+
+Callers name endpoints by their template (``/repositories/{workspace}/{repo_slug}/hooks``) so
+statistics and errors speak in the API's own terms.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from auditor import __version__
+from auditor.bitbucket.credentials import Credential
+from auditor.bitbucket.errors import (
+    RETRYABLE,
+    AuthenticationFailed,
+    BadRequest,
+    BitbucketError,
+    Forbidden,
+    Gone,
+    MalformedResponse,
+    NotFound,
+    PaginationError,
+    RateLimited,
+    ServerError,
+    TransportError,
+    hint_for,
+)
+from auditor.bitbucket.pacing import RequestBudget
+from auditor.bitbucket.stats import HttpStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.bitbucket.org/2.0"
+MAX_PAGELEN = 100
+# Bitbucket rejects pagelen above 50 on pull request listings ("Invalid pagelen"), although its
+# documentation says 100 (reference digest, gotcha 2).
+MAX_PAGELEN_PULL_REQUESTS = 50
+
+
+def max_pagelen(endpoint: str) -> int:
+    """The largest page Bitbucket accepts for ``endpoint``."""
+    return MAX_PAGELEN_PULL_REQUESTS if "/pullrequests" in endpoint else MAX_PAGELEN
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything about how the client talks to Bitbucket, with production defaults."""
+
+    base_url: str = DEFAULT_API_URL
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 6  # first try plus five retries
+    backoff_base: float = 1.0  # seconds before the first retry of a 5xx or network error
+    backoff_max: float = 60.0
+    rate_limit_backoff: float = 60.0  # first wait after a 429 that carries no Retry-After
+    max_retry_after: float = 900.0  # give up rather than sleep longer than this on one 429
+    requests_per_hour: int | None = 1000
+    budget_window: float = 3600.0
+    pool_size: int = 4  # connections kept per worker session
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ClientSettings:
+        base_url = environ.get("BITBUCKET_API_URL") or DEFAULT_API_URL
+        return cls(base_url=base_url.rstrip("/"), **overrides)
+
+
+class _CredentialAuth(requests.auth.AuthBase):
+    """Sets ``Authorization`` from the credential on each request (and stops requests from
+    substituting ~/.netrc credentials)."""
+
+    def __init__(self, credential: Credential) -> None:
+        self.credential = credential
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self.credential.authorization()
+        return request
+
+
+def build_session(pool_size: int) -> requests.Session:
+    """A session for one worker: pooled keep-alive connections, no hidden retries."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update(
+        {"Accept": "application/json", "User-Agent": f"bitbucket-auditor/{__version__}"}
+    )
+    return session
+
+
+def _describe(endpoint: str, path_params: Mapping[str, str]) -> str:
+    """``acme/api branch-restrictions`` for a repository endpoint, else the filled template."""
+    if endpoint.startswith("/repositories/{workspace}/{repo_slug}/"):
+        rest = endpoint.removeprefix("/repositories/{workspace}/{repo_slug}/")
+        return f"{path_params['workspace']}/{path_params['repo_slug']} " + rest.format(
+            **path_params
+        )
+    return endpoint.format(**path_params)
+
+
+class BitbucketClient:
+    """A thread-safe Bitbucket Cloud client for one run."""
+
+    def __init__(
+        self,
+        credential: Credential,
+        settings: ClientSettings | None = None,
+        *,
+        stats: HttpStats | None = None,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        self.credential = credential
+        self.settings = settings or ClientSettings()
+        self.stats = stats or HttpStats()
+        self.budget = budget or RequestBudget(
+            self.settings.requests_per_hour, self.settings.budget_window
+        )
+        self._origin = urlsplit(self.settings.base_url)[:2]
+        self._auth = _CredentialAuth(credential)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- public API
+
+    def get(
+        self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: str
+    ) -> dict[str, Any]:
+        """GET one JSON object from ``endpoint`` (a template filled with ``path_params``)."""
+        return self._get(self._url(endpoint, path_params), endpoint, path_params, params)
+
+    def pages(
+        self,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        pagelen: int | None = None,
+        **path_params: str,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated listing, requesting the largest page Bitbucket allows."""
+        query = dict(params or {})
+        query["pagelen"] = pagelen or max_pagelen(endpoint)
+        page = self._get(self._url(endpoint, path_params), endpoint, path_params, query)
+        followed: set[str] = set()
+        received = 0
+        while True:
+            values = page.get("values")
+            if not isinstance(values, list):
+                raise MalformedResponse(
+                    f"Bitbucket's listing for {_describe(endpoint, path_params)} has no 'values'",
+                    endpoint=endpoint,
+                )
+            received += len(values)
+            yield page
+            next_url = page.get("next")
+            if not next_url:
+                self._check_complete(page, received, endpoint, path_params)
+                return
+            self._check_next(next_url, followed, endpoint, path_params)
+            followed.add(next_url)
+            # Follow next verbatim: re-adding parameters or touching the path breaks Bitbucket's
+            # cursor (atlassian-python-api #801, #844).
+            page = self._get(next_url, endpoint, path_params, None)
+
+    def paginate(
+        self,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        pagelen: int | None = None,
+        **path_params: str,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated listing."""
+        for page in self.pages(endpoint, params=params, pagelen=pagelen, **path_params):
+            yield from page["values"]
+
+    def close(self) -> None:
+        with self._sessions_lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def __enter__(self) -> BitbucketClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- internals
+
+    def _url(self, endpoint: str, path_params: Mapping[str, str]) -> str:
+        quoted = {name: quote(str(value), safe="") for name, value in path_params.items()}
+        return self.settings.base_url + endpoint.format(**quoted)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = build_session(self.settings.pool_size)
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def _check_next(
+        self, next_url: str, followed: set[str], endpoint: str, path_params: Mapping[str, str]
+    ) -> None:
+        where = _describe(endpoint, path_params)
+        if urlsplit(next_url)[:2] != self._origin:
+            raise PaginationError(
+                f"refusing to follow the next page of {where} to another host "
+                f"({urlsplit(next_url).netloc}): credentials are only sent to "
+                f"{self._origin[1]}; the listing is incomplete",
+                endpoint=endpoint,
+            )
+        if next_url in followed:
+            raise PaginationError(
+                f"Bitbucket returned the same next page twice for {where}; stopped to avoid a "
+                "loop, the listing is incomplete",
+                endpoint=endpoint,
+            )
+
+    def _check_complete(
+        self,
+        page: Mapping[str, Any],
+        received: int,
+        endpoint: str,
+        path_params: Mapping[str, str],
+    ) -> None:
+        size = page.get("size")
+        if isinstance(size, int) and size > received:
+            # Bitbucket's size is computed separately and can race with changes during paging;
+            # say so loudly rather than fail the listing.
+            log.warning(
+                "Bitbucket reported %d items for %s but the listing ended after %d",
+                size,
+                _describe(endpoint, path_params),
+                received,
+            )
+
+    def _get(
+        self,
+        url: str,
+        endpoint: str,
+        path_params: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        retrying = Retrying(
+            retry=retry_if_exception_type(RETRYABLE),
+            stop=self._should_stop,
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._send, url, endpoint, path_params, params)
+        except BitbucketError:
+            self.stats.record_failure(endpoint)
+            raise
+
+    def _send(
+        self,
+        url: str,
+        endpoint: str,
+        path_params: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        *,
+        refreshed: bool = False,
+    ) -> dict[str, Any]:
+        self.stats.record_budget_wait(self.budget.acquire())
+        where = _describe(endpoint, path_params)
+        started = time.monotonic()
+        try:
+            response = self._session().get(
+                url,
+                params=params,
+                auth=self._auth,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
+            body = response.content
+        except requests.Timeout:
+            self.stats.record_response(f"GET {endpoint}", "timeout", 0, time.monotonic() - started)
+            raise TransportError(
+                f"Bitbucket did not answer in time for {where}", endpoint=endpoint
+            ) from None
+        except requests.RequestException as error:
+            self.stats.record_response(f"GET {endpoint}", "error", 0, time.monotonic() - started)
+            raise TransportError(
+                f"cannot reach Bitbucket for {where} ({type(error).__name__})", endpoint=endpoint
+            ) from None
+        elapsed = time.monotonic() - started
+        status = response.status_code
+        self.stats.record_response(f"GET {endpoint}", status, len(body), elapsed)
+        log.debug(
+            "GET %s -> %d (%.0f ms, %d bytes)", response.url, status, elapsed * 1000, len(body)
+        )
+        self._observe_rate_headers(response.headers)
+        if status == 401 and not refreshed and self.credential.refresh():
+            return self._send(url, endpoint, path_params, params, refreshed=True)
+        if status >= 400:
+            raise self._error_for(response, endpoint, path_params)
+        try:
+            document = response.json()
+        except ValueError:
+            raise MalformedResponse(
+                f"Bitbucket answered {status} for {where} with a body that is not JSON "
+                f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes)",
+                status=status,
+                endpoint=endpoint,
+            ) from None
+        if not isinstance(document, dict):
+            raise MalformedResponse(
+                f"Bitbucket answered {status} for {where} with JSON that is not an object",
+                status=status,
+                endpoint=endpoint,
+            )
+        return document
+
+    def _observe_rate_headers(self, headers: Mapping[str, str]) -> None:
+        limit = headers.get("X-RateLimit-Limit")
+        if limit and limit.isdigit():
+            self.budget.adopt_limit(int(limit))
+        if headers.get("X-RateLimit-NearLimit", "").lower() == "true":
+            self.budget.near_limit()
+
+    def _error_for(
+        self, response: requests.Response, endpoint: str, path_params: Mapping[str, str]
+    ) -> BitbucketError:
+        status = response.status_code
+        where = _describe(endpoint, path_params)
+        bitbucket_message, detail = _error_body(response)
+        message = f"Bitbucket answered {status} for {where}"
+        if bitbucket_message:
+            message += f" ({bitbucket_message})"
+        hint = hint_for(endpoint, status, dict(path_params))
+        if status == 403 and isinstance(detail, dict) and detail.get("required"):
+            required = ", ".join(map(str, detail["required"]))
+            granted = ", ".join(map(str, detail.get("granted") or [])) or "none"
+            hint = f"the credential lacks scope {required} (granted: {granted})"
+        common = {"status": status, "endpoint": endpoint, "url": response.url, "detail": detail}
+        if status == 429:
+            return RateLimited(
+                message, retry_after=_retry_after(response.headers), hint=hint, **common
+            )
+        kinds: dict[int, type[BitbucketError]] = {
+            400: BadRequest,
+            401: AuthenticationFailed,
+            403: Forbidden,
+            404: NotFound,
+            410: Gone,
+        }
+        if status in kinds:
+            return kinds[status](message, hint=hint, **common)
+        if status >= 500:
+            return ServerError(message, hint=hint, **common)
+        return BitbucketError(message, hint=hint, **common)
+
+    # ---------------------------------------------------------------- retry policy
+
+    def _should_stop(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if (
+            isinstance(error, RateLimited)
+            and error.retry_after is not None
+            and error.retry_after > self.settings.max_retry_after
+        ):
+            return True  # waiting that long is not a retry, it is a different run
+        return state.attempt_number >= self.settings.max_attempts
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        attempt = state.attempt_number
+        if isinstance(error, RateLimited):
+            if error.retry_after is not None:
+                # Retry-After is a minimum; a little jitter keeps parallel workers from
+                # returning in one burst.
+                return error.retry_after * (1 + random.random() * 0.1)  # noqa: S311
+            base = self.settings.rate_limit_backoff
+        else:
+            base = self.settings.backoff_base
+        ceiling = min(self.settings.backoff_max, base * 2 ** (attempt - 1))
+        # "Full jitter" (AWS architecture blog): uniform in [ceiling/2, ceiling].
+        return ceiling / 2 + random.random() * ceiling / 2  # noqa: S311
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        waited = state.next_action.sleep if state.next_action else 0.0
+        self.stats.record_retry(waited)
+        log.info(
+            "%s; retrying in %.1f s (attempt %d of %d)",
+            error,
+            waited,
+            state.attempt_number + 1,
+            self.settings.max_attempts,
+        )
+
+
+def _error_body(response: requests.Response) -> tuple[str | None, Any]:
+    """Bitbucket's ``{"type": "error", "error": {"message", "detail"}}``, if that is the body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return None, None
+    error = payload["error"]
+    message = error.get("message")
+    return (str(message)[:300] if message else None), error.get("detail")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date: Bitbucket has not been seen to send one; back off instead

@@ -1,0 +1,544 @@
+"""The GraphQL types over Bitbucket's objects. Resolvers are thin: they read the JSON Bitbucket
+sent, or ask a loader from ``info.context`` for related data.
+
+Scalar fields are synchronous on purpose: graphql-core's async path costs far more per field than
+a plain function call, and there are tens of thousands of fields in a large workspace. Only fields
+that need another request are ``async``.
+
+Values Bitbucket did not send resolve to null, never to a default: "unknown" must stay
+distinguishable from "false" all the way to the controls engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import graphene
+
+from auditor.schema.nodes import (
+    BranchNode,
+    PullRequestNode,
+    RepositoryNode,
+    WorkspaceNode,
+    dig,
+    parse_time,
+)
+from auditor.schema.pull_requests import list_pull_requests
+
+
+def _data(root: Any) -> Any:
+    return root.data if hasattr(root, "data") else root
+
+
+def field_of(*path: str) -> Callable[[Any, Any], Any]:
+    """A resolver reading ``path`` from the object's Bitbucket JSON."""
+
+    def resolve(root: Any, info: Any) -> Any:
+        return dig(_data(root), *path)
+
+    return resolve
+
+
+def time_of(*path: str) -> Callable[[Any, Any], Any]:
+    """A resolver reading an ISO 8601 timestamp at ``path``."""
+
+    def resolve(root: Any, info: Any) -> Any:
+        return parse_time(dig(_data(root), *path))
+
+    return resolve
+
+
+def _loaders(info: Any) -> Any:
+    return info.context["loaders"]
+
+
+def _nonnull_list(of: Any, description: str, **kwargs: Any) -> graphene.List:
+    """A list read from data already at hand: it cannot fail on its own."""
+    return graphene.List(graphene.NonNull(of), required=True, description=description, **kwargs)
+
+
+def _loaded_list(of: Any, description: str, **kwargs: Any) -> graphene.List:
+    """A list that needs a request. Nullable on purpose: when the request fails, the error stays
+    at this field (null) instead of nulling its parents up to the whole workspace."""
+    return graphene.List(graphene.NonNull(of), description=description, **kwargs)
+
+
+class Permission(graphene.Enum):
+    """A permission level on a repository."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+    NONE = "none"
+
+
+class PermissionSource(graphene.Enum):
+    """Where a repository permission comes from."""
+
+    DIRECT = "direct"  # an explicit grant to the user
+    GROUP = "group"  # an explicit grant to a group
+    EFFECTIVE = "effective"  # the user's highest permission from any source
+
+
+class PrincipalType(graphene.Enum):
+    USER = "user"
+    GROUP = "group"
+
+
+class PullRequestState(graphene.Enum):
+    OPEN = "OPEN"
+    MERGED = "MERGED"
+    DECLINED = "DECLINED"
+    SUPERSEDED = "SUPERSEDED"
+
+
+class User(graphene.ObjectType):
+    """A Bitbucket account (a person, or the bot user behind an access token)."""
+
+    uuid = graphene.String(resolver=field_of("uuid"))
+    account_id = graphene.String(resolver=field_of("account_id"))
+    display_name = graphene.String(resolver=field_of("display_name"))
+    nickname = graphene.String(resolver=field_of("nickname"))
+    account_status = graphene.String(resolver=field_of("account_status"))
+
+
+class Group(graphene.ObjectType):
+    """A workspace group."""
+
+    slug = graphene.String(resolver=field_of("slug"))
+    full_slug = graphene.String(
+        resolver=field_of("full_slug"), description="workspace:group, unique across workspaces"
+    )
+    name = graphene.String(resolver=field_of("name"))
+
+
+class Viewer(graphene.ObjectType):
+    """The identity of the credential in use."""
+
+    uuid = graphene.String(resolver=field_of("uuid"))
+    account_id = graphene.String(resolver=field_of("account_id"))
+    display_name = graphene.String(resolver=field_of("display_name"))
+    nickname = graphene.String(resolver=field_of("nickname"))
+    credential_type = graphene.String(
+        required=True, description="api_token, access_token or oauth_client_credentials"
+    )
+    scopes = graphene.List(
+        graphene.NonNull(graphene.String),
+        description="The scopes Bitbucket reported for the credential; null when not reported.",
+    )
+
+    @staticmethod
+    def resolve_credential_type(root: Any, info: Any) -> str:
+        return info.context["credential"].kind
+
+    @staticmethod
+    def resolve_scopes(root: Any, info: Any) -> list[str] | None:
+        return info.context["credential"].granted_scopes
+
+
+class Project(graphene.ObjectType):
+    key = graphene.String(resolver=field_of("key"))
+    name = graphene.String(resolver=field_of("name"))
+    uuid = graphene.String(resolver=field_of("uuid"))
+    is_private = graphene.Boolean(resolver=field_of("is_private"))
+
+
+class Member(graphene.ObjectType):
+    """A workspace member with their workspace permission."""
+
+    user = graphene.Field(User, resolver=field_of("user"))
+    workspace_permission = graphene.String(
+        resolver=field_of("permission"), description="owner, collaborator or member"
+    )
+    has_2fa_enabled = graphene.Boolean(
+        resolver=field_of("user", "has_2fa_enabled"),
+        description="Two-step verification; null where Bitbucket does not expose it.",
+    )
+
+
+class BranchRestriction(graphene.ObjectType):
+    """A branch permission or merge check. ``kind`` is an open set: new kinds appear over time."""
+
+    id = graphene.Int(resolver=field_of("id"))
+    kind = graphene.String(required=True, resolver=field_of("kind"))
+    branch_match_kind = graphene.String(
+        resolver=field_of("branch_match_kind"), description="glob or branching_model"
+    )
+    pattern = graphene.String(resolver=field_of("pattern"))
+    branch_type = graphene.String(resolver=field_of("branch_type"))
+    value = graphene.Int(resolver=field_of("value"))
+    exempt_users = _nonnull_list(User, "Users exempt from a push or restrict_merges restriction.")
+    exempt_groups = _nonnull_list(
+        Group, "Groups exempt from a push or restrict_merges restriction."
+    )
+
+    @staticmethod
+    def resolve_exempt_users(root: Any, info: Any) -> list[Any]:
+        return list(root.get("users") or [])
+
+    @staticmethod
+    def resolve_exempt_groups(root: Any, info: Any) -> list[Any]:
+        return list(root.get("groups") or [])
+
+
+class BranchingModelBranch(graphene.ObjectType):
+    name = graphene.String(resolver=field_of("name"))
+    use_mainbranch = graphene.Boolean(resolver=field_of("use_mainbranch"))
+
+
+class BranchType(graphene.ObjectType):
+    kind = graphene.String(resolver=field_of("kind"))
+    prefix = graphene.String(resolver=field_of("prefix"))
+
+
+class BranchingModel(graphene.ObjectType):
+    development = graphene.Field(BranchingModelBranch, resolver=field_of("development"))
+    production = graphene.Field(
+        BranchingModelBranch,
+        resolver=field_of("production"),
+        description="Null when the repository has no production branch enabled.",
+    )
+    branch_types = _nonnull_list(BranchType, "Active branch types and their prefixes.")
+
+    @staticmethod
+    def resolve_branch_types(root: Any, info: Any) -> list[Any]:
+        return list(root.get("branch_types") or [])
+
+
+class RepositoryPermission(graphene.ObjectType):
+    """Who can do what on a repository: a user or a group, the level, and where it comes from."""
+
+    principal_type = graphene.Field(PrincipalType, required=True)
+    user = graphene.Field(User, resolver=field_of("user"))
+    group = graphene.Field(Group, resolver=field_of("group"))
+    permission = graphene.Field(Permission, resolver=field_of("permission"))
+    source = graphene.Field(PermissionSource, required=True)
+
+    @staticmethod
+    def resolve_principal_type(root: Any, info: Any) -> str:
+        return "group" if root.get("group") else "user"
+
+    @staticmethod
+    def resolve_source(root: Any, info: Any) -> str:
+        return root["_source"]
+
+
+def _fingerprint(public_key: Any) -> str | None:
+    """OpenSSH's SHA256 fingerprint of an ``ssh-… AAAA… comment`` public key."""
+    if not isinstance(public_key, str):
+        return None
+    parts = public_key.split()
+    if len(parts) < 2:
+        return None
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        return None
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+class DeployKey(graphene.ObjectType):
+    """An SSH key with access to one repository."""
+
+    id = graphene.String()
+    label = graphene.String(resolver=field_of("label"))
+    comment = graphene.String(resolver=field_of("comment"))
+    fingerprint = graphene.String(description="SHA256 fingerprint of the public key")
+    added_on = graphene.DateTime(description="When the key was added (added_on, or created_on).")
+    last_used = graphene.DateTime(resolver=time_of("last_used"))
+
+    @staticmethod
+    def resolve_id(root: Any, info: Any) -> str | None:
+        return None if root.get("id") is None else str(root["id"])
+
+    @staticmethod
+    def resolve_fingerprint(root: Any, info: Any) -> str | None:
+        return _fingerprint(root.get("key"))
+
+    @staticmethod
+    def resolve_added_on(root: Any, info: Any) -> Any:
+        # The schema says added_on; Bitbucket's own example returns created_on (digest gotcha 9).
+        return parse_time(root.get("added_on") or root.get("created_on"))
+
+
+class Webhook(graphene.ObjectType):
+    uuid = graphene.String(resolver=field_of("uuid"))
+    url = graphene.String(resolver=field_of("url"))
+    description = graphene.String(resolver=field_of("description"))
+    subject_type = graphene.String(resolver=field_of("subject_type"))
+    active = graphene.Boolean(resolver=field_of("active"))
+    events = _nonnull_list(graphene.String, "Subscribed events.")
+    secret_set = graphene.Boolean(
+        resolver=field_of("secret_set"), description="A signing secret is set (never the secret)."
+    )
+    skip_cert_verification = graphene.Boolean(resolver=field_of("skip_cert_verification"))
+    created_at = graphene.DateTime(resolver=time_of("created_at"))
+
+    @staticmethod
+    def resolve_events(root: Any, info: Any) -> list[str]:
+        return sorted(str(event) for event in root.get("events") or [])
+
+
+class DefaultReviewer(graphene.ObjectType):
+    user = graphene.Field(User, resolver=field_of("user"))
+    reviewer_type = graphene.String(
+        resolver=field_of("reviewer_type"), description="repository or project"
+    )
+
+
+class PipelinesConfig(graphene.ObjectType):
+    enabled = graphene.Boolean(resolver=field_of("enabled"))
+
+
+class CommitStatus(graphene.ObjectType):
+    """A build (or other) status reported on a commit."""
+
+    key = graphene.String(resolver=field_of("key"))
+    name = graphene.String(resolver=field_of("name"))
+    state = graphene.String(resolver=field_of("state"))
+    url = graphene.String(resolver=field_of("url"))
+    description = graphene.String(resolver=field_of("description"))
+    refname = graphene.String(resolver=field_of("refname"))
+    created_on = graphene.DateTime(resolver=time_of("created_on"))
+    updated_on = graphene.DateTime(resolver=time_of("updated_on"))
+
+
+class Commit(graphene.ObjectType):
+    hash = graphene.String(required=True)
+    statuses = _loaded_list(CommitStatus, "Statuses reported on this commit.")
+
+    @staticmethod
+    def resolve_hash(root: BranchNode, info: Any) -> str | None:
+        return root.head
+
+    @staticmethod
+    async def resolve_statuses(root: BranchNode, info: Any) -> list[Any]:
+        return await _loaders(info).commit_statuses.load((root.workspace, root.slug, root.head))
+
+
+class Branch(graphene.ObjectType):
+    name = graphene.String(required=True)
+    head = graphene.Field(Commit, description="The commit the branch points to.")
+
+    @staticmethod
+    def resolve_name(root: BranchNode, info: Any) -> str:
+        return root.name
+
+    @staticmethod
+    def resolve_head(root: BranchNode, info: Any) -> BranchNode | None:
+        return root if root.head else None
+
+
+class Participant(graphene.ObjectType):
+    """Someone who took part in a pull request: reviewer or participant, approval and when."""
+
+    user = graphene.Field(User, resolver=field_of("user"))
+    role = graphene.String(resolver=field_of("role"), description="PARTICIPANT or REVIEWER")
+    approved = graphene.Boolean(resolver=field_of("approved"))
+    state = graphene.String(
+        resolver=field_of("state"), description="approved, changes_requested or null"
+    )
+    participated_on = graphene.DateTime(
+        resolver=time_of("participated_on"),
+        description="For approvers, the time of approval; otherwise their last comment.",
+    )
+
+
+class PullRequest(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    title = graphene.String(resolver=field_of("title"))
+    state = graphene.String(resolver=field_of("state"))
+    author = graphene.Field(User, resolver=field_of("author"))
+    source_branch = graphene.String(resolver=field_of("source", "branch", "name"))
+    source_commit = graphene.String(resolver=field_of("source", "commit", "hash"))
+    destination_branch = graphene.String(resolver=field_of("destination", "branch", "name"))
+    merge_commit = graphene.String(resolver=field_of("merge_commit", "hash"))
+    closed_by = graphene.Field(User, resolver=field_of("closed_by"))
+    created_on = graphene.DateTime(resolver=time_of("created_on"))
+    updated_on = graphene.DateTime(resolver=time_of("updated_on"))
+    merged_on = graphene.DateTime(description="When it was merged (null unless merged).")
+    merged_on_source = graphene.String(
+        description="Where mergedOn comes from: closed_on, activity (the MERGED update in the "
+        "activity log) or updated_on (an upper bound, when neither is available)."
+    )
+    participants = _nonnull_list(Participant, "Reviewers and participants with their approvals.")
+    build_statuses = _loaded_list(CommitStatus, "Build statuses on the source head commit.")
+
+    @staticmethod
+    def resolve_id(root: PullRequestNode, info: Any) -> int:
+        return root.id
+
+    @staticmethod
+    def resolve_merged_on(root: PullRequestNode, info: Any) -> Any:
+        return root.merged_on
+
+    @staticmethod
+    def resolve_merged_on_source(root: PullRequestNode, info: Any) -> str | None:
+        return root.merged_on_source
+
+    @staticmethod
+    def resolve_participants(root: PullRequestNode, info: Any) -> list[Any]:
+        return list(root.data.get("participants") or [])
+
+    @staticmethod
+    async def resolve_build_statuses(root: PullRequestNode, info: Any) -> list[Any]:
+        if root.build_statuses is None:  # not prefetched by the list: load on its own
+            return await _loaders(info).pull_request_statuses.load(
+                (root.workspace, root.slug, root.id)
+            )
+        if isinstance(root.build_statuses, BaseException):
+            raise root.build_statuses
+        return root.build_statuses
+
+
+class Repository(graphene.ObjectType):
+    full_name = graphene.String(required=True, description="workspace/repo_slug")
+    workspace = graphene.String(required=True)
+    slug = graphene.String(required=True)
+    name = graphene.String(resolver=field_of("name"))
+    uuid = graphene.String(resolver=field_of("uuid"))
+    description = graphene.String(resolver=field_of("description"))
+    is_private = graphene.Boolean(resolver=field_of("is_private"))
+    fork_policy = graphene.String(resolver=field_of("fork_policy"))
+    main_branch = graphene.String(
+        resolver=field_of("mainbranch", "name"), description="Null for an empty repository."
+    )
+    language = graphene.String(resolver=field_of("language"))
+    size = graphene.Float(resolver=field_of("size"), description="Size in bytes.")
+    created_on = graphene.DateTime(resolver=time_of("created_on"))
+    updated_on = graphene.DateTime(resolver=time_of("updated_on"))
+    project = graphene.Field(Project, resolver=field_of("project"))
+
+    branching_model = graphene.Field(BranchingModel)
+    branch_restrictions = _loaded_list(BranchRestriction, "Branch permissions and merge checks.")
+    effective_permissions = _loaded_list(
+        RepositoryPermission, "Each user's highest permission (source EFFECTIVE)."
+    )
+    explicit_permissions = _loaded_list(
+        RepositoryPermission, "Explicit grants to users (DIRECT) and groups (GROUP)."
+    )
+    deploy_keys = _loaded_list(DeployKey, "SSH deploy keys.")
+    webhooks = _loaded_list(Webhook, "Repository webhooks.")
+    default_reviewers = _loaded_list(
+        DefaultReviewer, "Effective default reviewers (repository and project level)."
+    )
+    pipelines_config = graphene.Field(PipelinesConfig)
+    default_branch = graphene.Field(Branch, description="The main branch; null when empty.")
+    pull_requests = _loaded_list(
+        PullRequest,
+        "Pull requests. With mergedSince/mergedUntil: those merged in [mergedSince, mergedUntil).",
+        states=graphene.List(
+            graphene.NonNull(PullRequestState), default_value=[PullRequestState.MERGED.value]
+        ),
+        merged_since=graphene.DateTime(),
+        merged_until=graphene.DateTime(),
+        to_default_branch=graphene.Boolean(
+            default_value=False, description="Only pull requests into the main branch."
+        ),
+    )
+
+    @staticmethod
+    def resolve_full_name(root: RepositoryNode, info: Any) -> str:
+        return root.full_name
+
+    @staticmethod
+    def resolve_workspace(root: RepositoryNode, info: Any) -> str:
+        return root.workspace
+
+    @staticmethod
+    def resolve_slug(root: RepositoryNode, info: Any) -> str:
+        return root.slug
+
+    @staticmethod
+    async def resolve_branching_model(root: RepositoryNode, info: Any) -> Any:
+        return await _loaders(info).branching_model.load(root.key)
+
+    @staticmethod
+    async def resolve_branch_restrictions(root: RepositoryNode, info: Any) -> Any:
+        return await _loaders(info).branch_restrictions.load(root.key)
+
+    @staticmethod
+    async def resolve_effective_permissions(root: RepositoryNode, info: Any) -> Any:
+        entries = await _loaders(info).effective_permissions.load(root.key)
+        return [{**entry, "_source": "effective"} for entry in entries]
+
+    @staticmethod
+    async def resolve_explicit_permissions(root: RepositoryNode, info: Any) -> Any:
+        entries = await _loaders(info).explicit_permissions.load(root.key)
+        return [
+            {**entry, "_source": "group" if entry.get("group") else "direct"} for entry in entries
+        ]
+
+    @staticmethod
+    async def resolve_deploy_keys(root: RepositoryNode, info: Any) -> Any:
+        return await _loaders(info).deploy_keys.load(root.key)
+
+    @staticmethod
+    async def resolve_webhooks(root: RepositoryNode, info: Any) -> Any:
+        return await _loaders(info).webhooks.load(root.key)
+
+    @staticmethod
+    async def resolve_default_reviewers(root: RepositoryNode, info: Any) -> Any:
+        return await _loaders(info).default_reviewers.load(root.key)
+
+    @staticmethod
+    async def resolve_pipelines_config(root: RepositoryNode, info: Any) -> Any:
+        return await _loaders(info).pipelines_config.load(root.key)
+
+    @staticmethod
+    async def resolve_default_branch(root: RepositoryNode, info: Any) -> BranchNode | None:
+        name = root.main_branch
+        if not name:
+            return None
+        data = await _loaders(info).branch.load((root.workspace, root.slug, name))
+        return BranchNode(root.workspace, root.slug, name, data)
+
+    @staticmethod
+    async def resolve_pull_requests(
+        root: RepositoryNode,
+        info: Any,
+        states: list[str],
+        merged_since: Any = None,
+        merged_until: Any = None,
+        to_default_branch: bool = False,
+    ) -> list[PullRequestNode]:
+        return await list_pull_requests(
+            root,
+            info,
+            states=[getattr(state, "value", state) for state in states],
+            merged_since=merged_since,
+            merged_until=merged_until,
+            to_default_branch=to_default_branch,
+        )
+
+
+class Workspace(graphene.ObjectType):
+    slug = graphene.String(required=True)
+    name = graphene.String(resolver=field_of("name"))
+    uuid = graphene.String(resolver=field_of("uuid"))
+    projects = _loaded_list(Project, "Projects of the workspace.")
+    repositories = _loaded_list(Repository, "Every repository the credential can see.")
+    members = _loaded_list(Member, "Members with their workspace permission.")
+
+    @staticmethod
+    def resolve_slug(root: WorkspaceNode, info: Any) -> str:
+        return root.slug
+
+    @staticmethod
+    async def resolve_projects(root: WorkspaceNode, info: Any) -> Any:
+        return await _loaders(info).projects.load(root.slug)
+
+    @staticmethod
+    async def resolve_repositories(root: WorkspaceNode, info: Any) -> list[RepositoryNode]:
+        listing = await _loaders(info).repositories.load(root.slug)
+        nodes = [RepositoryNode.from_listing(root.slug, data) for data in listing]
+        return sorted(nodes, key=lambda node: node.slug)
+
+    @staticmethod
+    async def resolve_members(root: WorkspaceNode, info: Any) -> Any:
+        members = await _loaders(info).members.load(root.slug)
+        return sorted(members, key=lambda member: str(dig(member, "user", "uuid")))
