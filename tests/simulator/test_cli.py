@@ -1,0 +1,93 @@
+"""``auditor simulator serve``: options, and a real server started from the command line."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+from click.testing import CliRunner
+
+from auditor.cli import main
+
+OPTIONS = (
+    "--host",
+    "--port",
+    "--demo",
+    "--synthetic",
+    "--repos",
+    "--prs-per-repo",
+    "--seed",
+    "--latency-ms",
+    "--jitter-ms",
+    "--hourly-budget",
+    "--no-retry-after",
+    "--error-rate",
+)
+
+
+def test_every_option_has_help():
+    result = CliRunner().invoke(main, ["simulator", "serve", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in OPTIONS:
+        line = next((line for line in result.output.splitlines() if option in line), None)
+        assert line is not None, option
+    command = main.commands["simulator"].commands["serve"]
+    assert all(param.help for param in command.params if param.name != "help")
+
+
+def test_bad_options_are_usage_errors():
+    result = CliRunner().invoke(main, ["simulator", "serve", "--error-rate", "2"])
+    assert result.exit_code == 2, result.output
+    assert "--error-rate" in result.output
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "simulator", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            return process, lines
+    process.kill()
+    raise AssertionError("the simulator did not start:\n" + "\n".join(lines))
+
+
+def test_serve_prints_the_url_and_credentials_and_stops_on_ctrl_c():
+    process, lines = _start(
+        "--synthetic", "--repos", "12", "--prs-per-repo", "2", "--hourly-budget", "3"
+    )
+    try:
+        output = "\n".join(lines)
+        base_url = re.search(r"serving (http://\S+/2\.0)", output).group(1)
+        assert "workspaces: synth" in output
+        api_token = next(line for line in lines if line.strip().startswith("api_token:"))
+        env = dict(pair.split("=", 1) for pair in api_token.split(":", 1)[1].split())
+        assert env["BITBUCKET_API_URL"] == base_url
+        auth = (env["BITBUCKET_EMAIL"], env["BITBUCKET_API_TOKEN"])
+        oauth = next(line for line in lines if line.strip().startswith("oauth:"))
+        assert "BITBUCKET_OAUTH_TOKEN_URL=" in oauth
+        repositories = requests.get(f"{base_url}/repositories/synth", auth=auth, timeout=10)
+        assert repositories.json()["size"] == 12
+        statuses = [
+            requests.get(f"{base_url}/user", auth=auth, timeout=10).status_code for _ in range(3)
+        ]
+        assert statuses == [200, 200, 429]  # the budget of 3 was set on the command line
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    assert process.returncode == 0, process.stdout.read()
