@@ -65,8 +65,10 @@ def merged_pull_requests(evidence: Evidence, period: Period) -> pd.DataFrame:
     prs = prs.drop_duplicates(["repository", "pr_id"])
     prs = _with_approvals(prs, evidence.table("pr_participants"))
     prs = _with_builds(prs, evidence.table("build_statuses"))
-    same = prs["closed_by_uuid"] == prs["author_uuid"]  # <NA> when either is unknown
-    prs["self_merged"] = same.astype("boolean")
+    # pandas' str dtype compares a missing value as False; unknown must stay unknown.
+    known_both = prs["closed_by_uuid"].notna() & prs["author_uuid"].notna()
+    same = (prs["closed_by_uuid"] == prs["author_uuid"]).astype("boolean")
+    prs["self_merged"] = same.mask(~known_both)
     prs["resource"] = prs["repository"] + "#" + prs["pr_id"].astype("str")
     return prs.sort_values(["repository", "pr_id"], kind="stable").reset_index(drop=True)
 
@@ -75,9 +77,12 @@ def _with_approvals(prs: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
     authors = prs[["repository", "pr_id", "author_uuid"]]
     approvals = participants[participants["approved"].fillna(False).astype(bool)]
     approvals = approvals.merge(authors, on=["repository", "pr_id"], how="inner")
-    independent = approvals["author_uuid"].notna() & (
-        approvals["user_uuid"] != approvals["author_uuid"]
-    ).fillna(True)
+    # An approval counts only when both people are known and differ (str compares NA as False).
+    independent = (
+        approvals["author_uuid"].notna()
+        & approvals["user_uuid"].notna()
+        & (approvals["user_uuid"] != approvals["author_uuid"])
+    )
     approvals = approvals[independent]
     names = approvals["display_name"].fillna(approvals["user_uuid"]).astype("str")
     approvals = approvals.assign(name=names).sort_values(
@@ -140,11 +145,15 @@ def build_population(
     ``outcomes`` maps a check name (``independent_approval`` …) to (control ID, repositories in
     that control's scope). Repositories with an ERROR row for one of those controls are listed
     as not assessable; their pull requests carry ERROR in that control's column. Approvals and
-    build states of repositories in ``approvals_unknown`` / ``builds_unknown`` (whose participants
-    or build statuses could not be collected) are missing, not zero.
+    build states are missing, not zero, for repositories or pull requests (``repo#id``) named in
+    ``approvals_unknown`` / ``builds_unknown`` (whose participants or build statuses could not be
+    collected).
     """
     in_scope = set().union(*(repos for _, repos in outcomes.values())) if outcomes else set()
     population = merged[merged["repository"].isin(in_scope)].copy()
+    repository, resource = population["repository"], population["resource"]
+    no_approvals = repository.isin(approvals_unknown) | resource.isin(approvals_unknown)
+    no_builds = repository.isin(builds_unknown) | resource.isin(builds_unknown)
     not_assessable: set[str] = set()
     for check_name, column in STATUS_COLUMNS.items():
         population[column] = pd.Series(pd.NA, index=population.index, dtype="str")
@@ -162,16 +171,9 @@ def build_population(
         status = status.mask(errored & status.isna(), Status.ERROR.value)
         status = status.where(population["repository"].isin(repositories))
         population[column] = status.astype("str")
-    population["approvals"] = population["approvals"].astype("Int64")
-    population["approvals"] = population["approvals"].mask(
-        population["repository"].isin(approvals_unknown)
-    )
-    population["approvers"] = population["approvers"].mask(
-        population["repository"].isin(approvals_unknown)
-    )
-    population["build_state"] = (
-        population["build_state"].astype("str").mask(population["repository"].isin(builds_unknown))
-    )
+    population["approvals"] = population["approvals"].astype("Int64").mask(no_approvals)
+    population["approvers"] = population["approvers"].mask(no_approvals)
+    population["build_state"] = population["build_state"].astype("str").mask(no_builds)
     population = population[list(POPULATION_COLUMNS)].reset_index(drop=True)
     merged_count = len(population)
     approvals = population["approvals"]

@@ -71,7 +71,7 @@ def evaluate(
         if frames
         else _decorate(rows_frame(), None, catalog, 0)
     )
-    findings = _sort(findings)
+    findings = _sort(findings.astype(dict.fromkeys(FINDING_COLUMNS, "str")))
     findings, entries = apply_exceptions(findings, exceptions, evaluated_on)
     findings = findings[list(FINDING_COLUMNS)].reset_index(drop=True)
     outcomes = [_outcome(control, catalog, findings) for control in catalog.controls]
@@ -122,9 +122,13 @@ class _Run:
             for control in catalog.enabled_controls
             if control.level in REPOSITORY_LEVELS
         }
+        # In scope: matched by some repository-level control (by the catalog's own scope when
+        # the catalog has none), so "excluded" means excluded from everything.
         in_scope: set[str] = set()
         for frame in self.scoped.values():
             in_scope.update(frame["repository"])
+        if not self.scoped:
+            in_scope.update(self.repositories[catalog.scope.mask(self.repositories)]["repository"])
         self.coverage_scope = frozenset(in_scope)
 
     @property
@@ -344,12 +348,15 @@ class _Run:
         )
 
     def _unavailable(self, datasets: Iterable[str]) -> set[str]:
+        """Repositories, and pull requests (``repo#id``), whose ``datasets`` are missing."""
         wanted = tuple(datasets)
-        return {
+        unavailable = {
             repo.repository
             for repo in self.repositories.itertuples(index=False)
             if self.failures.for_repository(wanted, repo.workspace, repo.repository) is not None
         }
+        records = self.failures.record_failures(wanted)
+        return unavailable | {f"{repository}#{record}" for repository, record in records}
 
 
 def _workspaces(evidence: Evidence) -> list[str]:
@@ -408,9 +415,9 @@ def _decorate(
     frame["severity"] = control.severity if control else ""
     frame["frameworks"] = labels
     for column in _EXCEPTION_COLUMNS:
-        frame[column] = pd.Series(pd.NA, index=frame.index, dtype="str")
+        frame[column] = None
     frame["_order"] = order
-    return frame.astype(dict.fromkeys(FINDING_COLUMNS, "str"))
+    return frame
 
 
 def _sort(findings: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 A dataset is unavailable for a repository when the collection recorded an error for that
 repository, a workspace-wide error (``repository`` missing), or when the dataset was not collected
-at all (absent from ``CollectionInfo.datasets``). ``CollectionFailures`` answers those questions
+at all (absent from ``CollectionInfo.datasets``). An error naming one ``record`` (a pull request)
+leaves the rest of the repository's dataset usable: only that record's results are unknown
+(``record_failures``). ``CollectionFailures`` answers those questions
 and words the ERROR reason from the error row: the HTTP cause and the hint.
 """
 
@@ -29,9 +31,12 @@ class Failure:
     error_code: str | None
     message: str | None
     hint: str | None
+    record: str | None = None  # a pull request id when only that record failed
 
     @property
     def target(self) -> str:
+        if self.repository and self.record:
+            return f"{self.repository}#{self.record}"
         return self.repository or self.workspace
 
     def sentence(self) -> str:
@@ -61,6 +66,8 @@ class Failure:
     def pointer(self) -> str:
         if self.error_code == NOT_COLLECTED:
             return f"collection_info:datasets#{self.dataset}"
+        if self.record:
+            return f"collection_errors:{self.repository}#{self.dataset}#{self.record}"
         return f"collection_errors:{self.target}#{self.dataset}"
 
 
@@ -76,7 +83,10 @@ class CollectionFailures:
         self._by_repository: dict[tuple[str, str], Failure] = {}
         self._by_workspace: dict[tuple[str, str], Failure] = {}
         self._any_in_workspace: dict[tuple[str, str], Failure] = {}
+        self._by_record: dict[tuple[str, str, str], Failure] = {}
         errors = evidence.errors
+        if "record" not in errors.columns:  # evidence written before records were named
+            errors = errors.assign(record=pd.Series(pd.NA, index=errors.index, dtype="str"))
         for row in errors.itertuples(index=False):
             failure = Failure(
                 dataset=str(row.dataset),
@@ -86,7 +96,12 @@ class CollectionFailures:
                 error_code=_text(row.error_code),
                 message=_text(row.message),
                 hint=_text(row.hint),
+                record=_text(row.record),
             )
+            if failure.record is not None and failure.repository is not None:
+                key3 = (failure.dataset, failure.repository, failure.record)
+                self._by_record.setdefault(key3, failure)
+                continue
             if failure.repository is None:
                 self._by_workspace.setdefault((failure.dataset, failure.workspace), failure)
             else:
@@ -131,11 +146,12 @@ class CollectionFailures:
                 return failure
         return None
 
-    def repositories_affected(self, datasets: Iterable[str]) -> dict[str, Failure]:
-        """Repositories with a per-repository error in any of ``datasets`` (first failure)."""
+    def record_failures(self, datasets: Iterable[str]) -> dict[tuple[str, str], Failure]:
+        """``(repository, record) -> Failure`` for record-level errors in any of ``datasets``."""
         wanted = tuple(datasets)
-        affected: dict[str, Failure] = {}
-        for (dataset, repository), failure in self._by_repository.items():
-            if dataset in wanted:
-                affected.setdefault(repository, failure)
-        return affected
+        found: dict[tuple[str, str], Failure] = {}
+        for dataset in wanted:
+            for (name, repository, record), failure in self._by_record.items():
+                if name == dataset:
+                    found.setdefault((repository, record), failure)
+        return found

@@ -154,7 +154,8 @@ def credential_least_privilege(ctx: CheckContext, params: LeastPrivilegeParamete
             if allowed
             else ""
         )
-        reason = f"{who}; its {plural(len(classes), 'scope')} ({source}) are read-only{apart}."
+        verb = "is" if len(classes) == 1 else "are"
+        reason = f"{who}; its {plural(len(classes), 'scope')} ({source}) {verb} read-only{apart}."
         _add(rows, ctx, identity, Status.PASS, reason, observed, evidence)
     return rows.frame()
 

@@ -30,10 +30,12 @@ _REQUIRED_ATTRIBUTES = {
 def not_fully_assessable(ctx: CheckContext, workspace: str, repositories: list[str]) -> list[str]:
     """Repositories of ``workspace`` for which some per-repository evidence is missing."""
     datasets = [name for name, spec in TABLES.items() if spec.per_repository]
+    partial_records = {repository for repository, _ in ctx.failures.record_failures(datasets)}
     return [
         repository
         for repository in repositories
-        if ctx.failures.for_repository(datasets, workspace, repository) is not None
+        if repository in partial_records
+        or ctx.failures.for_repository(datasets, workspace, repository) is not None
     ]
 
 
@@ -77,7 +79,8 @@ def repository_inventory(ctx: CheckContext, params: Parameters) -> Any:
             missing = ", ".join(label for label, names_ in lacking.items() if names_)
             reason = (
                 f"{workspace} lists {plural(len(names), 'repository', 'repositories')}, but "
-                f"{plural(len(incomplete), 'repository', 'repositories')} lack {missing} "
+                f"{plural(len(incomplete), 'repository', 'repositories')} "
+                f"{'lacks' if len(incomplete) == 1 else 'lack'} {missing} "
                 f"({', '.join(incomplete[:5])}{', …' if len(incomplete) > 5 else ''}); "
                 "the inventory is incomplete."
             )

@@ -53,7 +53,34 @@ def _name(names: pd.Series, uuids: pd.Series, unknown: str) -> pd.Series:
     return names.fillna(uuids).fillna(unknown).astype("str")
 
 
-def _rows(prs: pd.DataFrame, status: Any, reason: Any, observed: Any, evidence: Any) -> Any:
+def _rows(
+    ctx: CheckContext,
+    prs: pd.DataFrame,
+    datasets: tuple[str, ...],
+    status: Any,
+    reason: Any,
+    observed: Any,
+    evidence: Any,
+) -> Any:
+    """The rows, with ERROR for pull requests whose own records could not be collected."""
+    failures = ctx.failures.record_failures(datasets)
+    if failures:
+        found = [
+            failures.get((repository, str(pr_id)))
+            for repository, pr_id in zip(prs["repository"], prs["pr_id"], strict=True)
+        ]
+        failed = np.array([f is not None for f in found], dtype=bool)
+        if failed.any():
+            status, reason, observed, evidence = (
+                np.asarray(column, dtype=object).copy()
+                if not isinstance(column, str)
+                else np.full(len(prs), column, dtype=object)
+                for column in (status, reason, observed, evidence)
+            )
+            status[failed] = Status.ERROR.value
+            reason[failed] = [f.reason() for f in found if f is not None]
+            observed[failed] = [f.observed for f in found if f is not None]
+            evidence[failed] = [f.pointer for f in found if f is not None]
     frame = pd.DataFrame(
         {
             "resource_type": "pull_request",
@@ -67,7 +94,7 @@ def _rows(prs: pd.DataFrame, status: Any, reason: Any, observed: Any, evidence: 
         },
         columns=list(ROW_COLUMNS),
     )
-    return frame.astype(dict.fromkeys(ROW_COLUMNS, "str"))
+    return frame
 
 
 def _unknown_time(prs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -124,7 +151,8 @@ def independent_approval(ctx: CheckContext, params: ApprovalParameters) -> Any:
         + required,
     )
     evidence = "pull_requests:" + res + ";pr_participants:" + res
-    return _rows(prs, status, reason, approvals.astype("str"), evidence)
+    datasets = ("pull_requests", "pr_participants")
+    return _rows(ctx, prs, datasets, status, reason, approvals.astype("str"), evidence)
 
 
 @check(
@@ -190,7 +218,7 @@ def no_self_merge(ctx: CheckContext, params: Parameters) -> Any:
         "merged by " + merger,
     )
     evidence = "pull_requests:" + res + ";pr_participants:" + res
-    return _rows(prs, status, reason, observed, evidence)
+    return _rows(ctx, prs, ("pull_requests", "pr_participants"), status, reason, observed, evidence)
 
 
 @check(
@@ -238,4 +266,5 @@ def merged_build_passed(ctx: CheckContext, params: Parameters) -> Any:
         + ".",
     )
     evidence = "pull_requests:" + res + ";build_statuses:" + res
-    return _rows(prs, status, reason, state.replace(NO_BUILD, "no build"), evidence)
+    observed = state.replace(NO_BUILD, "no build")
+    return _rows(ctx, prs, ("pull_requests", "build_statuses"), status, reason, observed, evidence)

@@ -234,9 +234,11 @@ class Rows:
 
 
 def rows_frame(records: Iterable[tuple[Any, ...]] | None = None) -> pd.DataFrame:
-    """A result-rows DataFrame (``ROW_COLUMNS``, all ``str``) from tuples in that order."""
-    frame = pd.DataFrame.from_records(list(records or []), columns=list(ROW_COLUMNS))
-    return frame.astype(dict.fromkeys(ROW_COLUMNS, "str"))
+    """A result-rows DataFrame (``ROW_COLUMNS``) from tuples in that order.
+
+    Columns stay ``object`` here; the engine converts all findings to ``str`` once.
+    """
+    return pd.DataFrame.from_records(list(records or []), columns=list(ROW_COLUMNS))
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
