@@ -299,7 +299,7 @@ class Validator:
         message = message[0].lower() + message[1:] if message else message
         if kind == "string_type" and isinstance(value, float | int) and not isinstance(value, bool):
             message += f": write it in quotes, YAML reads {value!r} as a number"
-        elif not isinstance(value, dict | list):
+        elif kind != "value_error" and not isinstance(value, dict | list):
             message += f" (got {value!r})"
         prefix = f"{field_name}: " if field_name else ""
         self.add((*path, *loc), subject, f"{prefix}{message}")
@@ -393,7 +393,8 @@ def _parameters(
             else:
                 text = str(item["msg"]).removeprefix("Value error, ")
                 text = text[0].lower() + text[1:]
-                message = f"parameter '{name}': {text} (got {item.get('input')!r})"
+                got = "" if item["type"] == "value_error" else f" (got {item.get('input')!r})"
+                message = f"parameter '{name}': {text}{got}"
             validator.add((*path, *loc), subject, message)
         return None
 
