@@ -11,8 +11,10 @@ can raise but never lower a project grant):
 * Audit Bot holds admin at project level on CORE, WEB and LEGACY, which is inherited by their
   repositories without appearing among the repositories' own grants (payments-api keeps "group
   grants only"). On OPS it holds read only, because ``secrets-vault`` lives there and an OPS admin
-  grant could not be reduced for it; its admin on ``infra-terraform`` and ``data-pipeline`` is
-  therefore a direct repository grant.
+  grant could not be reduced for it. Its admin on ``infra-terraform`` and ``data-pipeline`` comes
+  through ``acme:release-managers`` (Bob and Audit Bot; DEMO.md leaves the members open), which
+  those two repositories grant admin: a group grant, so only Carol, Dave and Ivan hold direct
+  grants (on infra-terraform) and the administrator counts stay those DEMO.md gives.
 * Workspace owners administer every repository but are not grants: the permission listings
   (``/workspaces/acme/permissions/repositories``) show grants only, as DEMO.md's counts require.
 """
@@ -759,7 +761,8 @@ def _infra_terraform(ids: _Ids) -> Repository:
         description="Cloud infrastructure as code",
         language="hcl",
         size=12_845_056,
-        user_grants={"carol": "admin", "dave": "admin", "ivan": "write", "audit-bot": "admin"},
+        user_grants={"carol": "admin", "dave": "admin", "ivan": "write"},
+        group_grants={**_TEAM_GRANTS, "release-managers": "admin"},
         default_reviewers=("dave",),
     )
 
@@ -801,7 +804,7 @@ def _data_pipeline(ids: _Ids) -> Repository:
         description="Event ingestion and batch jobs",
         language="python",
         size=33_554_432,
-        user_grants={"audit-bot": "admin"},
+        group_grants={**_TEAM_GRANTS, "release-managers": "admin"},
         default_reviewers=("carol",),
     )
 
@@ -1155,7 +1158,7 @@ def demo_dataset() -> Dataset:
                 "developers", "Developers", ("erin", "frank", "grace", "ivan", "mallory")
             ),
             "admins": Group("admins", "Admins", ("alice", "bob")),
-            "release-managers": Group("release-managers", "Release managers", ("bob", "grace")),
+            "release-managers": Group("release-managers", "Release managers", ("bob", "audit-bot")),
             "readers": Group("readers", "Readers", ("heidi",)),
         },
         projects=projects,

@@ -90,8 +90,10 @@ def test_grants_payments_api_groups_only_infra_terraform_direct_users(demo_simul
     assert {g["group"]["full_slug"]: g["permission"] for g in groups}["acme:admins"] == "admin"
     users = ok(demo_simulator, f"{REPO}/infra-terraform/permissions-config/users")["values"]
     direct = {u["user"]["display_name"]: u["permission"] for u in users}
-    assert direct["Carol Chen"] == direct["Dave Ops"] == "admin"
-    assert direct["Ivan Intern"] == "write"
+    assert direct == {"Carol Chen": "admin", "Dave Ops": "admin", "Ivan Intern": "write"}
+    # Every other repository the bot administers grants through groups and projects only.
+    for slug in ("payments-api", "data-pipeline", "ml-models", "web-frontend", "legacy-billing"):
+        assert ok(demo_simulator, f"{REPO}/{slug}/permissions-config/users")["values"] == [], slug
 
 
 @pytest.mark.parametrize(
