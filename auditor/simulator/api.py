@@ -14,6 +14,8 @@ parameters with ``page`` replaced. ``q`` (BBQL) and ``sort`` work on every list 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -370,12 +372,33 @@ def _administered(request: ApiRequest, ws: Workspace) -> list[Repository]:
     ]
 
 
-def _permission_rows(
-    ws: Workspace, repositories: Sequence[Repository]
-) -> list[tuple[Repository, str, str]]:
-    return [
-        (repo, user, perm) for repo in repositories for user, perm in ws.effective_permissions(repo)
-    ]
+class _PermissionRows(Sequence[tuple[Repository, str, str]]):
+    """``(repository, user, permission)`` rows of many repositories, sliced without building
+    them all: a workspace of thousands of repositories has hundreds of thousands of rows."""
+
+    def __init__(self, ws: Workspace, repositories: Sequence[Repository]) -> None:
+        self._groups = [(repo, ws.effective_permissions(repo)) for repo in repositories]
+        self._starts = list(
+            itertools.accumulate((len(rows) for _, rows in self._groups), initial=0)
+        )
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, slice):
+            return self[index : index + 1][0] if index >= 0 else self[len(self) + index]
+        start, stop, _ = index.indices(len(self))
+        result: list[tuple[Repository, str, str]] = []
+        group = max(0, bisect.bisect_right(self._starts, start) - 1)
+        while start < stop and group < len(self._groups):
+            repo, rows = self._groups[group]
+            offset = start - self._starts[group]
+            take = rows[offset : offset + (stop - start)]
+            result.extend((repo, user, permission) for user, permission in take)
+            start += len(take)
+            group += 1
+        return result
 
 
 @endpoint(
@@ -391,7 +414,7 @@ def get_repository_permissions(request: ApiRequest, workspace: str) -> Any:
         raise ApiError(
             403, "You must be an administrator of at least one repository in this workspace."
         )
-    rows = _permission_rows(ws, repositories)
+    rows = _PermissionRows(ws, repositories)
     return paginate(
         request,
         rows,
@@ -408,7 +431,7 @@ def get_repository_permissions(request: ApiRequest, workspace: str) -> Any:
 )
 def get_repository_permissions_one(request: ApiRequest, workspace: str, repo_slug: str) -> Any:
     ws, repo = _repository(request, workspace, repo_slug)
-    rows = _permission_rows(ws, [repo])
+    rows = _PermissionRows(ws, [repo])
     return paginate(
         request,
         rows,

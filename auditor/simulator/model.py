@@ -370,6 +370,9 @@ class Workspace:
     groups: dict[str, Group] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
     repositories: dict[str, Repository] = field(default_factory=dict)
+    _effective: dict[str, list[tuple[str, str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @cached_property
     def groups_of(self) -> dict[str, tuple[str, ...]]:
@@ -395,12 +398,17 @@ class Workspace:
 
     def effective_permissions(self, repository: Repository) -> list[tuple[str, str]]:
         """``[(user key, permission)]`` for every member holding a grant, in member order."""
-        result = []
-        for user in self.members:
-            permission = self.granted_permission(repository, user)
-            if permission is not None:
-                result.append((user, permission))
-        return result
+        # Datasets do not change while served: the bulk listing of thousands of repositories
+        # would otherwise recompute every grant for every page.
+        cached = self._effective.get(repository.slug)
+        if cached is None:
+            cached = []
+            for user in self.members:
+                permission = self.granted_permission(repository, user)
+                if permission is not None:
+                    cached.append((user, permission))
+            self._effective[repository.slug] = cached
+        return cached
 
     def find_repository(self, slug_or_uuid: str) -> Repository | None:
         if slug_or_uuid in self.repositories:

@@ -19,8 +19,9 @@ import base64
 import hashlib
 import html
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote as _quote
 
 from auditor.simulator.model import (
     BranchHead,
@@ -42,6 +43,12 @@ from auditor.simulator.model import (
 
 HTML_ROOT = "https://bitbucket.org"
 AVATAR_ROOT = "https://avatar-management.services.atlassian.com/default"
+
+
+@lru_cache(maxsize=65536)
+def quote(text: str, safe: str = "/") -> str:
+    """``urllib.parse.quote``, memoised: the same UUIDs are quoted in every user object."""
+    return _quote(text, safe=safe)
 
 
 def iso(moment: datetime) -> str:

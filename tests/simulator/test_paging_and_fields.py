@@ -96,6 +96,19 @@ def test_parameters_sent_twice_are_rejected(demo_simulator):
     assert "pagelen" in response.json()["error"]["message"]
 
 
+def test_the_bulk_permission_listing_pages_across_repositories(demo_simulator):
+    path = "/workspaces/acme/permissions/repositories"
+
+    def rows(pagelen: int) -> list[tuple[str, str, str]]:
+        values = every_page(demo_simulator, f"{path}?pagelen={pagelen}")
+        return [(v["repository"]["name"], v["user"]["uuid"], v["permission"]) for v in values]
+
+    everything = rows(100)
+    assert len(everything) > 100  # more than one page even at the maximum
+    assert rows(7) == everything
+    assert len(set(everything)) == len(everything)
+
+
 def test_every_page_of_a_filtered_sorted_listing(demo_simulator):
     merged = every_page(demo_simulator, f"{PRS}?state=MERGED&sort=id&pagelen=2")
     assert [pr["id"] for pr in merged] == [40, 41, 42, 43, 44]
