@@ -1047,7 +1047,6 @@ def _ml_models(ids: _Ids) -> Repository:
         closed_by="alice",
         approvals=[("alice", at(2026, 7, 8, 10)), ("carol", at(2026, 7, 8, 11))],
         build="SUCCESSFUL",
-        description="See <script>alert('pr')</script> for details",
     )
     b.pr(
         22,

@@ -321,3 +321,25 @@ def test_the_demo_answers_the_same_every_time(demo_simulator):
             mine = json.dumps(ok(demo_simulator, path)).replace(demo_simulator.root_url, "ROOT")
             theirs = json.dumps(ok(other, path)).replace(other.root_url, "ROOT")
             assert mine == theirs, path
+
+
+def test_hostile_strings_are_exactly_where_demo_md_puts_them(demo_simulator):
+    def hostile(text: str) -> bool:
+        return "<" in text or "url(" in text
+
+    names = [
+        m["user"]["display_name"] for m in every_page(demo_simulator, "/workspaces/acme/members")
+    ]
+    assert [n for n in names if hostile(n)] == ["Mallory <img src=x onerror=alert(1)>"]
+    repositories = every_page(demo_simulator, f"{REPO}?pagelen=100")
+    assert [r["slug"] for r in repositories if hostile(r["description"])] == ["ml-models"]
+    texts = []
+    for repository in repositories:
+        prs = every_page(
+            demo_simulator,
+            f"{REPO}/{repository['slug']}/pullrequests?state=OPEN&state=MERGED&state=DECLINED",
+        )
+        for pr in prs:
+            texts += [(repository["slug"], pr["id"], "title", pr["title"])]
+            texts += [(repository["slug"], pr["id"], "description", pr["description"])]
+    assert [t[:3] for t in texts if hostile(t[3])] == [("ml-models", 21, "title")]

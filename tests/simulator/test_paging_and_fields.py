@@ -157,6 +157,14 @@ def test_fields_select_remove_and_wildcard(demo_simulator):
     only_ids = ok(demo_simulator, f"{PRS}?state=MERGED&fields=-values.*,%2Bvalues.id")
     assert all(set(v) == {"id"} for v in only_ids["values"])
     assert "size" in only_ids
+    # Selection reaches hidden fields too (the spec narrative's reviewers.nickname example).
+    reviewers = ok(
+        demo_simulator, f"{PRS}?state=MERGED&sort=id&fields=values.id,values.reviewers.nickname"
+    )
+    assert reviewers["values"][1] == {
+        "id": 41,
+        "reviewers": [{"nickname": "alice"}, {"nickname": "bob"}],
+    }
     nested = ok(demo_simulator, "/repositories/acme/payments-api?fields=slug,project.key")
     assert nested == {"slug": "payments-api", "project": {"key": "CORE"}}
 
