@@ -323,7 +323,7 @@ def test_error_answers_use_the_error_envelope(demo_simulator, validate):
         assert response.status_code == status, url
         assert validate(response.json(), "error") == [], url
     # Scope errors carry detail.required/granted lists like Bitbucket, which the spec's
-    # string-typed error.detail does not describe: they are checked in test_auth.py instead.
+    # string-typed error.detail does not describe: test_simulator_auth.py checks them instead.
     unauthenticated = requests.get(f"{base}/user", timeout=10)
     assert unauthenticated.status_code == 401
     assert validate(unauthenticated.json(), "error") == []
