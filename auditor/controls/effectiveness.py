@@ -88,10 +88,24 @@ def _with_approvals(prs: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
     approvals = approvals.assign(name=names).sort_values(
         ["repository", "pr_id", "name"], kind="stable"
     )
-    grouped = approvals.groupby(["repository", "pr_id"], sort=False)["name"]
+    # One pass in plain Python: a groupby with a Python aggregation costs ~30 µs per group.
+    approvers: dict[tuple[str, int], list[str]] = {}
+    for key, name in zip(
+        zip(approvals["repository"].tolist(), approvals["pr_id"].tolist(), strict=True),
+        approvals["name"].tolist(),
+        strict=True,
+    ):
+        approvers.setdefault(key, []).append(name)
     summary = pd.DataFrame(
-        {"approvals": grouped.size(), "approvers": grouped.agg("; ".join)}
-    ).reset_index()
+        {
+            "repository": [key[0] for key in approvers],
+            "pr_id": pd.array([key[1] for key in approvers], dtype="Int64"),
+            "approvals": [len(people) for people in approvers.values()],
+            "approvers": pd.Series(
+                ["; ".join(people) for people in approvers.values()], dtype="str"
+            ),
+        }
+    ).astype({"repository": "str"})
     prs = prs.merge(summary, on=["repository", "pr_id"], how="left")
     prs["approvals"] = prs["approvals"].fillna(0).astype("int64")
     prs["approvers"] = prs["approvers"].fillna("").astype("str")
@@ -102,8 +116,8 @@ def _same_commit(left: pd.Series, right: pd.Series) -> np.ndarray:
     """True where the commits agree (one may be abbreviated) or either is unknown."""
     return np.fromiter(
         (
-            a is pd.NA or b is pd.NA or a.startswith(b) or b.startswith(a)
-            for a, b in zip(left.astype(object), right.astype(object), strict=True)
+            not isinstance(a, str) or not isinstance(b, str) or a.startswith(b) or b.startswith(a)
+            for a, b in zip(left.tolist(), right.tolist(), strict=True)
         ),
         dtype=bool,
         count=len(left),

@@ -203,6 +203,18 @@ def test_cm12_merged_changes_passed_their_builds(builds, expected):
     assert judge(evidence([pr(41)], [], builds), "CM-12", "acme/api#41") == expected
 
 
+@pytest.mark.parametrize(
+    ("commit", "source"),
+    [(None, "c0ffee0041aaaaaaaaaaaa"), ("c0ffee0041aa", None)],
+    ids=["build-commit-unknown", "source-head-unknown"],
+)
+def test_cm12_build_with_an_unknown_commit_still_counts_for_its_pull_request(commit, source):
+    row = build(41, "SUCCESSFUL")
+    row["commit"] = commit
+    status, _ = judge(evidence([pr(41, source_commit=source)], [], [row]), "CM-12", "acme/api#41")
+    assert status == "PASS"
+
+
 # --- The population ----------------------------------------------------------------------------
 
 

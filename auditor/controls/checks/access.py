@@ -11,6 +11,7 @@ from auditor.controls.checks.registry import (
     CheckContext,
     Parameters,
     Rows,
+    by_repository,
     check,
     days_between,
     plural,
@@ -24,10 +25,6 @@ def _check_globs(patterns: list[str]) -> list[str]:
         if problem := glob_problem(pattern):
             raise ValueError(problem)
     return patterns
-
-
-def _by_repository(frame: Any) -> dict[str, Any]:
-    return {name: group for name, group in frame.groupby("repository", sort=True)}
 
 
 class PublicParameters(Parameters):
@@ -114,6 +111,10 @@ def private_fork_policy(ctx: CheckContext, params: ForkParameters) -> Any:
     return rows.frame()
 
 
+def _person(row: Any) -> str:
+    return str(row.display_name) if known(row.display_name) else str(row.user_uuid)
+
+
 class AdminParameters(Parameters):
     max_admins: int = Field(default=3, ge=0)
 
@@ -126,20 +127,20 @@ class AdminParameters(Parameters):
 )
 def repository_admins(ctx: CheckContext, params: AdminParameters) -> Any:
     """At most ``max_admins`` users hold effective admin on a repository."""
-    permissions = _by_repository(ctx.table("repository_permissions"))
+    permissions = by_repository(ctx.table("repository_permissions"))
     rows = Rows("repository")
     for repo in ctx.repositories.itertuples(index=False):
-        group = permissions.get(repo.repository)
+        listed = permissions.get(repo.repository)
         pointer = f"repository_permissions:{repo.repository}"
-        if group is None:
+        if not listed:
             reason = (
                 f"Bitbucket listed no effective permissions for {repo.repository}; its "
                 "administrators could not be counted."
             )
             rows.repository(repo, Status.ERROR, reason, None, pointer)
             continue
-        admins = group[group["permission"] == "admin"]
-        names = "; ".join(sorted(admins["display_name"].fillna(admins["user_uuid"]).astype(str)))
+        admins = [_person(row) for row in listed if row.permission == "admin"]
+        names = "; ".join(sorted(admins))
         count = len(admins)
         lead = f"{repo.repository} has {plural(count, 'administrator')}"
         if names:
@@ -163,25 +164,22 @@ class GrantParameters(Parameters):
 )
 def direct_user_grants(ctx: CheckContext, params: GrantParameters) -> Any:
     """No user holds a direct (non-group) grant of the listed permissions."""
-    grants = _by_repository(ctx.table("repository_grants"))
+    grants = by_repository(ctx.table("repository_grants"))
     rows = Rows("repository")
     wanted = " or ".join(params.permissions)
     allowed = set(params.allowed_users)
     for repo in ctx.repositories.itertuples(index=False):
-        group = grants.get(repo.repository)
+        listed = grants.get(repo.repository, [])
         pointer = f"repository_grants:{repo.repository}"
-        direct = []
-        group_grants = 0
-        if group is not None:
-            users = group[
-                (group["principal_type"] == "user") & group["permission"].isin(params.permissions)
-            ]
-            direct = [
-                (str(row.principal_name), str(row.permission))
-                for row in users.itertuples(index=False)
-                if row.principal_id not in allowed and row.principal_name not in allowed
-            ]
-            group_grants = int((group["principal_type"] == "group").sum())
+        direct = [
+            (str(row.principal_name), str(row.permission))
+            for row in listed
+            if row.principal_type == "user"
+            and row.permission in params.permissions
+            and row.principal_id not in allowed
+            and row.principal_name not in allowed
+        ]
+        group_grants = sum(1 for row in listed if row.principal_type == "group")
         if direct:
             listing = "; ".join(f"{name}: {permission}" for name, permission in sorted(direct))
             reason = (

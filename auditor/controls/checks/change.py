@@ -18,6 +18,7 @@ from auditor.controls.checks.registry import (
     Parameters,
     Rows,
     at_least,
+    by_repository,
     check,
     plural,
 )
@@ -368,13 +369,12 @@ class ReviewerParameters(Parameters):
 )
 def default_reviewers(ctx: CheckContext, params: ReviewerParameters) -> Any:
     """The repository (or its project) assigns at least ``min_reviewers`` default reviewers."""
-    reviewers = ctx.table("default_reviewers")
-    by_repository = {name: group for name, group in reviewers.groupby("repository", sort=True)}
+    reviewers = by_repository(ctx.table("default_reviewers"))
     rows = Rows("repository")
     required = at_least(params.min_reviewers, "default reviewer")
     for repo in ctx.repositories.itertuples(index=False):
-        group = by_repository.get(repo.repository)
-        count = 0 if group is None else len(group)
+        group = reviewers.get(repo.repository, [])
+        count = len(group)
         pointer_ = f"default_reviewers:{repo.repository}"
         if count == 0:
             reason = (
@@ -383,8 +383,8 @@ def default_reviewers(ctx: CheckContext, params: ReviewerParameters) -> Any:
             )
             rows.repository(repo, Status.FAIL, reason, 0, pointer_)
             continue
-        names = "; ".join(sorted(str(n) for n in group["display_name"].dropna()))
-        levels = sorted(str(t) for t in group["reviewer_type"].dropna().unique())
+        names = "; ".join(sorted(str(r.display_name) for r in group if known(r.display_name)))
+        levels = sorted({str(r.reviewer_type) for r in group if known(r.reviewer_type)})
         source = f", set at {' and '.join(levels)} level" if levels else ""
         lead = f"{repo.repository} has {plural(count, 'default reviewer')} ({names}{source})"
         status = Status.PASS if count >= params.min_reviewers else Status.FAIL

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from auditor.controls.branches import known
-from auditor.controls.checks.registry import CheckContext, Parameters, Rows, check, plural
+from auditor.controls.checks.registry import (
+    CheckContext,
+    Parameters,
+    Rows,
+    by_repository,
+    check,
+    plural,
+)
 from auditor.controls.results import Status
 
 _PIPELINES_TEXT = {
@@ -33,8 +40,7 @@ def automated_builds(ctx: CheckContext, params: Parameters) -> Any:
     the row is ERROR only when neither can be established.
     """
     pipelines = _first_by_repository(ctx.table("pipelines"))
-    statuses = ctx.table("branch_head_statuses")
-    statuses_by_repository = {name: g for name, g in statuses.groupby("repository", sort=True)}
+    statuses = by_repository(ctx.table("branch_head_statuses"))
     rows = Rows("repository")
     for repo in ctx.repositories.itertuples(index=False):
         name, main = repo.repository, repo.main_branch
@@ -42,17 +48,17 @@ def automated_builds(ctx: CheckContext, params: Parameters) -> Any:
         pipeline_failure = ctx.failure("pipelines", repo.workspace, name)
         heads = None  # None: unknown; empty: known to carry no build status
         if status_failure is None:
-            group = statuses_by_repository.get(name, statuses.iloc[0:0])
-            heads = group[group["branch"].isna() | (group["branch"] == main)]
+            heads = [
+                row for row in statuses.get(name, []) if not known(row.branch) or row.branch == main
+            ]
         enabled = None
         if pipeline_failure is None and name in pipelines and known(pipelines[name].enabled):
             enabled = bool(pipelines[name].enabled)
         pipeline_text = _PIPELINES_TEXT[enabled]
-        if heads is not None and len(heads):
-            builds = "; ".join(
-                sorted(f"{row.state} from {row.key}" for row in heads.itertuples(index=False))
-            )
-            commit = str(heads["commit"].iloc[0])[:12] if known(heads["commit"].iloc[0]) else "?"
+        if heads:
+            builds = "; ".join(sorted(f"{row.state} from {row.key}" for row in heads))
+            commits = sorted(str(row.commit) for row in heads if known(row.commit))
+            commit = commits[0][:12] if commits else "?"
             reason = (
                 f"{name}'s {main} head (commit {commit}) carries "
                 f"{plural(len(heads), 'build status', 'build statuses')} ({builds}); "
@@ -68,7 +74,7 @@ def automated_builds(ctx: CheckContext, params: Parameters) -> Any:
         elif enabled:
             reason = f"{name} has Bitbucket Pipelines enabled."
             rows.repository(repo, Status.PASS, reason, "Pipelines on", f"pipelines:{name}")
-        elif enabled is False and status_failure is None:
+        elif enabled is False and heads is not None:
             reason = (
                 f"{name} has Pipelines off and no build status on the head of {main}; "
                 "automated builds must run on every change."

@@ -44,13 +44,22 @@ def _pick(conditions: list[Any], choices: list[Any], default: Any) -> np.ndarray
     return np.select(masks, arrays, default=default)
 
 
-def _count(values: pd.Series, singular: str, plural_form: str) -> pd.Series:
-    words = np.where(values.to_numpy() == 1, f" {singular}", f" {plural_form}")
-    return values.astype("str") + pd.Series(words, index=values.index, dtype="str")
+# Text is assembled in numpy object arrays: ``+`` on them concatenates element-wise in C,
+# many times faster than on pandas' Python-backed ``str`` Series.
 
 
-def _name(names: pd.Series, uuids: pd.Series, unknown: str) -> pd.Series:
-    return names.fillna(uuids).fillna(unknown).astype("str")
+def _text(values: pd.Series, missing: str = "") -> np.ndarray:
+    return values.astype(object).where(values.notna(), missing).to_numpy(dtype=object)
+
+
+def _count(values: pd.Series, singular: str, plural_form: str) -> np.ndarray:
+    return np.array(
+        [f"{n} {singular if n == 1 else plural_form}" for n in values.tolist()], dtype=object
+    )
+
+
+def _name(names: pd.Series, uuids: pd.Series, unknown: str) -> np.ndarray:
+    return _text(names.fillna(uuids), unknown)
 
 
 def _rows(
@@ -67,7 +76,9 @@ def _rows(
     if failures:
         found = [
             failures.get((repository, str(pr_id)))
-            for repository, pr_id in zip(prs["repository"], prs["pr_id"], strict=True)
+            for repository, pr_id in zip(
+                prs["repository"].tolist(), prs["pr_id"].tolist(), strict=True
+            )
         ]
         failed = np.array([f is not None for f in found], dtype=bool)
         if failed.any():
@@ -97,9 +108,9 @@ def _rows(
     return frame
 
 
-def _unknown_time(prs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _unknown_time(prs: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     condition = prs["merged_on"].isna()
-    reason = prs["resource"] + (
+    reason = _text(prs["resource"]) + (
         " has no recorded merge time, so its place in the period could not be assessed."
     )
     return condition, reason
@@ -120,7 +131,7 @@ class ApprovalParameters(Parameters):
 def independent_approval(ctx: CheckContext, params: ApprovalParameters) -> Any:
     """Each pull request merged into main had ``min_approvals`` approvals from non-authors."""
     prs = _population(ctx)
-    res, main, approvals = prs["resource"], prs["main_branch"], prs["approvals"]
+    res, main, approvals = _text(prs["resource"]), _text(prs["main_branch"]), prs["approvals"]
     author = _name(prs["author_name"], prs["author_uuid"], "unknown")
     required = f"; {at_least(params.min_approvals, 'approval')}."
     no_time, no_time_reason = _unknown_time(prs)
@@ -140,7 +151,7 @@ def independent_approval(ctx: CheckContext, params: ApprovalParameters) -> Any:
             merged
             + _count(approvals, "approval", "approvals")
             + " from people other than its author ("
-            + prs["approvers"]
+            + _text(prs["approvers"])
             + ")"
             + required,
         ],
@@ -152,7 +163,8 @@ def independent_approval(ctx: CheckContext, params: ApprovalParameters) -> Any:
     )
     evidence = "pull_requests:" + res + ";pr_participants:" + res
     datasets = ("pull_requests", "pr_participants")
-    return _rows(ctx, prs, datasets, status, reason, approvals.astype("str"), evidence)
+    observed = np.array([str(n) for n in approvals.tolist()], dtype=object)
+    return _rows(ctx, prs, datasets, status, reason, observed, evidence)
 
 
 @check(
@@ -165,7 +177,7 @@ def independent_approval(ctx: CheckContext, params: ApprovalParameters) -> Any:
 def no_self_merge(ctx: CheckContext, params: Parameters) -> Any:
     """No pull request was merged by its author without another person's approval."""
     prs = _population(ctx)
-    res, main = prs["resource"], prs["main_branch"]
+    res, main = _text(prs["resource"]), _text(prs["main_branch"])
     author = _name(prs["author_name"], prs["author_uuid"], "unknown")
     merger = _name(prs["closed_by_name"], prs["closed_by_uuid"], "unknown")
     unreviewed = prs["approvals"] == 0
@@ -207,7 +219,7 @@ def no_self_merge(ctx: CheckContext, params: Parameters) -> Any:
             + " was merged by its author "
             + author
             + " after approval by "
-            + prs["approvers"]
+            + _text(prs["approvers"])
             + ".",
         ],
         res + " was merged by " + merger + ", not its author " + author + ".",
@@ -231,9 +243,9 @@ def no_self_merge(ctx: CheckContext, params: Parameters) -> Any:
 def merged_build_passed(ctx: CheckContext, params: Parameters) -> Any:
     """Each pull request merged into main has a SUCCESSFUL build status on its source head."""
     prs = _population(ctx)
-    res, main, state = prs["resource"], prs["main_branch"], prs["build_state"]
-    commit = prs["source_commit"].str.slice(0, 12).fillna("(commit unknown)")
-    key = prs["build_key"].fillna("unnamed").astype("str")
+    res, main, state = _text(prs["resource"]), _text(prs["main_branch"]), prs["build_state"]
+    commit = _text(prs["source_commit"].str.slice(0, 12), "(commit unknown)")
+    key = _text(prs["build_key"], "unnamed")
     no_time, no_time_reason = _unknown_time(prs)
     succeeded = state == "SUCCESSFUL"
     untested = state == NO_BUILD
@@ -258,7 +270,7 @@ def merged_build_passed(ctx: CheckContext, params: Parameters) -> Any:
         + "'s build on its source head "
         + commit
         + " is "
-        + state
+        + _text(state)
         + " ("
         + key
         + "); a SUCCESSFUL build is required before merging into "
@@ -266,5 +278,5 @@ def merged_build_passed(ctx: CheckContext, params: Parameters) -> Any:
         + ".",
     )
     evidence = "pull_requests:" + res + ";build_statuses:" + res
-    observed = state.replace(NO_BUILD, "no build")
+    observed = _text(state.replace(NO_BUILD, "no build"))
     return _rows(ctx, prs, ("pull_requests", "build_statuses"), status, reason, observed, evidence)

@@ -241,6 +241,18 @@ def rows_frame(records: Iterable[tuple[Any, ...]] | None = None) -> pd.DataFrame
     return pd.DataFrame.from_records(list(records or []), columns=list(ROW_COLUMNS))
 
 
+def by_repository(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """The rows of ``frame`` grouped by repository, as named tuples, in one pass.
+
+    Checks look rows up per repository; one ``itertuples`` pass is far cheaper than filtering
+    a DataFrame once per repository.
+    """
+    groups: dict[str, list[Any]] = {}
+    for row in frame.itertuples(index=False):
+        groups.setdefault(row.repository, []).append(row)
+    return groups
+
+
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """``1 approval``, ``2 approvals``."""
     word = singular if count == 1 else (plural_form or f"{singular}s")
