@@ -49,7 +49,7 @@ STATES = np.array(["SUCCESSFUL", "FAILED", "STOPPED", "INPROGRESS"])
 
 def table(name: str, columns: dict[str, Any], rows: int) -> pd.DataFrame:
     """Dataset ``name`` from column arrays; undeclared columns missing, declared dtypes."""
-    spec = TABLES[name] if name in TABLES else COLLECTION_ERRORS
+    spec = TABLES.get(name, COLLECTION_ERRORS)
     data = {
         column.name: columns.get(column.name, pd.Series([None] * rows, dtype=object))
         for column in spec.columns
@@ -170,7 +170,7 @@ def build_evidence(repositories: int, pull_requests: int, seed: int = 20261001) 
             "principal_type": grant_kind,
             "principal_id": np.where(
                 grant_kind == "group",
-                np.tile(np.array([f"{WORKSPACE}:admins", f"{WORKSPACE}:developers", ""]), repositories),
+                np.tile(np.array([f"{WORKSPACE}:admins", f"{WORKSPACE}:devs", ""]), repositories),
                 users[grant_user],
             ),
             "principal_name": np.where(grant_kind == "group", "group", display[grant_user]),
@@ -365,9 +365,10 @@ def main() -> int:
     catalog = load_catalog()
     built = time.perf_counter() - started
     sizes = {name: len(frame) for name, frame in evidence.tables.items()}
-    print(f"synthetic evidence built in {built:.2f} s: " + ", ".join(
-        f"{name} {size:,}" for name, size in sizes.items() if size
-    ))
+    print(
+        f"synthetic evidence built in {built:.2f} s: "
+        + ", ".join(f"{name} {size:,}" for name, size in sizes.items() if size)
+    )
 
     gc.collect()
     started = time.perf_counter()
