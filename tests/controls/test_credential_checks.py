@@ -184,3 +184,14 @@ def test_credential_declaration_errors_name_the_line(tmp_path):
     assert str(raised.value) == (
         f"{path}:2:13: credential: expires_on 2025-01-01 is before issued_on 2026-05-01"
     )
+
+
+def test_credential_kind_is_said_once_and_the_account_is_named():
+    evidence = _evidence(None)
+    evidence.info.credential_identity = "API token of audit-bot@acme.example"
+    status, reason = judge(evidence, "CR-1", "API token of audit-bot@acme.example")
+    assert status == "MANUAL"
+    assert reason.startswith(
+        "The evidence was collected with the API token of audit-bot@acme.example "
+        "(account Audit Bot); its scopes are not visible"
+    )

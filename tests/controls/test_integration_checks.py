@@ -55,6 +55,13 @@ def test_sd1_passes_with_an_external_build_on_the_main_head():
     )
 
 
+def test_sd1_names_a_build_by_its_name_rather_than_its_key():
+    head = {**_head(), "key": "{0c1d2e3f}", "name": "Pipeline #12"}
+    status, reason = _sd1(_pipelines(True), [head])
+    assert status == "PASS"
+    assert "(SUCCESSFUL from Pipeline #12); Pipelines is on." in reason
+
+
 def test_sd1_passes_from_build_statuses_even_when_the_pipelines_setting_failed():
     assert _sd1((), [_head()], [PIPELINES_403]) == (
         "PASS",

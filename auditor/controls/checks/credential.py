@@ -17,6 +17,7 @@ Anything else is an unknown scope: the row is MANUAL rather than a guess.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -65,14 +66,35 @@ _KIND_NAMES = {
 }
 
 
-def credential_identity(ctx: CheckContext) -> tuple[str, str, Any]:
-    """(display identity, credential kind in words, viewer row or None)."""
+@dataclass(frozen=True)
+class Credential:
+    """Who collected the evidence, as the report names it."""
+
+    identity: str  # the run's credential identity: the row's resource
+    phrase: str  # "the API token of audit-bot@acme.example (account Audit Bot)"
+    viewer: Any  # the viewer row, or None when it could not be read
+
+
+def describe_credential(ctx: CheckContext) -> Credential:
     info = ctx.evidence.info
     viewer = ctx.table("viewer") if ctx.failure("viewer", _any_workspace(ctx)) is None else None
     row = next(viewer.itertuples(index=False), None) if viewer is not None else None
-    identity = info.credential_identity or (str(row.display_name) if row is not None else "")
-    kind = info.credential_type or (str(row.credential_type) if row is not None else "")
-    return identity or "the auditing account", _KIND_NAMES.get(kind, kind or "credential"), row
+    account = str(row.display_name) if row is not None and known(row.display_name) else ""
+    identity = info.credential_identity or account or "the auditing account"
+    code = info.credential_type or (str(row.credential_type) if row is not None else "")
+    kind = _KIND_NAMES.get(code, code or "credential")
+    # The collector may already name the kind ("API token of audit-bot@…"): say it once.
+    if identity.lower().startswith(kind.lower()):
+        phrase = f"the {identity}"
+    else:
+        phrase = f"the {kind} of {identity}"
+    if account and account not in identity:
+        phrase += f" (account {account})"
+    return Credential(identity, phrase, row)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _any_workspace(ctx: CheckContext) -> str:
@@ -109,8 +131,9 @@ def _add(
 def credential_least_privilege(ctx: CheckContext, params: LeastPrivilegeParameters) -> Any:
     """The credential that collected the evidence cannot write (where its scopes are known)."""
     rows = Rows("credential")
-    identity, kind, viewer = credential_identity(ctx)
-    who = f"The evidence was collected with the {kind} of {identity}"
+    credential = describe_credential(ctx)
+    identity, viewer = credential.identity, credential.viewer
+    who = f"The evidence was collected with {credential.phrase}"
     facts = ctx.credential
     needed = ", ".join(facts.required_scopes) if facts and facts.required_scopes else ""
     needed_text = f" (the collection needed {needed})" if needed else ""
@@ -173,7 +196,8 @@ class RotationParameters(Parameters):
 def credential_rotation(ctx: CheckContext, params: RotationParameters) -> Any:
     """The credential expires at most ``max_validity_days`` after issue and has not expired."""
     rows = Rows("credential")
-    identity, kind, _ = credential_identity(ctx)
+    credential = describe_credential(ctx)
+    identity, subject = credential.identity, credential.phrase
     facts = ctx.credential
     limit = f"it must expire at most {params.max_validity_days} days after issue"
     expires: date | None = facts.expires_on if facts else None
@@ -181,28 +205,26 @@ def credential_rotation(ctx: CheckContext, params: RotationParameters) -> Any:
     evidence = [f"configuration:{facts.source}"] if facts else []
     if expires is None:
         reason = (
-            f"The run configuration does not record when the {kind} of {identity} expires; attach "
+            f"The run configuration does not record when {subject} expires; attach "
             f"its issue and expiry dates ({limit})."
         )
         _add(rows, ctx, identity, Status.MANUAL, reason, "not declared", evidence)
         return rows.frame()
     if expires < ctx.evaluated_on:
-        reason = (
-            f"The {kind} of {identity} expired on {expires}, before {ctx.evaluated_on}; {limit}."
-        )
+        reason = f"{_cap(subject)} expired on {expires}, before {ctx.evaluated_on}; {limit}."
         _add(rows, ctx, identity, Status.FAIL, reason, f"expired {expires}", evidence)
         return rows.frame()
     if issued is None:
         remaining = (expires - ctx.evaluated_on).days
         if remaining > params.max_validity_days:
             reason = (
-                f"The {kind} of {identity} expires on {expires}, {remaining} days after "
+                f"{_cap(subject)} expires on {expires}, {remaining} days after "
                 f"{ctx.evaluated_on}; {limit}."
             )
             _add(rows, ctx, identity, Status.FAIL, reason, f"expires {expires}", evidence)
         else:
             reason = (
-                f"The run configuration records that the {kind} of {identity} expires on "
+                f"The run configuration records that {subject} expires on "
                 f"{expires} but not when it was issued; attach its issue date ({limit})."
             )
             _add(rows, ctx, identity, Status.MANUAL, reason, f"expires {expires}", evidence)
@@ -210,7 +232,7 @@ def credential_rotation(ctx: CheckContext, params: RotationParameters) -> Any:
     validity = (expires - issued).days
     status = Status.FAIL if validity > params.max_validity_days else Status.PASS
     reason = (
-        f"The {kind} of {identity} was issued on {issued} and expires on {expires}, "
+        f"{_cap(subject)} was issued on {issued} and expires on {expires}, "
         f"{validity} days later; {limit}."
     )
     _add(rows, ctx, identity, status, reason, f"{validity} days", evidence)

@@ -56,7 +56,13 @@ def automated_builds(ctx: CheckContext, params: Parameters) -> Any:
             enabled = bool(pipelines[name].enabled)
         pipeline_text = _PIPELINES_TEXT[enabled]
         if heads:
-            builds = "; ".join(sorted(f"{row.state} from {row.key}" for row in heads))
+            # The status name ("Pipeline #12", "jenkins-ml") reads better than its key, which
+            # for Pipelines is a UUID.
+            builds = "; ".join(
+                sorted(
+                    f"{row.state} from {row.name if known(row.name) else row.key}" for row in heads
+                )
+            )
             commits = sorted(str(row.commit) for row in heads if known(row.commit))
             commit = commits[0][:12] if commits else "?"
             reason = (
