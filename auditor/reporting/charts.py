@@ -1,6 +1,7 @@
 """Chart geometry for the report: numbers in, rectangles out; the template draws the SVG.
 
-The executive summary's chart shows, per control family, how many controls ended in each verdict.
+The executive summary's chart shows, per control family, the share of its result rows in each
+status (pass, fail, error, …), with the numbers written on and beside each bar.
 Geometry is computed here so that the template holds no arithmetic and the chart renders the same
 in a browser and in WeasyPrint, with no script and no network. Each status has a fill *and* a
 pattern with a distinct lightness (see ``STATUS_STYLE``), and every bar is labelled with words, so
@@ -50,13 +51,20 @@ class BarSegment:
 
 
 @dataclass(frozen=True)
+class TextLine:
+    text: str
+    y: float
+
+
+@dataclass(frozen=True)
 class ChartRow:
     label: str
+    label_lines: tuple[TextLine, ...]  # the label wrapped to fit left of the bar
     y: float
-    label_y: float
+    text_y: float  # baseline for text centred on the bar
     total: int
     segments: tuple[BarSegment, ...]
-    summary: str  # "2 FAIL · 1 ERROR · 4 PASS": the bar in words
+    summary: str  # "51 FAIL · 14 ERROR · 183 PASS": the bar in words
     summary_x: float
 
 
@@ -85,31 +93,54 @@ class StackedBarChart:
     legend: tuple[LegendItem, ...]
 
 
-_WIDTH = 820.0
-_LABEL_WIDTH = 250.0
-_BAR_WIDTH = 290.0
-_ROW_HEIGHT = 28.0
+_WIDTH = 900.0
+_LABEL_WIDTH = 200.0
+_LABEL_CHARS = 28  # characters of 11 px text that fit left of the bar
+_BAR_WIDTH = 260.0
+_ROW_HEIGHT = 34.0
 _BAR_HEIGHT = 18.0
 _TOP = 8.0
 _LEGEND_HEIGHT = 30.0
-_MIN_LABELLED_WIDTH = 16.0
+_MIN_LABELLED_WIDTH = 22.0
 
 
-def family_verdict_chart(
+def _wrap(label: str, width: int = _LABEL_CHARS) -> list[str]:
+    """At most two lines of about ``width`` characters; a longer label ends with an ellipsis."""
+    words = label.split()
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        candidate = f"{current} {word}".strip()
+        if len(candidate) <= width or not current:
+            current = candidate
+        else:
+            lines.append(current)
+            current = word
+    if current:
+        lines.append(current)
+    if len(lines) > 2:
+        lines = [lines[0], " ".join(lines[1:])]
+    if len(lines) == 2 and len(lines[1]) > width:
+        lines[1] = lines[1][: width - 1].rstrip() + "…"
+    return lines or [""]
+
+
+def family_results_chart(
     families: Sequence[tuple[str, Mapping[str, int]]],
     *,
-    title: str = "Controls per family by result",
+    title: str = "Result rows per control family",
 ) -> StackedBarChart:
-    """A horizontal stacked bar per family: how many of its controls ended in each status.
+    """A horizontal 100 % stacked bar per family: the share of its result rows in each status.
 
-    ``families`` is ``[(family title, {status: number of controls})]`` in display order. Bars share
-    one scale (the largest family fills the bar width) so their lengths compare.
+    ``families`` is ``[(family title, {status: number of rows})]`` in display order. Each bar is
+    scaled to its own total (a family with 40,000 pull-request rows and one with 12 repository
+    rows both read as proportions); the numbers are printed in the segments and beside the bar.
     """
-    largest = max((sum(counts.values()) for _, counts in families), default=0) or 1
-    scale = _BAR_WIDTH / largest
     rows: list[ChartRow] = []
     for index, (family, counts) in enumerate(families):
         y = _TOP + index * _ROW_HEIGHT
+        total = sum(int(counts.get(status.value, 0)) for status in STATUS_ORDER)
+        scale = _BAR_WIDTH / total if total else 0.0
         x = _LABEL_WIDTH
         segments: list[BarSegment] = []
         for status in STATUS_ORDER:
@@ -128,26 +159,32 @@ def family_verdict_chart(
                     pattern=style.pattern,
                     text_fill=style.text_fill,
                     label_x=round(x + width / 2, 2),
-                    show_count=width >= _MIN_LABELLED_WIDTH,
+                    show_count=width >= _MIN_LABELLED_WIDTH + 6 * (len(str(count)) - 1),
                 )
             )
             x += width
-        total = sum(segment.count for segment in segments)
+        text_y = y + _BAR_HEIGHT * 0.72
+        lines = _wrap(family)
+        if len(lines) == 1:
+            label_lines = (TextLine(lines[0], text_y),)
+        else:
+            label_lines = (TextLine(lines[0], text_y - 6.5), TextLine(lines[1], text_y + 6.5))
         summary = " · ".join(
-            f"{segment.count} {STATUS_STYLE[segment.status].label}" for segment in segments
+            f"{segment.count:,} {STATUS_STYLE[segment.status].label}" for segment in segments
         )
         rows.append(
             ChartRow(
                 label=family,
+                label_lines=label_lines,
                 y=y,
-                label_y=y + _BAR_HEIGHT * 0.72,
+                text_y=text_y,
                 total=total,
                 segments=tuple(segments),
-                summary=summary or "no controls",
+                summary=summary or "no result rows",
                 summary_x=_LABEL_WIDTH + _BAR_WIDTH + 10,
             )
         )
-    legend_y = _TOP + len(rows) * _ROW_HEIGHT + 8
+    legend_y = _TOP + len(rows) * _ROW_HEIGHT + 4
     legend: list[LegendItem] = []
     x = _LABEL_WIDTH
     for status in STATUS_ORDER:
@@ -164,7 +201,7 @@ def family_verdict_chart(
                 text_y=legend_y + 10,
             )
         )
-        x += 16 + 9 * len(style.label) + 14
+        x += 16 + 8 * len(style.label) + 16
     description = "; ".join(f"{row.label}: {row.summary}" for row in rows)
     return StackedBarChart(
         title=title,

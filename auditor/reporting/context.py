@@ -31,7 +31,7 @@ from auditor.controls.results import (
     Status,
 )
 from auditor.evidence import TABLES, Evidence
-from auditor.reporting.charts import STATUS_STYLE, StackedBarChart, family_verdict_chart
+from auditor.reporting.charts import STATUS_STYLE, StackedBarChart, family_results_chart
 from auditor.reporting.manifest import FileEntry
 from auditor.reporting.populations import access_listing, repositories_population
 from auditor.runinfo import RunInfo
@@ -45,6 +45,8 @@ class RowLimits:
 
     passing_per_control: int | None
     nonpassing_per_control: int | None
+    # non-passing rows of a pull-request control; the operating-effectiveness section lists them
+    nonpassing_per_pull_request_control: int | None
     pull_request_exceptions: int | None
     pull_request_population: int | None
     access_rows: int | None  # administrators and direct grants
@@ -59,6 +61,7 @@ HTML_LIMITS = RowLimits(
     # operating-effectiveness table, so per-control tables stop listing PASS rows at this bound.
     passing_per_control=1000,
     nonpassing_per_control=None,
+    nonpassing_per_pull_request_control=None,
     pull_request_exceptions=None,
     pull_request_population=None,
     access_rows=None,
@@ -70,14 +73,15 @@ HTML_LIMITS = RowLimits(
 
 PDF_LIMITS = RowLimits(
     passing_per_control=5,
-    nonpassing_per_control=60,
-    pull_request_exceptions=500,
+    nonpassing_per_control=40,
+    nonpassing_per_pull_request_control=10,
+    pull_request_exceptions=250,
     pull_request_population=0,
-    access_rows=100,
+    access_rows=50,
     access_listing=0,
-    inventory=100,
+    inventory=50,
     resources_per_error_group=25,
-    collection_errors=100,
+    collection_errors=50,
 )
 
 # What a severity means for ordering (highest first).
@@ -558,6 +562,22 @@ def text(value: Any) -> str:
     return str(value)
 
 
+def column_text(series: pd.Series) -> list[str]:
+    """``text`` for a whole column, vectorised where the dtype allows."""
+    present = series.notna()
+    if pd.api.types.is_datetime64_any_dtype(series):
+        moments = series.dt.tz_localize("UTC") if series.dt.tz is None else series
+        formatted = moments.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M UTC")
+        return formatted.astype(object).where(present, "").tolist()
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(object).map({True: "yes", False: "no"}).where(present, "").tolist()
+    if series.dtype != object and (
+        pd.api.types.is_integer_dtype(series) or pd.api.types.is_string_dtype(series)
+    ):
+        return series.astype(object).where(present, "").map(str).tolist()
+    return [text(value) for value in series.tolist()]
+
+
 def format_datetime(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
@@ -831,7 +851,13 @@ def _control_view(
         passing = rows["status"] == Status.PASS.value
         nonpassing_rows = rows[~passing]
         passing_rows = rows[passing]
-        nonpassing_kept = _head(nonpassing_rows, limits.nonpassing_per_control)
+        pull_requests = (rows["resource_type"] == "pull_request").all()
+        bound = (
+            limits.nonpassing_per_pull_request_control
+            if pull_requests
+            else limits.nonpassing_per_control
+        )
+        nonpassing_kept = _head(nonpassing_rows, bound)
         passing_kept = _head(passing_rows, limits.passing_per_control)
         for frame in (nonpassing_kept, passing_kept):
             shown.extend(_finding_row(record) for record in frame.to_dict("records"))
@@ -845,7 +871,8 @@ def _control_view(
             f"Showing {len(shown):,} of {total:,} rows (non-passing rows first); "
             f"{' and '.join(omitted)} rows are not shown here. Every row is in findings.csv"
             + (
-                " and the merged pull requests are in populations/merged_pull_requests.csv."
+                "; the operating-effectiveness section lists the exceptions and "
+                "populations/merged_pull_requests.csv holds every merged pull request."
                 if any(row.resource_type == "pull_request" for row in shown)
                 else "."
             )
@@ -948,7 +975,7 @@ def _inventory(evidence: Evidence, result: EvaluationResult, limits: RowLimits) 
 
 def _coverage_sentence(result: EvaluationResult) -> str:
     coverage = result.coverage
-    reasons = Counter(coverage.not_assessable.values())
+    reasons = Counter(reason.rstrip(" .") for reason in coverage.not_assessable.values())
     sentence = (
         f"{coverage.repositories_fully_assessed:,} of "
         f"{_plural(coverage.repositories_in_scope, 'repository', 'repositories')} "
@@ -1004,8 +1031,10 @@ def _summary(
         )
     family_counts: dict[str, Counter[str]] = {}
     for control in controls:
-        family_counts.setdefault(control.family, Counter())[control.verdict] += 1
-    chart = family_verdict_chart(list(family_counts.items()))
+        counts = family_counts.setdefault(control.family, Counter())
+        for status_count in control.counts:
+            counts[status_count.status] += status_count.count
+    chart = family_results_chart(list(family_counts.items()))
     headline = []
     for control in controls:
         failing = [row for row in control.rows if row.status == Status.FAIL]
@@ -1111,23 +1140,54 @@ def _framework_views(
     return tuple(views)
 
 
+_PR_COLUMNS = (
+    "repository",
+    "pr_id",
+    "title",
+    "author_name",
+    "closed_by_name",
+    "merged_on",
+    "approvals",
+    "approvers",
+    "self_merged",
+    "build_state",
+    "cm10_status",
+    "cm11_status",
+    "cm12_status",
+)
+
+
 def _pull_request_rows(frame: pd.DataFrame) -> list[PullRequestRow]:
+    # Column by column: the population can hold tens of thousands of merges.
+    columns = [column_text(frame[name]) for name in _PR_COLUMNS]
     rows = []
-    for record in frame.to_dict("records"):
-        cm10, cm11, cm12 = (text(record[k]) for k in ("cm10_status", "cm11_status", "cm12_status"))
-        build = text(record["build_state"]) or "unknown"
+    for (
+        repository,
+        pr_id,
+        title,
+        author,
+        merged_by,
+        merged_on,
+        approvals,
+        approvers,
+        self_merged,
+        build,
+        cm10,
+        cm11,
+        cm12,
+    ) in zip(*columns, strict=True):
         rows.append(
             PullRequestRow(
-                pull_request=f"{text(record['repository'])}#{text(record['pr_id'])}",
-                repository=text(record["repository"]),
-                title=text(record["title"]),
-                author=text(record["author_name"]),
-                merged_by=text(record["closed_by_name"]),
-                merged_on=text(record["merged_on"]),
-                approvals=text(record["approvals"]),
-                approvers=text(record["approvers"]),
-                self_merged=text(record["self_merged"]),
-                build_state=build,
+                pull_request=f"{repository}#{pr_id}",
+                repository=repository,
+                title=title,
+                author=author,
+                merged_by=merged_by,
+                merged_on=merged_on,
+                approvals=approvals,
+                approvers=approvers,
+                self_merged=self_merged,
+                build_state=build or "unknown",
                 cm10=cm10,
                 cm11=cm11,
                 cm12=cm12,
@@ -1452,10 +1512,13 @@ def _appendix(
     if target == "pdf":
         limits_note = (
             f"To keep this archival copy readable, each control shows its non-passing rows "
-            f"(at most {limits.nonpassing_per_control}) and at most "
+            f"(at most {limits.nonpassing_per_control}; "
+            f"{limits.nonpassing_per_pull_request_control} for pull-request controls, whose "
+            f"exceptions the operating-effectiveness section lists) and at most "
             f"{limits.passing_per_control} passing rows; the operating-effectiveness section "
-            f"lists at most {limits.pull_request_exceptions} exceptions and the access section "
-            f"at most {limits.access_rows} rows per table. Where rows are left out, the report "
+            f"lists at most {limits.pull_request_exceptions} exceptions of each kind, the "
+            f"inventory at most {limits.inventory} repositories and the access tables at most "
+            f"{limits.access_rows} rows each. Where rows are left out, the report "
             "says how many. Every row is in the run's CSV files (findings.csv and "
             "populations/*.csv); those this PDF embeds are byte-identical to the run folder's."
         )

@@ -2,15 +2,18 @@
 
 ``manifest.json`` is written last and lists the SHA-256 and size of every other file in the run
 folder. ``evidence-hashes.json`` is written before the reports are rendered and lists the evidence
-files (everything except ``report.html``, ``report.pdf`` and the manifest); the PDF embeds it with
-the files it lists, so a PDF on its own can be checked. ``auditor verify`` recomputes the hashes.
+files (everything except ``report.html``, ``report.pdf`` and the manifest), each marked with
+whether the PDF embeds it; the PDF embeds it too, so a PDF on its own can be checked, including
+for an attachment someone removed. ``auditor verify`` recomputes the hashes.
 
 Both documents share one shape::
 
     {"format": "...", "version": 1, "run_id": "...", "algorithm": "sha256",
-     "files": [{"path": "evidence/inventory.json", "size": 1234, "sha256": "..."}, ...]}
+     "files": [{"path": "evidence/inventory.json", "size": 1234, "sha256": "...",
+                "embedded": true}, ...]}
 
-with ``files`` sorted by path (POSIX separators, relative to the run folder).
+with ``files`` sorted by path (POSIX separators, relative to the run folder); ``embedded`` appears
+only in ``evidence-hashes.json``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class FileEntry:
     path: str  # relative, POSIX separators
     size: int
     sha256: str
+    embedded: bool | None = None  # evidence-hashes.json only: the PDF carries this file
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -73,16 +77,20 @@ def hash_paths(folder: Path, paths: Iterable[str]) -> list[FileEntry]:
     return entries
 
 
+def _entry_document(entry: FileEntry) -> dict[str, Any]:
+    item: dict[str, Any] = {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
+    if entry.embedded is not None:
+        item["embedded"] = entry.embedded
+    return item
+
+
 def document(kind: str, run_id: str, entries: Iterable[FileEntry]) -> dict[str, Any]:
     return {
         "format": kind,
         "version": 1,
         "run_id": run_id,
         "algorithm": ALGORITHM,
-        "files": [
-            {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
-            for entry in sorted(entries, key=lambda entry: entry.path)
-        ],
+        "files": [_entry_document(e) for e in sorted(entries, key=lambda entry: entry.path)],
     }
 
 
@@ -145,7 +153,13 @@ def parse_document(data: bytes, source: str, kind: str) -> tuple[str, dict[str, 
     entries: dict[str, FileEntry] = {}
     for item in files:
         try:
-            entry = FileEntry(str(item["path"]), int(item["size"]), str(item["sha256"]).lower())
+            embedded = item.get("embedded")
+            entry = FileEntry(
+                str(item["path"]),
+                int(item["size"]),
+                str(item["sha256"]).lower(),
+                None if embedded is None else bool(embedded),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ManifestError(f"{source}: malformed entry {item!r}") from error
         pure = PurePosixPath(entry.path)
@@ -280,8 +294,9 @@ def verify_pdf(pdf_path: Path) -> VerificationReport:
             report.problems.append(Problem("invalid", EVIDENCE_HASHES_NAME, str(error)))
         else:
             report.run_id = embedded_run_id
-            embedded = {k: v for k, v in actual.items() if k != EVIDENCE_HASHES_NAME}
-            _compare(report, expected, embedded)
+            carried_files = {k: v for k, v in actual.items() if k != EVIDENCE_HASHES_NAME}
+            meant = {path: e for path, e in expected.items() if e.embedded is not False}
+            _compare(report, meant, carried_files)
 
     sibling = pdf_path.parent / MANIFEST_NAME
     if sibling.is_file():

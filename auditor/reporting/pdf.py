@@ -77,7 +77,7 @@ class PdfJob:
 class PdfRenderResult:
     pages: int
     seconds: float
-    max_rss_kib: int  # the renderer's peak resident memory
+    max_rss_kib: int  # the renderer's peak resident memory (the child's own, see pdf_worker)
     fetched: list[str]  # URLs served (all inside the templates folder)
     refused: list[str]  # URLs refused
 

@@ -72,6 +72,22 @@ class PackagedAssetFetcher(URLFetcher):
         )
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory in KiB.
+
+    Linux's VmHWM belongs to the current program image; ``ru_maxrss`` would also count the parent's
+    memory that a freshly spawned child briefly shares before ``exec``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def render_pdf_in_process(job: PdfJob) -> PdfRenderResult:
     """Render ``job`` in this process (the child; tests may call it directly)."""
     started = time.perf_counter()
@@ -105,7 +121,7 @@ def render_pdf_in_process(job: PdfJob) -> PdfRenderResult:
     return PdfRenderResult(
         pages=pages,
         seconds=round(time.perf_counter() - started, 3),
-        max_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        max_rss_kib=peak_rss_kib(),
         fetched=fetcher.fetched,
         refused=fetcher.refused,
     )

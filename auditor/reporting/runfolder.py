@@ -10,7 +10,8 @@ Layout (``formats`` chooses the optional files)::
     findings.json                "json" (written by auditor.controls.export)
     evidence-hashes.json         SHA-256 of every file above, computed before rendering
     report.html                  "html"
-    report.pdf                   "pdf": PDF/A-3 embedding every file listed in evidence-hashes.json
+    report.pdf                   "pdf": PDF/A-3 embedding evidence-hashes.json and every file it
+                                 marks "embedded" (all but findings.json)
     manifest.json                written last: SHA-256 and size of every other file
 
 Everything is written into a hidden sibling folder ``.<name>.partial-<random>`` and renamed into
@@ -29,6 +30,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,9 @@ log = logging.getLogger(__name__)
 
 FORMATS = frozenset({"html", "pdf", "csv", "json"})
 REPORT_FILES = ("report.html", "report.pdf")
+# Evidence files the PDF does not carry: findings.json repeats findings.csv (which it does carry)
+# and is the largest file of a run; embedding it would double the PDF's rendering time.
+NOT_EMBEDDED = frozenset({"findings.json"})
 _PARTIAL_MARK = ".partial-"
 _EVIDENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.json$")
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -229,7 +234,10 @@ def _write_contents(
     if formats & {"csv", "json"}:
         _write_findings(folder, result, formats)
 
-    evidence_entries = hash_paths(folder, folder_files(folder))
+    evidence_entries = [
+        replace(entry, embedded="pdf" in formats and entry.path not in NOT_EMBEDDED)
+        for entry in hash_paths(folder, folder_files(folder))
+    ]
     _write_bytes(
         folder / EVIDENCE_HASHES_NAME,
         document_bytes(EVIDENCE_HASHES_FORMAT, run_info.run_id, evidence_entries),
@@ -247,7 +255,7 @@ def _write_contents(
         )
         _write_bytes(folder / "report.html", render_report(context, env).encode("utf-8"))
     if "pdf" in formats:
-        embedded = [entry.path for entry in evidence_entries] + [EVIDENCE_HASHES_NAME]
+        embedded = [e.path for e in evidence_entries if e.embedded] + [EVIDENCE_HASHES_NAME]
         context = build_report_context(
             run_info=run_info,
             evidence=evidence,
