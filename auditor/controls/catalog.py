@@ -269,9 +269,26 @@ class Validator:
         try:
             return model.model_validate(data)
         except ValidationError as error:
-            for item in error.errors(include_url=False):
-                self.pydantic_problem(model, item, path, subject)
+            items = error.errors(include_url=False)
+            for item in items:
+                if not self._explained_by_a_typo(model, item, items):
+                    self.pydantic_problem(model, item, path, subject)
             return None
+
+    @staticmethod
+    def _explained_by_a_typo(model: type[BaseModel], item: Any, items: list[Any]) -> bool:
+        """A missing key whose misspelling is also reported ("titel") needs no second line."""
+        if item["type"] != "missing":
+            return False
+        loc = tuple(item["loc"])
+        for other in items:
+            other_loc = tuple(other["loc"])
+            if other["type"] == "extra_forbidden" and other_loc[:-1] == loc[:-1]:
+                fields = _fields_at(model, loc[:-1])
+                matches = difflib.get_close_matches(str(other_loc[-1]), fields, n=1, cutoff=0.6)
+                if matches and matches[0] == loc[-1]:
+                    return True
+        return False
 
     def pydantic_problem(
         self, model: type[BaseModel], item: Any, path: PathKey, subject: str
@@ -285,10 +302,10 @@ class Validator:
             self.add((*path, *loc), subject, f"unknown key '{name}'{hint}", key=True)
             return
         if loc and loc[-1] == "[key]":
-            where = (*path, *loc[:-1])
-            message = f"key {loc[-2]!r} must be text"
-            if isinstance(loc[-2], float):
-                message += f": write it in quotes, YAML reads {loc[-2]} as a number"
+            where = (*path, *loc[:-2], value)  # the key as YAML read it (8.2, not '8.2')
+            message = f"key {value!r} must be text"
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                message += f": write it in quotes, YAML reads {value!r} as a number"
             self.add(where, subject, message, key=True)
             return
         field_name = _describe_loc(loc)
@@ -404,8 +421,14 @@ def _control(
     raw: Any,
     index: int,
     frameworks: dict[str, Framework],
-    families: dict[str, str],
+    families: dict[str, str] | None,
+    broken_frameworks: set[str],
 ) -> Control | None:
+    """One control, validated; None when it has problems (they are recorded).
+
+    ``families`` is None and ``broken_frameworks`` lists frameworks when those definitions are
+    themselves invalid: references to them are not reported again, one typo gives one line.
+    """
     path: PathKey = ("controls", index)
     subject = _control_subject(raw, index)
     if not isinstance(raw, dict):
@@ -421,11 +444,13 @@ def _control(
             subject,
             f"ID {document.id!r} must look like CM-4 (letters, '-', a number)",
         )
-    if document.family not in families:
+    if families is not None and document.family not in families:
         hint = did_you_mean(document.family, families)
         validator.add((*path, "family"), subject, f"unknown family '{document.family}'{hint}")
     refs: list[FrameworkRef] = []
     for key, criteria in document.frameworks.items():
+        if key in broken_frameworks:
+            continue
         if key not in frameworks:
             hint = did_you_mean(key, frameworks)
             validator.add(
@@ -500,7 +525,7 @@ def _control(
         id=document.id,
         title=document.title.strip(),
         family=document.family,
-        family_title=families[document.family],
+        family_title=(families or {}).get(document.family, document.family),
         severity=document.severity,
         objective=" ".join(document.objective.split()),
         frameworks=tuple(refs),
@@ -533,18 +558,18 @@ def load_catalog(path: Path | None = None) -> Catalog:
     head = validator.model(_CatalogDoc, data, (), "")
     frameworks_data = data.get("frameworks") if isinstance(data.get("frameworks"), dict) else {}
     frameworks = _frameworks(validator, frameworks_data)
+    broken_frameworks = {str(key) for key in frameworks_data} - set(frameworks)
     families_data = data.get("families")
-    families = (
-        {str(k): str(v) for k, v in families_data.items()}
-        if isinstance(families_data, dict)
-        else {}
+    families_valid = isinstance(families_data, dict) and all(
+        isinstance(key, str) and isinstance(title, str) for key, title in families_data.items()
     )
+    families = {str(k): str(v) for k, v in families_data.items()} if families_valid else None
     catalog_scope = _scope(validator, data.get("scope"), ("scope",), "catalog")
     controls: list[Control] = []
     seen: dict[str, int] = {}
     raw_controls = data.get("controls") if isinstance(data.get("controls"), list) else []
     for index, raw in enumerate(raw_controls):
-        control = _control(validator, raw, index, frameworks, families)
+        control = _control(validator, raw, index, frameworks, families, broken_frameworks)
         raw_id = raw.get("id") if isinstance(raw, dict) else None
         if isinstance(raw_id, str):
             if raw_id in seen:
@@ -565,7 +590,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
         sha256=document.sha256,
         version=head.version,
         frameworks=frameworks,
-        families=families,
+        families=families or {},
         controls=controls,
         scope=catalog_scope,
     )

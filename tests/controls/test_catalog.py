@@ -436,3 +436,43 @@ def test_every_error_is_reported_not_only_the_first(tmp_path):
 def test_a_user_catalog_may_omit_controls_even_if_checks_go_unused(tmp_path):
     catalog = load_catalog(write(tmp_path, "catalog.yaml", MINIMAL))
     assert "workspace_owners" in catalog.unused_checks()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "at", "message"),
+    [
+        (
+            "families:\n",
+            "famlies:\n",
+            "famlies",
+            "unknown key 'famlies' (did you mean 'families'?)",
+        ),
+        (
+            "    short_name: SOC 2\n",
+            "",
+            "name: SOC 2",
+            "framework soc2: missing required key 'short_name'",
+        ),
+        (
+            '      "8.32": Change management',
+            "      8.32: Change management",
+            "8.32:",
+            "framework iso27001: key 8.32 must be text: write it in quotes, YAML reads 8.32 as a "
+            "number",
+        ),
+        (
+            "    title: Merges require independent approval\n",
+            "    titel: Merges require independent approval\n",
+            "titel",
+            "control CM-4: unknown key 'titel' (did you mean 'title'?)",
+        ),
+        ("version: 1\n", "version: 2\n", "2\n", "version: input should be 1 (got 2)"),
+    ],
+    ids=["families-typo", "framework-field", "unquoted-criterion-key", "title-typo", "version"],
+)
+def test_a_broken_definition_gives_one_line_not_one_per_reference(tmp_path, old, new, at, message):
+    text = MINIMAL.replace(old, new, 1)
+    assert text != MINIMAL
+    path = write(tmp_path, "catalog.yaml", text)
+    line, column = position(text, at, text.index(new) if new else 0)
+    assert errors_of(path) == [f"{path}:{line}:{column}: {message}"]
