@@ -627,11 +627,6 @@ def _status_counts(counts: Mapping[str, int]) -> tuple[StatusCount, ...]:
     )
 
 
-def _counts_text(counts: Mapping[str, int]) -> str:
-    parts = [f"{counts[s.value]} {STATUS_STYLE[s].label}" for s in STATUS_ORDER if counts.get(s)]
-    return ", ".join(parts) or "no rows"
-
-
 def _limit(items: Sequence[Any], bound: int | None) -> tuple[Any, ...]:
     return tuple(items if bound is None else items[:bound])
 
@@ -1408,13 +1403,12 @@ def _gaps(evidence: Evidence, result: EvaluationResult, limits: RowLimits) -> Ga
         key = (cause, fix)
         group = groups.setdefault(
             key,
-            {"rows": 0, "controls": set(), "datasets": set(), "resources": [], "example": example},
+            {"rows": 0, "controls": set(), "datasets": set(), "resources": {}, "example": example},
         )
         group["rows"] += 1
         group["controls"].add(text(record["control_id"]))
         group["datasets"] |= datasets
-        if record["resource"] not in group["resources"]:
-            group["resources"].append(text(record["resource"]))
+        group["resources"][text(record["resource"])] = None  # a set that keeps first-seen order
     error_groups = []
     for (cause, fix), group in sorted(groups.items(), key=lambda item: -item[1]["rows"]):
         resources = sorted(dict.fromkeys(group["resources"]))

@@ -141,6 +141,8 @@ def render_pdf(
             log.debug("pdf worker: %s", line)
         if completed.returncode != 0 or not result_path.is_file():
             detail = _last_error_line(completed.stderr) or f"exit code {completed.returncode}"
+            if any(word in detail for word in ("ImportError", "library", "OSError: cannot load")):
+                detail += " (`auditor doctor` checks the system libraries the renderer needs)"
             raise ReportRenderError(f"PDF rendering of {output.name} failed: {detail}")
         result = PdfRenderResult.from_json(json.loads(result_path.read_text(encoding="utf-8")))
     for url in result.refused:

@@ -56,7 +56,6 @@ from auditor.runinfo import RunInfo
 log = logging.getLogger(__name__)
 
 FORMATS = frozenset({"html", "pdf", "csv", "json"})
-REPORT_FILES = ("report.html", "report.pdf")
 # Evidence files the PDF does not carry: findings.json repeats findings.csv (which it does carry)
 # and is the largest file of a run; embedding it would double the PDF's rendering time.
 NOT_EMBEDDED = frozenset({"findings.json"})
