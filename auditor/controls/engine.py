@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from auditor.controls.catalog import Catalog, Control, Scope
-from auditor.controls.checks import REPOSITORY_LEVELS, CheckContext
+from auditor.controls.checks import REPOSITORY_LEVELS, CheckContext, CheckSpec
 from auditor.controls.checks.registry import ROW_COLUMNS, rows_frame
 from auditor.controls.effectiveness import STATUS_COLUMNS, build_population, merged_pull_requests
 from auditor.controls.exceptions import ExceptionSet, apply_exceptions
@@ -197,84 +197,70 @@ class _Run:
         assert spec is not None
         in_scope = self.scoped[control.id]
         if in_scope.empty:
-            scope = _describe_scope(self.catalog.scope, control.scope)
-            for workspace in self.usable_workspaces:
-                reason = (
-                    f"No repository of {workspace} is in the scope of {control.id} ({scope}); "
-                    "the control was not assessed."
-                )
-                extra.append(
-                    _workspace_row(
-                        workspace,
-                        Status.ERROR,
-                        reason,
-                        "0 repositories in scope",
-                        f"repositories:{workspace}",
-                    )
-                )
+            extra += self._nothing_in_scope(control)
             return rows_frame()
-        judged_rows = []
-        repos = [self.repository_records[index] for index in in_scope.index]
-        for repo in repos:
-            failure = self.failures.for_repository(spec.datasets, repo.workspace, repo.repository)
-            if failure is not None:
-                extra.append(
-                    _repository_row(
-                        repo, Status.ERROR, failure.reason(), failure.observed, failure.pointer
-                    )
-                )
-            elif spec.requires_main_branch and repo.main_branch is None:
-                reason = (
-                    f"{repo.repository} has no main branch (it is empty), so there is nothing "
-                    "for this control to assess."
-                )
-                extra.append(
-                    _repository_row(
-                        repo,
-                        Status.NOT_APPLICABLE,
-                        reason,
-                        "empty",
-                        f"repositories:{repo.repository}",
-                    )
-                )
+        judged = []
+        for repo in (self.repository_records[index] for index in in_scope.index):
+            row = self._precondition_row(spec, repo)
+            if row is None:
+                judged.append(repo)
             else:
-                judged_rows.append(repo)
-        judged = in_scope.loc[[repo.Index for repo in judged_rows]]
-        if judged.empty:
+                extra.append(row)
+        if not judged:
             return rows_frame()
-        frame = spec.function(
-            self.context(control, judged, self.usable_workspaces), control.parameters
-        )
+        repositories = in_scope.loc[[repo.Index for repo in judged]]
+        context = self.context(control, repositories, self.usable_workspaces)
+        frame = spec.function(context, control.parameters)
         answered = set(frame["repository"].dropna())
-        for repo in judged_rows:
-            if repo.repository in answered:
-                continue
-            if spec.level == "repository":
-                reason = (
-                    f"The check {spec.name} returned no result for {repo.repository}; "
-                    "the control could not be assessed."
-                )
-                extra.append(
-                    _repository_row(
-                        repo, Status.ERROR, reason, None, f"repositories:{repo.repository}"
-                    )
-                )
-            else:
-                reason = (spec.none_reason or "{repository} has nothing to assess.").format(
-                    repository=repo.repository,
-                    main_branch=repo.main_branch,
-                    period=self.period.label,
-                )
-                extra.append(
-                    _repository_row(
-                        repo,
-                        Status.NOT_APPLICABLE,
-                        reason,
-                        "none",
-                        f"{spec.datasets[-1]}:{repo.repository}",
-                    )
-                )
+        extra += [self._unanswered_row(spec, r) for r in judged if r.repository not in answered]
         return frame
+
+    def _nothing_in_scope(self, control: Control) -> list[tuple[Any, ...]]:
+        scope = _describe_scope(self.catalog.scope, control.scope)
+        return [
+            _workspace_row(
+                workspace,
+                Status.ERROR,
+                f"No repository of {workspace} is in the scope of {control.id} ({scope}); "
+                "the control was not assessed.",
+                "0 repositories in scope",
+                f"repositories:{workspace}",
+            )
+            for workspace in self.usable_workspaces
+        ]
+
+    def _precondition_row(self, spec: CheckSpec, repo: _Repository) -> tuple[Any, ...] | None:
+        """ERROR when the check's evidence is missing, NOT_APPLICABLE for an empty repository."""
+        failure = self.failures.for_repository(spec.datasets, repo.workspace, repo.repository)
+        if failure is not None:
+            return _repository_row(
+                repo, Status.ERROR, failure.reason(), failure.observed, failure.pointer
+            )
+        if spec.requires_main_branch and repo.main_branch is None:
+            reason = (
+                f"{repo.repository} has no main branch (it is empty), so there is nothing for "
+                "this control to assess."
+            )
+            return _repository_row(
+                repo, Status.NOT_APPLICABLE, reason, "empty", f"repositories:{repo.repository}"
+            )
+        return None
+
+    def _unanswered_row(self, spec: CheckSpec, repo: _Repository) -> tuple[Any, ...]:
+        """A repository the check returned no row for: nothing to judge, or a fault."""
+        if spec.level == "repository":
+            reason = (
+                f"The check {spec.name} returned no result for {repo.repository}; "
+                "the control could not be assessed."
+            )
+            return _repository_row(
+                repo, Status.ERROR, reason, None, f"repositories:{repo.repository}"
+            )
+        reason = (spec.none_reason or "{repository} has nothing to assess.").format(
+            repository=repo.repository, main_branch=repo.main_branch, period=self.period.label
+        )
+        pointer = f"{spec.datasets[-1]}:{repo.repository}"
+        return _repository_row(repo, Status.NOT_APPLICABLE, reason, "none", pointer)
 
     def _workspace_level(self, control: Control, extra: list[tuple[Any, ...]]) -> pd.DataFrame:
         spec = control.spec

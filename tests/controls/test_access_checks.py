@@ -253,6 +253,14 @@ def test_ac6_members_use_two_step_verification(two_step, expected):
     assert judge(evidence, "AC-6", "acme:{carol}") == expected
 
 
+def test_ac5_is_error_when_no_member_is_listed():
+    evidence = make_evidence({"repositories": [repo("api")]})
+    assert judge(evidence, "AC-5", "acme") == (
+        "ERROR",
+        "Bitbucket listed no members of acme; its owners could not be counted.",
+    )
+
+
 def test_ac6_is_error_when_no_member_is_listed():
     evidence = make_evidence({"repositories": [repo("api")]})
     assert judge(evidence, "AC-6", "acme") == (

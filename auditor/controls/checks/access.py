@@ -212,6 +212,17 @@ def workspace_owners(ctx: CheckContext, params: OwnerParameters) -> Any:
     rows = Rows("workspace")
     for workspace in ctx.workspaces:
         listed = members[members["workspace"] == workspace]
+        if listed.empty:  # every workspace has an owner: an empty listing is unknown, not zero
+            rows.add(
+                resource=workspace,
+                workspace=workspace,
+                repository=None,
+                status=Status.ERROR,
+                reason=f"Bitbucket listed no members of {workspace}; its owners could not be "
+                "counted.",
+                evidence=f"members:{workspace}",
+            )
+            continue
         owners = listed[listed["workspace_permission"] == "owner"]
         unknown = int(listed["workspace_permission"].isna().sum())
         count = len(owners)
