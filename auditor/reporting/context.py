@@ -319,6 +319,14 @@ class ControlView:
     remediation: str
     manual_evidence: str
 
+    @property
+    def nonpassing_rows(self) -> tuple[FindingRow, ...]:
+        return tuple(row for row in self.rows if row.status != Status.PASS)
+
+    @property
+    def passing_rows(self) -> tuple[FindingRow, ...]:
+        return tuple(row for row in self.rows if row.status == Status.PASS)
+
 
 @dataclass(frozen=True)
 class FamilyView:
