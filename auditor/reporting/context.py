@@ -767,7 +767,7 @@ def _exception_view(entry: ExceptionEntry) -> ExceptionView:
         effect = f"turned {_plural(len(entry.matched), 'FAIL row')} into EXCEPTED until {expires}"
     elif entry.state == "expired":
         effect = f"expired on {expires}; no effect, the FAIL stays"
-        would_match = getattr(entry, "would_match", [])
+        would_match = entry.would_match
         if would_match:
             effect += f" on {_plural(len(would_match), 'resource')} it would have covered"
     elif entry.state == "unmatched":
@@ -785,7 +785,7 @@ def _exception_view(entry: ExceptionEntry) -> ExceptionView:
         expires=expires,
         source=entry.source,
         state=entry.state,
-        matched=tuple(entry.matched or getattr(entry, "would_match", [])),
+        matched=tuple(entry.matched or entry.would_match),
         effect=effect,
     )
 
@@ -880,9 +880,9 @@ def _control_view(
                 else "."
             )
         )
-    enabled = getattr(outcome, "enabled", True)
+    enabled = outcome.enabled
     verdict = _verdict(outcome.counts) if enabled else DISABLED
-    labels = list(getattr(outcome, "framework_labels", []) or [])
+    labels = list(outcome.framework_labels)
     if not labels:
         labels = [
             f"{short_names.get(ref.framework, ref.framework)} {ref.criterion}"
