@@ -93,8 +93,9 @@ def collect(
     started_at = now()
     wall_started = time.perf_counter()
     cpu_started = time.thread_time()
-    results = asyncio.run(
-        _execute_all(client, queries, list(workspaces), period, concurrency, on_progress)
+    results: dict[tuple[str, str], ExecutionResult] = {}
+    asyncio.run(
+        _execute_all(client, queries, list(workspaces), period, concurrency, on_progress, results)
     )
     graphql_cpu = time.thread_time() - cpu_started
     wall = time.perf_counter() - wall_started
@@ -159,7 +160,13 @@ async def _execute_all(
     period: Period,
     concurrency: int,
     on_progress: Callable[[Progress], None] | None,
-) -> dict[tuple[str, str], ExecutionResult]:
+    results: dict[tuple[str, str], ExecutionResult],
+) -> None:
+    """Execute every stored query for every workspace into ``results``.
+
+    The results are handed over through the dict rather than returned: when ``asyncio.run``
+    restores the SIGINT handler it formats the repr of the main task, and with it the task's
+    result — the whole evidence — which costs seconds on a large workspace."""
     progress = Progress()
     loop = asyncio.get_running_loop()
     lock = threading.Lock()
@@ -193,7 +200,7 @@ async def _execute_all(
                 for name, workspace in keys
             )
         )
-        return dict(zip(keys, outcomes, strict=True))
+        results.update(zip(keys, outcomes, strict=True))
     finally:
         await loop.run_in_executor(None, fetcher.close)
 

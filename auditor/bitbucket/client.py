@@ -14,6 +14,7 @@ statistics and errors speak in the API's own terms.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -94,8 +95,13 @@ class _CredentialAuth(requests.auth.AuthBase):
         return request
 
 
-def build_session(pool_size: int) -> requests.Session:
-    """A session for one worker: pooled keep-alive connections, no hidden retries."""
+def build_session(base_url: str, pool_size: int) -> requests.Session:
+    """A session for one worker: pooled keep-alive connections, no hidden retries.
+
+    The environment's proxy and CA-bundle settings (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE …)
+    are read once, here, for the one host the client talks to; requests would otherwise look
+    them up again on every request, which is a large share of its per-request cost. ~/.netrc is
+    never consulted: credentials come from the credential only."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
@@ -103,6 +109,11 @@ def build_session(pool_size: int) -> requests.Session:
     session.headers.update(
         {"Accept": "application/json", "User-Agent": f"bitbucket-auditor/{__version__}"}
     )
+    session.proxies = requests.utils.get_environ_proxies(base_url)
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
+    session.trust_env = False
     return session
 
 
@@ -213,7 +224,7 @@ class BitbucketClient:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = build_session(self.settings.pool_size)
+            session = build_session(self.settings.base_url, self.settings.pool_size)
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)

@@ -42,6 +42,8 @@ class RepositoryNode:
     workspace: str
     slug: str
     data: dict[str, Any]
+    # Children loaded ahead by the list resolver, by response key (auditor.schema.prefetch).
+    prefetched: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -69,9 +71,7 @@ class PullRequestNode:
     data: dict[str, Any]
     merged_on: datetime | None = None
     merged_on_source: str | None = None
-    # Filled by the pull request list resolver when buildStatuses is selected: the statuses,
-    # or the error that prevented loading them (raised when the field resolves).
-    build_statuses: list[dict[str, Any]] | BaseException | None = field(default=None)
+    prefetched: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> int:
@@ -88,7 +88,12 @@ class BranchNode:
     slug: str
     name: str
     data: dict[str, Any]
+    head: CommitNode | None = None
 
-    @property
-    def head(self) -> str | None:
-        return dig(self.data, "target", "hash")
+
+@dataclass(frozen=True)
+class CommitNode:
+    workspace: str
+    slug: str
+    hash: str
+    prefetched: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

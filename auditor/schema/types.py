@@ -18,28 +18,59 @@ from typing import Any
 
 import graphene
 
+from auditor.schema.loading import (
+    REPOSITORY_PREFETCHERS,
+    list_pull_requests,
+    load_branch_restrictions,
+    load_branching_model,
+    load_commit_statuses,
+    load_default_branch,
+    load_default_reviewers,
+    load_deploy_keys,
+    load_effective_permissions,
+    load_explicit_permissions,
+    load_pipelines_config,
+    load_pull_request_statuses,
+    load_webhooks,
+)
 from auditor.schema.nodes import (
     BranchNode,
+    CommitNode,
     PullRequestNode,
     RepositoryNode,
     WorkspaceNode,
     dig,
     parse_time,
 )
-from auditor.schema.pull_requests import list_pull_requests
+from auditor.schema.prefetch import prefetch, prefetched_or
 
 
 def _data(root: Any) -> Any:
     return root.data if hasattr(root, "data") else root
 
 
+def plain(resolver: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Mark a resolver that reads only its source object (never ``info``): scalar fields with
+    such resolvers take the execution fast path (auditor.schema.execution)."""
+    resolver.plain = True  # type: ignore[attr-defined]
+    return resolver
+
+
 def field_of(*path: str) -> Callable[[Any, Any], Any]:
     """A resolver reading ``path`` from the object's Bitbucket JSON."""
+    if len(path) == 1:
+        (key,) = path
 
-    def resolve(root: Any, info: Any) -> Any:
+        def resolve(root: Any, info: Any) -> Any:
+            data = root.data if hasattr(root, "data") else root
+            return data.get(key) if isinstance(data, dict) else None
+
+        return plain(resolve)
+
+    def resolve_path(root: Any, info: Any) -> Any:
         return dig(_data(root), *path)
 
-    return resolve
+    return plain(resolve_path)
 
 
 def time_of(*path: str) -> Callable[[Any, Any], Any]:
@@ -48,7 +79,7 @@ def time_of(*path: str) -> Callable[[Any, Any], Any]:
     def resolve(root: Any, info: Any) -> Any:
         return parse_time(dig(_data(root), *path))
 
-    return resolve
+    return plain(resolve)
 
 
 def _loaders(info: Any) -> Any:
@@ -218,10 +249,12 @@ class RepositoryPermission(graphene.ObjectType):
     source = graphene.Field(PermissionSource, required=True)
 
     @staticmethod
+    @plain
     def resolve_principal_type(root: Any, info: Any) -> str:
         return "group" if root.get("group") else "user"
 
     @staticmethod
+    @plain
     def resolve_source(root: Any, info: Any) -> str:
         return root["_source"]
 
@@ -252,14 +285,17 @@ class DeployKey(graphene.ObjectType):
     last_used = graphene.DateTime(resolver=time_of("last_used"))
 
     @staticmethod
+    @plain
     def resolve_id(root: Any, info: Any) -> str | None:
         return None if root.get("id") is None else str(root["id"])
 
     @staticmethod
+    @plain
     def resolve_fingerprint(root: Any, info: Any) -> str | None:
         return _fingerprint(root.get("key"))
 
     @staticmethod
+    @plain
     def resolve_added_on(root: Any, info: Any) -> Any:
         # The schema says added_on; Bitbucket's own example returns created_on (digest gotcha 9).
         return parse_time(root.get("added_on") or root.get("created_on"))
@@ -312,12 +348,13 @@ class Commit(graphene.ObjectType):
     statuses = _loaded_list(CommitStatus, "Statuses reported on this commit.")
 
     @staticmethod
-    def resolve_hash(root: BranchNode, info: Any) -> str | None:
-        return root.head
+    @plain
+    def resolve_hash(root: CommitNode, info: Any) -> str:
+        return root.hash
 
     @staticmethod
-    async def resolve_statuses(root: BranchNode, info: Any) -> list[Any]:
-        return await _loaders(info).commit_statuses.load((root.workspace, root.slug, root.head))
+    def resolve_statuses(root: CommitNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_commit_statuses(root, info))
 
 
 class Branch(graphene.ObjectType):
@@ -325,12 +362,13 @@ class Branch(graphene.ObjectType):
     head = graphene.Field(Commit, description="The commit the branch points to.")
 
     @staticmethod
+    @plain
     def resolve_name(root: BranchNode, info: Any) -> str:
         return root.name
 
     @staticmethod
-    def resolve_head(root: BranchNode, info: Any) -> BranchNode | None:
-        return root if root.head else None
+    def resolve_head(root: BranchNode, info: Any) -> CommitNode | None:
+        return root.head
 
 
 class Participant(graphene.ObjectType):
@@ -369,14 +407,17 @@ class PullRequest(graphene.ObjectType):
     build_statuses = _loaded_list(CommitStatus, "Build statuses on the source head commit.")
 
     @staticmethod
+    @plain
     def resolve_id(root: PullRequestNode, info: Any) -> int:
         return root.id
 
     @staticmethod
+    @plain
     def resolve_merged_on(root: PullRequestNode, info: Any) -> Any:
         return root.merged_on
 
     @staticmethod
+    @plain
     def resolve_merged_on_source(root: PullRequestNode, info: Any) -> str | None:
         return root.merged_on_source
 
@@ -385,14 +426,8 @@ class PullRequest(graphene.ObjectType):
         return list(root.data.get("participants") or [])
 
     @staticmethod
-    async def resolve_build_statuses(root: PullRequestNode, info: Any) -> list[Any]:
-        if root.build_statuses is None:  # not prefetched by the list: load on its own
-            return await _loaders(info).pull_request_statuses.load(
-                (root.workspace, root.slug, root.id)
-            )
-        if isinstance(root.build_statuses, BaseException):
-            raise root.build_statuses
-        return root.build_statuses
+    def resolve_build_statuses(root: PullRequestNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_pull_request_statuses(root, info))
 
 
 class Repository(graphene.ObjectType):
@@ -442,77 +477,60 @@ class Repository(graphene.ObjectType):
     )
 
     @staticmethod
+    @plain
     def resolve_full_name(root: RepositoryNode, info: Any) -> str:
         return root.full_name
 
     @staticmethod
+    @plain
     def resolve_workspace(root: RepositoryNode, info: Any) -> str:
         return root.workspace
 
     @staticmethod
+    @plain
     def resolve_slug(root: RepositoryNode, info: Any) -> str:
         return root.slug
 
     @staticmethod
-    async def resolve_branching_model(root: RepositoryNode, info: Any) -> Any:
-        return await _loaders(info).branching_model.load(root.key)
+    def resolve_branching_model(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_branching_model(root, info))
 
     @staticmethod
-    async def resolve_branch_restrictions(root: RepositoryNode, info: Any) -> Any:
-        return await _loaders(info).branch_restrictions.load(root.key)
+    def resolve_branch_restrictions(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_branch_restrictions(root, info))
 
     @staticmethod
-    async def resolve_effective_permissions(root: RepositoryNode, info: Any) -> Any:
-        entries = await _loaders(info).effective_permissions.load(root.key)
-        return [{**entry, "_source": "effective"} for entry in entries]
+    def resolve_effective_permissions(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_effective_permissions(root, info))
 
     @staticmethod
-    async def resolve_explicit_permissions(root: RepositoryNode, info: Any) -> Any:
-        entries = await _loaders(info).explicit_permissions.load(root.key)
-        return [
-            {**entry, "_source": "group" if entry.get("group") else "direct"} for entry in entries
-        ]
+    def resolve_explicit_permissions(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_explicit_permissions(root, info))
 
     @staticmethod
-    async def resolve_deploy_keys(root: RepositoryNode, info: Any) -> Any:
-        return await _loaders(info).deploy_keys.load(root.key)
+    def resolve_deploy_keys(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_deploy_keys(root, info))
 
     @staticmethod
-    async def resolve_webhooks(root: RepositoryNode, info: Any) -> Any:
-        return await _loaders(info).webhooks.load(root.key)
+    def resolve_webhooks(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_webhooks(root, info))
 
     @staticmethod
-    async def resolve_default_reviewers(root: RepositoryNode, info: Any) -> Any:
-        return await _loaders(info).default_reviewers.load(root.key)
+    def resolve_default_reviewers(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_default_reviewers(root, info))
 
     @staticmethod
-    async def resolve_pipelines_config(root: RepositoryNode, info: Any) -> Any:
-        return await _loaders(info).pipelines_config.load(root.key)
+    def resolve_pipelines_config(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_pipelines_config(root, info))
 
     @staticmethod
-    async def resolve_default_branch(root: RepositoryNode, info: Any) -> BranchNode | None:
-        name = root.main_branch
-        if not name:
-            return None
-        data = await _loaders(info).branch.load((root.workspace, root.slug, name))
-        return BranchNode(root.workspace, root.slug, name, data)
+    def resolve_default_branch(root: RepositoryNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_default_branch(root, info, info.field_nodes))
 
     @staticmethod
-    async def resolve_pull_requests(
-        root: RepositoryNode,
-        info: Any,
-        states: list[str],
-        merged_since: Any = None,
-        merged_until: Any = None,
-        to_default_branch: bool = False,
-    ) -> list[PullRequestNode]:
-        return await list_pull_requests(
-            root,
-            info,
-            states=[getattr(state, "value", state) for state in states],
-            merged_since=merged_since,
-            merged_until=merged_until,
-            to_default_branch=to_default_branch,
+    def resolve_pull_requests(root: RepositoryNode, info: Any, **args: Any) -> Any:
+        return prefetched_or(
+            root, info, lambda: list_pull_requests(root, info, info.field_nodes, **args)
         )
 
 
@@ -525,6 +543,7 @@ class Workspace(graphene.ObjectType):
     members = _loaded_list(Member, "Members with their workspace permission.")
 
     @staticmethod
+    @plain
     def resolve_slug(root: WorkspaceNode, info: Any) -> str:
         return root.slug
 
@@ -536,7 +555,9 @@ class Workspace(graphene.ObjectType):
     async def resolve_repositories(root: WorkspaceNode, info: Any) -> list[RepositoryNode]:
         listing = await _loaders(info).repositories.load(root.slug)
         nodes = [RepositoryNode.from_listing(root.slug, data) for data in listing]
-        return sorted(nodes, key=lambda node: node.slug)
+        nodes.sort(key=lambda node: node.slug)
+        await prefetch(nodes, "Repository", REPOSITORY_PREFETCHERS, info)
+        return nodes
 
     @staticmethod
     async def resolve_members(root: WorkspaceNode, info: Any) -> Any:

@@ -1,0 +1,207 @@
+"""What each field that needs a request loads, shared by its resolver and by prefetching.
+
+Every function here takes the node and the resolve info and awaits DataLoaders from
+``info.context["loaders"]``; none sends a request itself. ``REPOSITORY_PREFETCHERS`` tells
+``Workspace.repositories`` how to load each selected repository field ahead for all repositories
+at once (auditor.schema.prefetch).
+
+Pull requests of a period: Bitbucket has no ``merged_on`` field and cannot filter on the merge
+time. A merge is an update, so every pull request merged since ``merged_since`` has ``updated_on
+>= merged_since``: that is the server-side filter, and it returns a superset. The merge time
+itself comes from ``closed_on`` (present in Bitbucket's responses although the spec omits it),
+else from the MERGED update in the pull request's activity log (one extra request, only for those
+pull requests), else — when the log has no such entry, as for pull requests merged by a push —
+``updated_on``, an upper bound, marked as such. Only then is the list cut to the period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from graphql import FieldNode
+
+from auditor.schema.nodes import (
+    BranchNode,
+    CommitNode,
+    PullRequestNode,
+    RepositoryNode,
+    parse_time,
+)
+from auditor.schema.prefetch import Selected, prefetch, selected_fields
+
+log = logging.getLogger(__name__)
+
+
+def _loaders(info: Any) -> Any:
+    return info.context["loaders"]
+
+
+async def load_branching_model(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).branching_model.load(node.key)
+
+
+async def load_branch_restrictions(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).branch_restrictions.load(node.key)
+
+
+async def load_effective_permissions(node: RepositoryNode, info: Any) -> Any:
+    entries = await _loaders(info).effective_permissions.load(node.key)
+    return [{**entry, "_source": "effective"} for entry in entries]
+
+
+async def load_explicit_permissions(node: RepositoryNode, info: Any) -> Any:
+    entries = await _loaders(info).explicit_permissions.load(node.key)
+    return [{**entry, "_source": "group" if entry.get("group") else "direct"} for entry in entries]
+
+
+async def load_deploy_keys(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).deploy_keys.load(node.key)
+
+
+async def load_webhooks(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).webhooks.load(node.key)
+
+
+async def load_default_reviewers(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).default_reviewers.load(node.key)
+
+
+async def load_pipelines_config(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).pipelines_config.load(node.key)
+
+
+async def load_commit_statuses(node: CommitNode, info: Any) -> Any:
+    return await _loaders(info).commit_statuses.load((node.workspace, node.slug, node.hash))
+
+
+async def load_pull_request_statuses(node: PullRequestNode, info: Any) -> Any:
+    return await _loaders(info).pull_request_statuses.load((node.workspace, node.slug, node.id))
+
+
+async def load_default_branch(
+    node: RepositoryNode, info: Any, field_nodes: Iterable[FieldNode]
+) -> BranchNode | None:
+    """The main branch and its head commit, with the head's statuses when they are selected."""
+    name = node.main_branch
+    if not name:
+        return None
+    data = await _loaders(info).branch.load((node.workspace, node.slug, name))
+    head_hash = (data.get("target") or {}).get("hash")
+    head = CommitNode(node.workspace, node.slug, head_hash) if head_hash else None
+    if head is not None:
+        for selection in selected_fields(info, "Branch", field_nodes):
+            if selection.name == "head":
+                await prefetch([head], "Commit", COMMIT_PREFETCHERS, info, selection.field_nodes)
+    return BranchNode(node.workspace, node.slug, name, data, head)
+
+
+async def list_pull_requests(
+    node: RepositoryNode,
+    info: Any,
+    field_nodes: Iterable[FieldNode],
+    *,
+    states: list[Any],
+    merged_since: datetime | None = None,
+    merged_until: datetime | None = None,
+    to_default_branch: bool = False,
+) -> list[PullRequestNode]:
+    """Pull requests in ``states``; with a merged window, those merged within it."""
+    loaders = _loaders(info)
+    destination = node.main_branch if to_default_branch else None
+    if to_default_branch and destination is None:
+        return []  # an empty repository has no default branch to merge into
+    key = (
+        node.workspace,
+        node.slug,
+        tuple(sorted(getattr(state, "value", state) for state in states)),
+        merged_since.isoformat() if merged_since else None,
+        destination,
+    )
+    listing = await loaders.pull_requests.load(key)
+    pull_requests = [PullRequestNode(node.workspace, node.slug, data) for data in listing]
+    await _establish_merge_times(pull_requests, loaders)
+    if merged_since is not None or merged_until is not None:
+        pull_requests = [
+            pr for pr in pull_requests if _merged_within(pr, merged_since, merged_until)
+        ]
+    pull_requests.sort(key=lambda pr: pr.id)
+    await prefetch(pull_requests, "PullRequest", PULL_REQUEST_PREFETCHERS, info, field_nodes)
+    return pull_requests
+
+
+async def _establish_merge_times(nodes: list[PullRequestNode], loaders: Any) -> None:
+    without_closed_on: list[PullRequestNode] = []
+    for node in nodes:
+        if node.data.get("state") != "MERGED":
+            continue
+        closed_on = parse_time(node.data.get("closed_on"))
+        if closed_on is not None:
+            node.merged_on, node.merged_on_source = closed_on, "closed_on"
+        else:
+            without_closed_on.append(node)
+    if not without_closed_on:
+        return
+    found = await asyncio.gather(
+        *(loaders.merge_time.load((n.workspace, n.slug, n.id)) for n in without_closed_on),
+        return_exceptions=True,
+    )
+    for node, merged_on in zip(without_closed_on, found, strict=True):
+        if isinstance(merged_on, datetime):
+            node.merged_on, node.merged_on_source = merged_on, "activity"
+            continue
+        if isinstance(merged_on, BaseException):
+            log.warning(
+                "cannot read the activity of %s/%s#%d (%s); using its last update as the "
+                "merge time",
+                node.workspace,
+                node.slug,
+                node.id,
+                merged_on,
+            )
+        node.merged_on = parse_time(node.data.get("updated_on"))
+        node.merged_on_source = "updated_on"
+
+
+def _merged_within(node: PullRequestNode, since: datetime | None, until: datetime | None) -> bool:
+    if node.merged_on is None:
+        return False
+    if since is not None and node.merged_on < since:
+        return False
+    return not (until is not None and node.merged_on >= until)
+
+
+def _simple(load: Any) -> Any:
+    """A prefetcher for a field whose load needs only the node."""
+
+    async def prefetcher(node: Any, selection: Selected, info: Any) -> Any:
+        return await load(node, info)
+
+    return prefetcher
+
+
+async def _prefetch_default_branch(node: RepositoryNode, selection: Selected, info: Any) -> Any:
+    return await load_default_branch(node, info, selection.field_nodes)
+
+
+async def _prefetch_pull_requests(node: RepositoryNode, selection: Selected, info: Any) -> Any:
+    return await list_pull_requests(node, info, selection.field_nodes, **selection.args)
+
+
+REPOSITORY_PREFETCHERS = {
+    "branchingModel": _simple(load_branching_model),
+    "branchRestrictions": _simple(load_branch_restrictions),
+    "effectivePermissions": _simple(load_effective_permissions),
+    "explicitPermissions": _simple(load_explicit_permissions),
+    "deployKeys": _simple(load_deploy_keys),
+    "webhooks": _simple(load_webhooks),
+    "defaultReviewers": _simple(load_default_reviewers),
+    "pipelinesConfig": _simple(load_pipelines_config),
+    "defaultBranch": _prefetch_default_branch,
+    "pullRequests": _prefetch_pull_requests,
+}
+PULL_REQUEST_PREFETCHERS = {"buildStatuses": _simple(load_pull_request_statuses)}
+COMMIT_PREFETCHERS = {"statuses": _simple(load_commit_statuses)}
