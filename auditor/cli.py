@@ -7,12 +7,20 @@ documented in ``auditor.errors``.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import click
 
 from auditor import __version__, sysdeps
-from auditor.errors import EXIT_RUN_FAILED, AuditorError
+from auditor.errors import EXIT_INCOMPLETE, EXIT_RUN_FAILED, AuditorError, ConfigError
+from auditor.logsetup import configure_logging
 from auditor.redaction import redact
 
 
@@ -40,7 +48,10 @@ class AuditorGroup(click.Group):
             sys.exit(EXIT_RUN_FAILED)
 
 
-@click.group(cls=AuditorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=AuditorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "AUDITOR"},
+)
 @click.version_option(__version__, prog_name="auditor")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.pass_context
@@ -65,6 +76,332 @@ def doctor() -> None:
     if missing:
         click.echo(sysdeps.missing_message(missing), err=True)
         sys.exit(EXIT_RUN_FAILED)
+
+
+@main.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL) that the stored and ad-hoc queries run against."""
+    from auditor.schema import schema_sdl
+
+    click.echo(schema_sdl(), nl=False)
+
+
+@contextlib.contextmanager
+def _bitbucket_client(
+    demo: bool, *, requests_per_hour: int | None = None
+) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A client for the live API (credentials from the environment) or the demo simulator."""
+    from auditor.bitbucket.client import BitbucketClient, ClientSettings
+    from auditor.bitbucket.credentials import load_credential
+
+    overrides: dict[str, Any] = {}
+    if requests_per_hour is not None:
+        overrides["requests_per_hour"] = requests_per_hour or None
+    if not demo:
+        environ = dict(os.environ)
+        client = BitbucketClient(
+            load_credential(environ), ClientSettings.from_env(environ, **overrides)
+        )
+        with client:
+            yield client, environ
+        return
+    from auditor import demo as demo_settings
+    from auditor.simulator import Simulator, demo_dataset
+
+    with Simulator(demo_dataset()) as simulator:
+        environ = simulator.credential_env(demo_settings.CREDENTIAL_KIND)
+        client = BitbucketClient(
+            load_credential(environ), ClientSettings.from_env(environ, **overrides)
+        )
+        with client:
+            yield client, environ
+
+
+def _parse_var(text: str) -> tuple[str, Any]:
+    name, separator, raw = text.partition("=")
+    if not separator or not name:
+        raise click.BadParameter(f"{text!r}: use NAME=VALUE", param_hint="--var")
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        return name, raw
+
+
+@main.command()
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A query variable; VALUE is read as JSON when it parses, else as a string.",
+)
+@click.option("--demo", is_flag=True, help="Query the built-in demo workspace (no account).")
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    help="Requests in flight at once (1-64).",
+    type=click.IntRange(1, 64),
+)
+def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: int) -> None:
+    """Run a read-only GraphQL DOCUMENT against Bitbucket (or the demo) and print JSON.
+
+    The document may use the stored queries' shared fragments (UserIdentity,
+    RepositoryIdentity, StatusFields, PermissionFields). The exit code is 3 when the result
+    carries errors (partial data).
+    """
+    import asyncio
+
+    from auditor.queries import FRAGMENTS_FILE, prepare, with_fragments
+    from auditor.queries import _fragment_sources as fragment_sources
+    from auditor.resources import queries_dir
+    from auditor.schema import build_schema
+    from auditor.schema.execution import execute_document
+    from auditor.schema.loaders import Fetcher
+
+    configure_logging(quiet=True)
+    schema = build_schema().graphql_schema
+    fragments = fragment_sources(queries_dir() / FRAGMENTS_FILE)
+    text = with_fragments(document.read_text(encoding="utf-8"), str(document), fragments)
+    parsed = prepare(text, str(document), schema)
+    values = dict(_parse_var(item) for item in variables)
+
+    async def execute(client: Any) -> Any:
+        fetcher = Fetcher(client, concurrency)
+        try:
+            return await execute_document(
+                parsed, values, fetcher=fetcher, credential=client.credential
+            )
+        finally:
+            fetcher.close()
+
+    with _bitbucket_client(demo) as (client, _):
+        result = asyncio.run(execute(client))
+    click.echo(json.dumps(result.formatted, indent=2, ensure_ascii=False, default=str))
+    if result.errors:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Eager: make the config file's values the defaults of the other options."""
+    if value is None:
+        return None
+    from auditor.config import load_run_config
+
+    config = load_run_config(value)
+    ctx.default_map = {**(ctx.default_map or {}), **config.option_defaults()}
+    ctx.meta["auditor.run_config"] = config
+    return value
+
+
+def _csv_choice(allowed: tuple[str, ...], name: str):
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> set[str]:
+        items = {item.strip().lower() for item in (value or "").split(",") if item.strip()}
+        unknown = sorted(items - set(allowed))
+        if unknown:
+            raise click.BadParameter(
+                f"unknown {name} {', '.join(unknown)}; choose from {', '.join(allowed)}"
+            )
+        return items
+
+    return convert
+
+
+def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help="A YAML file of defaults for these options (see auditor.config).",
+)
+@click.option(
+    "--workspace", "-w", "workspaces", multiple=True, help="Workspace slug; repeat for several."
+)
+@click.option("--period", help="Reporting period: 2026-Q3, 2026-07 or 2026 [previous quarter].")
+@click.option("--since", callback=_day, help="Period start day (YYYY-MM-DD), with --until.")
+@click.option("--until", callback=_day, help="Period end day, inclusive (YYYY-MM-DD).")
+@click.option("--as-of", callback=_day, help="Evaluation date for ages and expiries [today, UTC].")
+@click.option(
+    "--controls",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Control catalog [the shipped controls.yaml].",
+)
+@click.option(
+    "--exceptions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Exceptions (risk acceptances) YAML [exceptions.yaml beside --config, if present].",
+)
+@click.option(
+    "--credential-facts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML declaring the token's issued_on/expires_on/scopes (CR-1, CR-2).",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="html,pdf,csv,json",
+    show_default=True,
+    callback=_csv_choice(("html", "pdf", "csv", "json"), "format"),
+    help="Comma-separated outputs.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the run folder exactly here [reports/<workspace>/<period>/<run id>].",
+)
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Requests to Bitbucket in flight at once.",
+)
+@click.option(
+    "--requests-per-hour",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Client-side request budget per rolling hour (0: none).",
+)
+@click.option(
+    "--fail-on",
+    default="fail,error",
+    show_default=True,
+    callback=_csv_choice(("fail", "error", "none"), "--fail-on value"),
+    help="What makes the exit code non-zero: fail (1), error (3), none.",
+)
+@click.option("--organisation", help="Organisation name for the report cover.")
+@click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors; no progress.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format on stderr (json for cron and log shippers).",
+)
+@click.pass_context
+def run(ctx: click.Context, **options: Any) -> None:
+    """Collect the evidence, evaluate the controls and write the run folder.
+
+    Exit codes: 0 completed and nothing matched --fail-on; 1 FAIL findings; 3 evidence
+    incomplete (ERROR rows; takes precedence over 1); 2 usage or configuration error;
+    4 the run itself failed. With --demo, --fail-on defaults to none: the demo's failing
+    controls are its point.
+    """
+    from auditor import demo as demo_settings
+    from auditor.controls.facts import load_credential_facts
+    from auditor.period import parse_period, period_between, previous_quarter
+    from auditor.run import RunOptions, run_audit
+
+    debug = ctx.meta.get("auditor.debug", False)
+    configure_logging(quiet=options["quiet"], debug=debug, fmt=options["log_format"])
+    config = ctx.meta.get("auditor.run_config")
+    demo = options["demo"]
+    fail_on = options["fail_on"]
+    source = ctx.get_parameter_source("fail_on")
+    if demo and source is click.core.ParameterSource.DEFAULT:
+        fail_on = {"none"}
+
+    if options["since"] or options["until"]:
+        if not (options["since"] and options["until"]):
+            raise ConfigError("--since and --until go together")
+        if options["period"]:
+            raise ConfigError("give either --period or --since/--until, not both")
+        period = period_between(options["since"], options["until"])
+    elif options["period"]:
+        period = parse_period(options["period"])
+    elif demo:
+        period = demo_settings.period()
+    else:
+        period = previous_quarter(datetime.now(UTC).date())
+
+    workspaces = list(options["workspaces"])
+    facts = config.credential_facts(str(config)) if config else None
+    if options["credential_facts"]:
+        facts = load_credential_facts(options["credential_facts"])
+    exceptions = options["exceptions"]
+    as_of = options["as_of"]
+    organisation = options["organisation"]
+    if demo:
+        workspaces = workspaces or [demo_settings.WORKSPACE]
+        exceptions = exceptions or demo_settings.exceptions_path()
+        facts = facts or load_credential_facts(demo_settings.credential_facts_path())
+        as_of = as_of or demo_settings.EVALUATED_ON
+        organisation = organisation or demo_settings.ORGANISATION
+    if not workspaces:
+        raise ConfigError("name at least one --workspace (or use --demo)")
+
+    run_options = RunOptions(
+        workspaces=workspaces,
+        period=period,
+        catalog_path=options["controls"],
+        exceptions_path=exceptions,
+        formats=options["formats"] or {"html", "pdf", "csv", "json"},
+        out_dir=options["out"],
+        concurrency=options["concurrency"],
+        evaluated_on=as_of,
+        credential_facts=facts,
+        organisation=organisation,
+        demo=demo,
+    )
+    show_progress = not options["quiet"] and sys.stderr.isatty()
+    with (
+        _bitbucket_client(demo, requests_per_hour=options["requests_per_hour"]) as (client, _),
+        _progress_display(show_progress) as on_progress,
+    ):
+        outcome = run_audit(run_options, client, on_progress=on_progress)
+    counts = outcome.result.counts()
+    summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+    if not options["quiet"]:
+        click.echo(f"{outcome.run_dir}", err=False)
+        click.echo(f"results: {summary}", err=True)
+    sys.exit(outcome.exit_code(fail_on))
+
+
+@contextlib.contextmanager
+def _progress_display(enabled: bool) -> Iterator[Any]:
+    """A live progress line on a terminal; nothing under cron or --quiet."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("[bold]collecting[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[repos]} repositories"),
+        TextColumn("· {task.fields[requests]} requests"),
+        TextColumn("· {task.fields[waits]} rate-limit waits"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True) as display:
+        task = display.add_task("collect", total=None, repos="0/?", requests=0, waits=0)
+
+        def update(progress: Any) -> None:
+            total = progress.repositories_total or None
+            display.update(
+                task,
+                total=total,
+                completed=progress.repositories_done,
+                repos=f"{progress.repositories_done}/{progress.repositories_total or '?'}",
+                requests=progress.requests_done,
+                waits=progress.http.get("rate_limited", 0),
+            )
+
+        yield update
 
 
 def _register_commands() -> None:

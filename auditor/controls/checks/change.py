@@ -366,6 +366,8 @@ class ReviewerParameters(Parameters):
     level="repository",
     datasets=("repositories", "default_reviewers"),
     parameters=ReviewerParameters,
+    # Default reviewers are added to pull requests into a branch; an empty repository has none.
+    requires_main_branch=True,
 )
 def default_reviewers(ctx: CheckContext, params: ReviewerParameters) -> Any:
     """The repository (or its project) assigns at least ``min_reviewers`` default reviewers."""

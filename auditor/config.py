@@ -1,0 +1,126 @@
+"""The run configuration file (``auditor run --config FILE``): defaults for the run's options.
+
+Everything here can also be given as a command-line option or an ``AUDITOR_RUN_*`` environment
+variable (click's conventions: command line, then environment, then this file, then the built-in
+default). Secrets never go here: credentials come from ``BITBUCKET_*`` variables or files.
+
+Example::
+
+    workspaces: [acme]
+    period: 2026-Q3
+    controls: controls.yaml          # relative paths are relative to this file
+    exceptions: exceptions.yaml      # default: exceptions.yaml beside this file, when present
+    format: [html, pdf, csv, json]
+    out: /var/lib/auditor/latest     # exactly this folder; default reports/<ws>/<period>/<run id>
+    concurrency: 16
+    requests_per_hour: 1000
+    fail_on: [fail, error]
+    organisation: Acme Corp
+    credential:                      # what Bitbucket cannot tell about the token (CR-1, CR-2)
+      issued_on: 2026-05-01
+      expires_on: 2027-04-30
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from auditor.controls.facts import CredentialFacts
+from auditor.controls.yamlsource import Problem, load_yaml, raise_problems
+
+
+class _Credential(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    issued_on: date | None = None
+    expires_on: date | None = None
+    scopes: list[str] | None = None
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspaces: list[str] = Field(default_factory=list)
+    period: str | None = None
+    since: date | None = None
+    until: date | None = None
+    as_of: date | None = None
+    controls: Path | None = None
+    exceptions: Path | None = None
+    format: list[Literal["html", "pdf", "csv", "json"]] | None = None
+    out: Path | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+    requests_per_hour: int | None = Field(default=None, ge=0)
+    fail_on: list[Literal["fail", "error", "none"]] | None = None
+    organisation: str | None = None
+    credential: _Credential | None = None
+
+    def option_defaults(self) -> dict[str, Any]:
+        """The values as click ``default_map`` entries of the ``run`` command."""
+        values: dict[str, Any] = {
+            "workspaces": self.workspaces or None,
+            "period": self.period,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "controls": str(self.controls) if self.controls else None,
+            "exceptions": str(self.exceptions) if self.exceptions else None,
+            "formats": ",".join(self.format) if self.format else None,
+            "out": str(self.out) if self.out else None,
+            "concurrency": self.concurrency,
+            "requests_per_hour": self.requests_per_hour,
+            "fail_on": ",".join(self.fail_on) if self.fail_on else None,
+            "organisation": self.organisation,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    def credential_facts(self, source: str) -> CredentialFacts | None:
+        if self.credential is None:
+            return None
+        scopes = tuple(self.credential.scopes) if self.credential.scopes is not None else None
+        return CredentialFacts(
+            issued_on=self.credential.issued_on,
+            expires_on=self.credential.expires_on,
+            scopes=scopes,
+            source=source,
+        )
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Read and validate a run configuration; errors name ``file:line:column`` and the key."""
+    document = load_yaml(path)
+    data = document.data if document.data is not None else {}
+    if not isinstance(data, dict):
+        raise_problems(
+            [Problem(document.source.file, document.source.where(()), "", "expected a mapping")]
+        )
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for issue in error.errors():
+            location = tuple(issue["loc"])
+            subject = "key " + ".".join(str(part) for part in location) if location else ""
+            is_key = issue["type"] == "extra_forbidden"
+            message = "unknown key" if is_key else issue["msg"]
+            problems.append(
+                Problem(
+                    document.source.file,
+                    document.source.where(location, key=is_key),
+                    subject,
+                    message,
+                )
+            )
+        raise_problems(problems)
+        raise  # unreachable: raise_problems raised
+    base = path.resolve().parent
+    for name in ("controls", "exceptions", "out"):
+        value = getattr(config, name)
+        if value is not None and not value.is_absolute():
+            setattr(config, name, base / value)
+    if config.exceptions is None and (base / "exceptions.yaml").is_file():
+        config.exceptions = base / "exceptions.yaml"
+    return config
