@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from auditor.reporting.context import ReportContext
+from auditor.reporting.views import ReportContext
 from auditor.resources import templates_dir
 
 REPORT_TEMPLATE = "report.html"
