@@ -147,8 +147,8 @@ def _parse_var(text: str) -> tuple[str, Any]:
 def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: int) -> None:
     """Run a read-only GraphQL DOCUMENT against Bitbucket (or the demo) and print JSON.
 
-    The document may use the stored queries' shared fragments (UserIdentity,
-    RepositoryIdentity, StatusFields, PermissionFields). The exit code is 3 when the result
+    The document may use the stored queries' shared fragments (UserIdentity, UserRef,
+    RepositoryIdentity, StatusFields, GrantFields). The exit code is 3 when the result
     carries errors (partial data).
     """
     import asyncio

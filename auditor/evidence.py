@@ -339,14 +339,19 @@ TABLES: dict[str, TableSpec] = {
                 _c("name", STR, "build name (untrusted text)"),
                 _c("state", STR, "SUCCESSFUL | FAILED | INPROGRESS | STOPPED"),
                 _c("url", STR, "link to the build (untrusted text)"),
-                _c("source", STR, "commit_status | pipeline"),
+                _c(
+                    "source",
+                    STR,
+                    "commit_status (the pull request's status list) | pipeline (a Pipelines run "
+                    "of the source head, from the repository's pipeline list)",
+                ),
                 _c("created_on", TIME, "created"),
                 _c("updated_on", TIME, "updated"),
             ),
             query="change_management",
             endpoints=(
-                "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/statuses",
                 "/repositories/{workspace}/{repo_slug}/pipelines",
+                "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/statuses",
             ),
         ),
         TableSpec(

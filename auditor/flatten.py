@@ -226,14 +226,14 @@ def _rows_change_management(workspace: str, data: dict[str, Any] | None, rows: R
                         "participated_on": parse_time(participant.get("participatedOn")),
                     }
                 )
-            for status in pr.get("buildStatuses") or []:
+            for status in pr.get("sourceBuilds") or []:
                 rows["build_statuses"].append(
                     {
                         **base,
                         "pr_id": pr_id,
                         "commit": pr.get("sourceCommit"),
                         **_status_columns(status),
-                        "source": "commit_status",
+                        "source": status.get("source") or "commit_status",
                     }
                 )
 
@@ -314,7 +314,7 @@ _REPOSITORY_FIELDS = {
     "defaultBranch": ("branch_head_statuses",),
     "pullRequests": ("pull_requests", "pr_participants", "build_statuses"),
 }
-_PULL_REQUEST_FIELDS = {"buildStatuses": ("build_statuses",)}
+_PULL_REQUEST_FIELDS = {"buildStatuses": ("build_statuses",), "sourceBuilds": ("build_statuses",)}
 _WORKSPACE_FIELDS = {"projects": ("projects",), "members": ("members",)}
 
 

@@ -52,6 +52,7 @@ COMMIT_STATUSES = _REPO + "/commit/{commit}/statuses"
 PULL_REQUESTS = _REPO + "/pullrequests"
 PULL_REQUEST_ACTIVITY = _REPO + "/pullrequests/{pull_request_id}/activity"
 PULL_REQUEST_STATUSES = _REPO + "/pullrequests/{pull_request_id}/statuses"
+PIPELINES = _REPO + "/pipelines"
 
 
 class NotCovered(BitbucketError):
@@ -99,6 +100,42 @@ class Fetcher:
         return await self._cached(
             key, endpoint, lambda: self.client.get(endpoint, params=params, **path)
         )
+
+    async def recent_pipelines(
+        self,
+        workspace: str,
+        repo: str,
+        *,
+        oldest: str,
+        max_pages: int,
+        commits: frozenset[str],
+    ) -> list[dict[str, Any]]:
+        """The repository's pipeline runs, newest first, fetched page by page until the runs are
+        older than ``oldest``, every commit of ``commits`` (hash prefixes) has a successful run,
+        or ``max_pages`` pages were read — whichever comes first."""
+        key = ("pipelines", workspace, repo, oldest, max_pages, commits)
+
+        cutoff = parse_time(oldest)
+
+        def read() -> list[dict[str, Any]]:
+            runs: list[dict[str, Any]] = []
+            unresolved = set(commits)
+            pages = self.client.pages(
+                PIPELINES, params={"sort": "-created_on"}, workspace=workspace, repo_slug=repo
+            )
+            for number, page in enumerate(pages, start=1):
+                runs.extend(page["values"])
+                for run in page["values"]:
+                    if pipeline_result(run) == "SUCCESSFUL":
+                        commit = str(dig(run, "target", "commit", "hash") or "")
+                        unresolved = {c for c in unresolved if not commit.startswith(c)}
+                created = [parse_time(run.get("created_on")) for run in page["values"]]
+                too_old = any(moment is not None and moment < cutoff for moment in created)
+                if not unresolved or number >= max_pages or too_old:
+                    break
+            return runs
+
+        return await self._cached(key, PIPELINES, read)
 
     async def _cached(self, key: Hashable, endpoint: str, call: Callable[[], Any]) -> Any:
         future = self._cache.get(key)
@@ -169,6 +206,11 @@ class Loaders:
         )
         self.pull_requests = loader(self._pull_requests)
         self.merge_time = loader(self._merge_time)
+        self.recent_pipelines = loader(
+            lambda ws, repo, oldest, max_pages, commits: f.recent_pipelines(
+                ws, repo, oldest=oldest, max_pages=max_pages, commits=commits
+            )
+        )
         self.pull_request_statuses = loader(
             lambda ws, repo, pr_id: f.listing(
                 PULL_REQUEST_STATUSES, workspace=ws, repo_slug=repo, pull_request_id=str(pr_id)
@@ -272,6 +314,15 @@ class Loaders:
         ]
         merged = [moment for moment in merged if moment is not None]
         return min(merged) if merged else None
+
+
+def pipeline_result(run: dict[str, Any]) -> str:
+    """A pipeline run's outcome in commit-status words: SUCCESSFUL, FAILED, STOPPED, INPROGRESS."""
+    state = dig(run, "state", "name")
+    result = dig(run, "state", "result", "name")
+    if state != "COMPLETED":
+        return "INPROGRESS"
+    return {"SUCCESSFUL": "SUCCESSFUL", "STOPPED": "STOPPED"}.get(str(result), "FAILED")
 
 
 def _repository_slug(repository: Any) -> str:

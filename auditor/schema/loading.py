@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from graphql import FieldNode
 
+from auditor.schema.loaders import pipeline_result
 from auditor.schema.nodes import (
     BranchNode,
     CommitNode,
@@ -130,7 +131,96 @@ async def list_pull_requests(
         ]
     pull_requests.sort(key=lambda pr: pr.id)
     await prefetch(pull_requests, "PullRequest", PULL_REQUEST_PREFETCHERS, info, field_nodes)
+    for selection in selected_fields(info, "PullRequest", field_nodes):
+        if selection.name == "sourceBuilds" and pull_requests:
+            builds = await source_builds(node, pull_requests, info)
+            for pr, result in zip(pull_requests, builds, strict=True):
+                pr.prefetched[selection.key] = result
     return pull_requests
+
+
+# Below this many pull requests in a repository, reading its pipeline list cannot save requests.
+_PIPELINES_WORTHWHILE = 3
+
+
+async def source_builds(
+    repository: RepositoryNode, pull_requests: list[PullRequestNode], info: Any
+) -> list[Any]:
+    """The builds of each pull request's source head, with as few requests as possible.
+
+    Bitbucket has no bulk endpoint for commit statuses; one request per pull request is the
+    price. Pipelines is the exception: its run list (100 per page, newest first) holds every
+    run's commit and result. For a Pipelines repository, successful runs found there on a pull
+    request's source head are its build evidence; every other pull request — no run found, only
+    failed ones, or a repository on another CI — gets its own commit statuses. The list is read
+    only as far as it pays: until every head has a successful run, the runs are older than the
+    oldest pull request by a month, or a third as many pages as there are pull requests."""
+    loaders = _loaders(info)
+    found: dict[int, list[dict[str, Any]]] = {}
+    if len(pull_requests) >= _PIPELINES_WORTHWHILE and await _pipelines_enabled(repository, info):
+        heads = {
+            pr.id: str(pr.data.get("source", {}).get("commit", {}).get("hash") or "")
+            for pr in pull_requests
+        }
+        created = [parse_time(pr.data.get("created_on")) for pr in pull_requests]
+        oldest = min((moment for moment in created if moment), default=None)
+        if oldest is not None:
+            key = (
+                repository.workspace,
+                repository.slug,
+                (oldest - timedelta(days=30)).isoformat(),
+                max(1, -(-len(pull_requests) // 3)),
+                frozenset(head for head in heads.values() if head),
+            )
+            try:
+                runs = await loaders.recent_pipelines.load(key)
+            except Exception as error:  # the per-request statuses below still give the answer
+                log.info("pipeline list of %s unavailable (%s)", repository.full_name, error)
+                runs = []
+            for pr_id, head in heads.items():
+                mine = [run for run in runs if head and _run_commit(run).startswith(head)]
+                if any(pipeline_result(run) == "SUCCESSFUL" for run in mine):
+                    found[pr_id] = [_as_status(run) for run in mine]
+    rest = [pr for pr in pull_requests if pr.id not in found]
+    statuses = await asyncio.gather(
+        *(loaders.pull_request_statuses.load((pr.workspace, pr.slug, pr.id)) for pr in rest),
+        return_exceptions=True,
+    )
+    by_id: dict[int, Any] = dict(found)
+    for pr, result in zip(rest, statuses, strict=True):
+        by_id[pr.id] = (
+            result
+            if isinstance(result, BaseException)
+            else [{**status, "_source": "commit_status"} for status in result]
+        )
+    return [by_id[pr.id] for pr in pull_requests]
+
+
+async def _pipelines_enabled(repository: RepositoryNode, info: Any) -> bool:
+    # The integrations query reads the same setting: the request is shared, not repeated.
+    try:
+        config = await _loaders(info).pipelines_config.load(repository.key)
+    except Exception:
+        return False
+    return bool(config.get("enabled"))
+
+
+def _run_commit(run: dict[str, Any]) -> str:
+    return str((((run.get("target") or {}).get("commit")) or {}).get("hash") or "")
+
+
+def _as_status(run: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline run in the shape of the commit status Pipelines posts for it."""
+    return {
+        "key": run.get("uuid"),
+        "name": f"Pipeline #{run.get('build_number')}",
+        "state": pipeline_result(run),
+        "url": ((run.get("links") or {}).get("html") or {}).get("href"),
+        "refname": ((run.get("target") or {}).get("ref_name")),
+        "created_on": run.get("created_on"),
+        "updated_on": run.get("completed_on") or run.get("created_on"),
+        "_source": "pipeline",
+    }
 
 
 async def _establish_merge_times(nodes: list[PullRequestNode], loaders: Any) -> None:

@@ -341,6 +341,11 @@ class CommitStatus(graphene.ObjectType):
     refname = graphene.String(resolver=field_of("refname"))
     created_on = graphene.DateTime(resolver=time_of("created_on"))
     updated_on = graphene.DateTime(resolver=time_of("updated_on"))
+    source = graphene.String(
+        resolver=field_of("_source"),
+        description="Where the status was read: commit_status (Bitbucket's status list) or "
+        "pipeline (a Pipelines run of the commit, from the repository's pipeline list).",
+    )
 
 
 class Commit(graphene.ObjectType):
@@ -404,7 +409,16 @@ class PullRequest(graphene.ObjectType):
         "activity log) or updated_on (an upper bound, when neither is available)."
     )
     participants = _nonnull_list(Participant, "Reviewers and participants with their approvals.")
-    build_statuses = _loaded_list(CommitStatus, "Build statuses on the source head commit.")
+    build_statuses = _loaded_list(
+        CommitStatus, "Every status reported on the source head (one request per pull request)."
+    )
+    source_builds = _loaded_list(
+        CommitStatus,
+        "Builds of the source head, gathered with as few requests as possible: successful "
+        "Pipelines runs of the head from the repository's pipeline list when there are any, "
+        "else the head's statuses. Enough to tell whether a successful build ran; use "
+        "buildStatuses for every status.",
+    )
 
     @staticmethod
     @plain
@@ -427,6 +441,12 @@ class PullRequest(graphene.ObjectType):
 
     @staticmethod
     def resolve_build_statuses(root: PullRequestNode, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load_pull_request_statuses(root, info))
+
+    @staticmethod
+    def resolve_source_builds(root: PullRequestNode, info: Any) -> Any:
+        # Only ever prefetched: gathering them one pull request at a time would defeat the
+        # point, so outside a pull request list they are the statuses.
         return prefetched_or(root, info, lambda: load_pull_request_statuses(root, info))
 
 
