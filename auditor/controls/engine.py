@@ -24,6 +24,7 @@ The same inputs always give the same rows in the same order.
 
 from __future__ import annotations
 
+import collections
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
@@ -37,7 +38,7 @@ from auditor.controls.checks.registry import ROW_COLUMNS, rows_frame
 from auditor.controls.effectiveness import STATUS_COLUMNS, build_population, merged_pull_requests
 from auditor.controls.exceptions import ExceptionSet, apply_exceptions
 from auditor.controls.facts import CredentialFacts
-from auditor.controls.failures import CollectionFailures, Failure
+from auditor.controls.failures import CollectionFailures, Failure, short_cause
 from auditor.controls.results import (
     FINDING_COLUMNS,
     STATUS_ORDER,
@@ -311,10 +312,13 @@ class _Run:
         errors = findings[
             (findings["status"] == Status.ERROR.value) & findings["repository"].notna()
         ]
+        causes = self._short_causes()
         not_assessable: dict[str, str] = {}
         for row in errors.itertuples(index=False):
             if row.repository in self.coverage_scope:
-                not_assessable.setdefault(row.repository, row.reason)
+                not_assessable.setdefault(
+                    row.repository, causes.get(row.repository) or "evidence incomplete"
+                )
         total = len(self.evidence.table("repositories"))
         in_scope = len(self.coverage_scope)
         return Coverage(
@@ -324,6 +328,18 @@ class _Run:
             repositories_fully_assessed=in_scope - len(not_assessable),
             not_assessable=dict(sorted(not_assessable.items())),
         )
+
+    def _short_causes(self) -> dict[str, str]:
+        """Per repository, the commonest short cause among its collection errors."""
+        errors = self.evidence.errors
+        counted: dict[str, Counter[str]] = collections.defaultdict(collections.Counter)
+        for row in errors.itertuples(index=False):
+            if isinstance(row.repository, str):
+                status = None if pd.isna(row.http_status) else int(row.http_status)
+                code = None if pd.isna(row.error_code) else str(row.error_code)
+                hint = None if pd.isna(row.hint) else str(row.hint)
+                counted[row.repository][short_cause(code, status, hint)] += 1
+        return {repo: counter.most_common(1)[0][0] for repo, counter in counted.items()}
 
     def effectiveness(self, findings: pd.DataFrame) -> Any:
         outcomes: dict[str, tuple[str, set[str]]] = {}

@@ -71,6 +71,30 @@ class Failure:
         return f"collection_errors:{self.target}#{self.dataset}"
 
 
+def short_cause(error_code: str | None, http_status: int | None, hint: str | None) -> str:
+    """A few words for why evidence is missing, for summaries ("credential is not admin")."""
+    if error_code in ("FORBIDDEN", "NOT_COVERED"):
+        if hint and "repository admin" in hint:
+            return "credential is not repository admin"
+        if hint and "access tokens cannot" in hint:
+            return "access tokens cannot read permissions"
+        return "credential lacks a permission or scope"
+    causes = {
+        "UNAUTHORIZED": "credential rejected",
+        "NOT_FOUND": "not found or not visible",
+        "GONE": "endpoint removed by Bitbucket",
+        "RATE_LIMITED": "Bitbucket rate limit reached",
+        "SERVER_ERROR": "Bitbucket server errors",
+        "TRANSPORT_ERROR": "Bitbucket did not answer",
+        "MALFORMED_RESPONSE": "unreadable answer from Bitbucket",
+        "PAGINATION_ERROR": "listing could not be paged to its end",
+        NOT_COLLECTED: "dataset not collected",
+    }
+    if error_code in causes:
+        return causes[error_code]
+    return f"HTTP {http_status}" if http_status is not None else (error_code or "collection error")
+
+
 def _text(value: object) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 

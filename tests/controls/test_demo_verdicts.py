@@ -1,10 +1,11 @@
-"""The verdicts docs/DEMO.md designs the demo workspace to give, from evidence built directly."""
+"""The verdicts docs/DEMO.md designs the demo workspace to give, on the evidence the collector
+gathers from the simulator's demo workspace."""
 
 from __future__ import annotations
 
 import pytest
 from controls_fixtures import rows_of, run
-from demo_fixture import demo_evidence
+from demo_fixture import demo_evidence, deploy_key, member, webhook
 
 from auditor.controls import demo
 from auditor.controls.exceptions import load_exceptions
@@ -54,14 +55,14 @@ def _expect(result, control_id: str, resource: str, status: str) -> None:
         ("CM-12", "acme/mobile-app#16", "FAIL"),
         ("AC-3", "acme/infra-terraform", "FAIL"),
         ("AC-4", "acme/infra-terraform", "FAIL"),
-        ("AC-7", "acme/infra-terraform:key:2", "FAIL"),
-        ("AC-8", "acme/infra-terraform:key:2", "PASS"),
-        ("AC-8", "acme/infra-terraform:key:3", "FAIL"),
-        ("AC-8", "acme/infra-terraform:key:4", "FAIL"),
-        ("SD-2", "acme/infra-terraform:hook:{h2}", "FAIL"),
-        ("SD-3", "acme/infra-terraform:hook:{h2}", "FAIL"),
-        ("SD-2", "acme/infra-terraform:hook:{h3}", "FAIL"),
-        ("SD-3", "acme/infra-terraform:hook:{h3}", "PASS"),
+        ("AC-7", deploy_key("acme/infra-terraform", "legacy-deployer"), "FAIL"),
+        ("AC-8", deploy_key("acme/infra-terraform", "legacy-deployer"), "PASS"),
+        ("AC-8", deploy_key("acme/infra-terraform", "terraform-ci-unused"), "FAIL"),
+        ("AC-8", deploy_key("acme/infra-terraform", "old-runner"), "FAIL"),
+        ("SD-2", webhook("acme/infra-terraform", "http://"), "FAIL"),
+        ("SD-3", webhook("acme/infra-terraform", "http://"), "FAIL"),
+        ("SD-2", webhook("acme/infra-terraform", "https://"), "FAIL"),
+        ("SD-3", webhook("acme/infra-terraform", "https://"), "PASS"),
         ("CM-2", "acme/analytics-scripts", "PASS"),
         ("SD-1", "acme/secrets-vault", "PASS"),
         ("CM-10", "acme/secrets-vault#7", "PASS"),
@@ -75,18 +76,18 @@ def _expect(result, control_id: str, resource: str, status: str) -> None:
         ("AC-1", "acme/docs-site", "EXCEPTED"),
         ("CM-5", "acme/docs-site", "FAIL"),
         ("SD-1", "acme/ml-models", "PASS"),
-        ("CM-12", "acme/ml-models#5", "PASS"),
+        ("CM-12", "acme/ml-models#21", "PASS"),
         ("INV-1", "acme", "PASS"),
         ("AC-5", "acme", "FAIL"),
-        ("AC-6", "acme:{carol}", "FAIL"),
-        ("AC-6", "acme:{frank}", "FAIL"),
-        ("AC-6", "acme:{dave}", "MANUAL"),
-        ("AC-6", "acme:{heidi}", "MANUAL"),
-        ("AC-6", "acme:{alice}", "PASS"),
+        ("AC-6", member("Carol Chen"), "FAIL"),
+        ("AC-6", member("Frank Dev"), "FAIL"),
+        ("AC-6", member("Dave Ops"), "MANUAL"),
+        ("AC-6", member("Heidi Contractor"), "MANUAL"),
+        ("AC-6", member("Alice Admin"), "PASS"),
         ("AC-9", "acme", "MANUAL"),
         ("AC-10", "acme", "MANUAL"),
-        ("CR-1", "Audit Bot (audit-bot@acme.example)", "MANUAL"),
-        ("CR-2", "Audit Bot (audit-bot@acme.example)", "PASS"),
+        ("CR-1", "API token of audit-bot@acme.example", "MANUAL"),
+        ("CR-2", "API token of audit-bot@acme.example", "PASS"),
     ],
 )
 def test_designed_verdict(result, control_id, resource, status):
@@ -118,7 +119,8 @@ def test_secrets_vault_errors_name_the_missing_admin_permission(result):
     for control_id in [*BRANCH, "AC-3", "AC-4", "AC-7", "AC-8", "SD-2", "SD-3"]:
         reason = rows_of(result, control_id).set_index("resource").loc["acme/secrets-vault"]
         assert reason["status"] == "ERROR", control_id
-        assert "needs repository admin (scope admin:repository:bitbucket)" in reason["reason"]
+        assert "needs repository admin" in reason["reason"]
+        assert "acme/secrets-vault" in reason["reason"]
 
 
 def test_payments_api_population_excludes_prs_outside_the_period_or_main(result):

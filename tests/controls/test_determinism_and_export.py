@@ -167,7 +167,9 @@ def test_population_csv_lists_every_merged_pull_request(tmp_path):
     write_population_csv(result, path)
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == result.operating_effectiveness.merged == 11
-    hostile = next(row for row in rows if row["repository"] == "acme/ml-models")
-    assert hostile["title"] == '<img src="file:///etc/passwd">'
-    assert hostile["merged_on"] == "2026-09-02T00:00:00+00:00"
+    assert len(rows) == result.operating_effectiveness.merged == 16  # docs/DEMO.md's Q3 merges
+    hostile = next(row for row in rows if row["title"].startswith("Retrain ranking model"))
+    # Untrusted text is exported as it is, as data (spreadsheet formulas aside).
+    assert "<script>alert(document.cookie)</script>" in hostile["title"]
+    assert hostile["repository"] == "acme/ml-models"
+    assert hostile["merged_on"].startswith("2026-07-08")

@@ -196,6 +196,4 @@ def test_coverage_counts_repositories_not_fully_assessed():
         coverage.repositories_fully_assessed,
     ) == (12, 12, 0, 11)
     assert list(coverage.not_assessable) == ["acme/secrets-vault"]
-    assert coverage.not_assessable["acme/secrets-vault"].startswith(
-        "Bitbucket answered 403 for acme/secrets-vault"
-    )
+    assert coverage.not_assessable["acme/secrets-vault"] == "credential is not repository admin"
