@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import gc
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -100,15 +102,23 @@ def collect(
     started_at = now()
     results: dict[tuple[str, str], ExecutionResult] = {}
     timings: dict[str, float] = {}
-    asyncio.run(
-        _execute_all(
-            client, queries, list(workspaces), period, concurrency, on_progress, results, timings
+    with _cyclic_gc_paused():
+        asyncio.run(
+            _execute_all(
+                client,
+                queries,
+                list(workspaces),
+                period,
+                concurrency,
+                on_progress,
+                results,
+                timings,
+            )
+            if not replay
+            else _execute_all(
+                client, queries, list(workspaces), period, concurrency, None, results, timings, 2
+            )
         )
-        if not replay
-        else _execute_all(
-            client, queries, list(workspaces), period, concurrency, None, results, timings, 2
-        )
-    )
     finished_at = now()
 
     formatted = {key: result.formatted for key, result in results.items()}
@@ -224,6 +234,22 @@ async def _execute_all(
                 results.update(zip(keys, outcomes, strict=True))
     finally:
         await loop.run_in_executor(None, fetcher.close)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while collecting.
+
+    Everything fetched stays alive until the end (it is the evidence), so each automatic full
+    collection re-scans millions of live objects: a quarter of GraphQL execution time at 1,000
+    repositories. Reference counting still frees what it can; cycles wait for the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _count_repositories(task: asyncio.Task[Any], progress: Progress) -> None:

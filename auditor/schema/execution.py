@@ -1,13 +1,18 @@
 """Runs a validated document against the schema with a fresh set of loaders.
 
-``LeafFastPathContext`` is graphql-core's ``ExecutionContext`` with one shortcut: a scalar field
-whose resolver only reads its source object (marked ``plain`` in ``auditor.schema.types``) and
-that takes no arguments is resolved and serialised inline, without building a ResolveInfo, a
-path and an argument map for it. Those fields are most of the tree (every title, date and uuid of
-every pull request), and graphql-core's general per-field machinery costs several microseconds
-each. Anything unusual — a null in a non-null field, a value the scalar cannot serialise, a raised
-error — takes the standard path, so results and errors are exactly graphql-core's
-(tests/schema/test_execution.py compares both).
+``FastPathContext`` is graphql-core's ``ExecutionContext`` with one shortcut. A field that takes
+no arguments and whose value is at hand without ``info`` — its resolver is marked ``plain``
+(reads only the source object), or ``prefetched`` (reads what the list resolver loaded ahead,
+under the field's response key) — is completed inline: a scalar is serialised, an object or a
+list of objects has its own fields executed directly, without the ResolveInfo, argument map,
+path bookkeeping and awaitable checks graphql-core spends on every field. Those fields are nearly
+the whole tree (every title, date, user and approval of every pull request), and the general
+machinery costs several microseconds each, tens of thousands of times over.
+
+Anything out of the ordinary — a null where the type forbids it, a value a scalar cannot
+serialise, a raised error, data not prefetched — takes graphql-core's own path, so results and
+errors are exactly graphql-core's (tests/schema/test_execution.py compares both on every stored
+query).
 """
 
 from __future__ import annotations
@@ -15,18 +20,19 @@ from __future__ import annotations
 import asyncio
 from inspect import isawaitable
 from types import CoroutineType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
     DocumentNode,
     ExecutionContext,
     ExecutionResult,
     FieldNode,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     execute,
-    get_named_type,
     is_leaf_type,
+    located_error,
 )
 from graphql.pyutils import Path, Undefined
 
@@ -44,30 +50,52 @@ def _is_awaitable(value: Any) -> bool:
     return isinstance(value, CoroutineType | asyncio.Future)
 
 
-class LeafFastPathContext(ExecutionContext):
-    _plain_fields: ClassVar[dict[tuple[str, str], Any]] = {}  # the schema is one per process
+class _Plan(NamedTuple):
+    """How to complete one field inline."""
 
-    def _plain_leaf(self, parent_type: GraphQLObjectType, node: FieldNode) -> Any:
+    resolve: Any  # plain resolver, called as resolve(source, None); None for prefetched fields
+    return_type: Any  # the field's GraphQL type (for graphql-core's error handling)
+    non_null: bool
+    serialize: Any  # leaf: the scalar's serialize
+    object_type: GraphQLObjectType | None  # object, or item type of a list of objects
+    is_list: bool
+    items_non_null: bool
+
+
+def _plan(field: Any) -> _Plan | None:
+    if field is None:
+        return None
+    plain = getattr(field.resolve, "plain", False) and not field.args
+    # A prefetched field's arguments were applied when it was loaded ahead (under this key).
+    prefetched = getattr(field.resolve, "prefetched", False)
+    if not (plain or prefetched):
+        return None
+    field_type = field.type
+    non_null = isinstance(field_type, GraphQLNonNull)
+    inner = field_type.of_type if non_null else field_type
+    resolve = field.resolve if plain else None
+    if is_leaf_type(inner):
+        return _Plan(resolve, field_type, non_null, inner.serialize, None, False, False)
+    is_list = isinstance(inner, GraphQLList)
+    items_non_null = False
+    if is_list:
+        inner = inner.of_type
+        items_non_null = isinstance(inner, GraphQLNonNull)
+        inner = inner.of_type if items_non_null else inner
+    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+        return _Plan(resolve, field_type, non_null, None, inner, is_list, items_non_null)
+    return None
+
+
+class FastPathContext(ExecutionContext):
+    _plans: ClassVar[dict[tuple[str, str], _Plan | None]] = {}  # the schema is one per process
+
+    def _plan_for(self, parent_type: GraphQLObjectType, node: FieldNode) -> _Plan | None:
         key = (parent_type.name, node.name.value)
-        cached = self._plain_fields.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached
-        plan = None
-        field = parent_type.fields.get(node.name.value)
-        if (
-            field is not None
-            and not field.args
-            and getattr(field.resolve, "plain", False)
-            and is_leaf_type(get_named_type(field.type))
-            and (
-                is_leaf_type(field.type)
-                or (isinstance(field.type, GraphQLNonNull) and is_leaf_type(field.type.of_type))
-            )
-        ):
-            leaf = get_named_type(field.type)
-            plan = (field.resolve, leaf.serialize, isinstance(field.type, GraphQLNonNull))
-        self._plain_fields[key] = plan
-        return plan
+        plan = self._plans.get(key, _MISSING)
+        if plan is _MISSING:
+            plan = self._plans[key] = _plan(parent_type.fields.get(node.name.value))
+        return plan  # type: ignore[return-value]
 
     def execute_fields(
         self,
@@ -79,28 +107,26 @@ class LeafFastPathContext(ExecutionContext):
         results: dict[str, Any] = {}
         awaitable_fields: list[str] = []
         for response_name, field_nodes in fields.items():
-            plan = (
-                None if field_nodes[0].arguments else self._plain_leaf(parent_type, field_nodes[0])
-            )
+            plan = self._plan_for(parent_type, field_nodes[0])
+            if plan is not None and plan.resolve is not None and field_nodes[0].arguments:
+                plan = None  # a plain resolver never takes arguments; let graphql-core say so
+            result: Any = _MISSING
             if plan is not None:
-                resolve, serialize, non_null = plan
-                try:
-                    value = resolve(source_value, None)
-                    if value is not None:
-                        results[response_name] = serialize(value)
-                        continue
-                    if not non_null:
-                        results[response_name] = None
-                        continue
-                except Exception:  # noqa: S110 — the standard path below reports it properly
-                    pass
-            result = self.execute_field(
-                parent_type, source_value, field_nodes, Path(path, response_name, parent_type.name)
-            )
-            if result is not Undefined:
-                results[response_name] = result
-                if self.is_awaitable(result):
-                    awaitable_fields.append(response_name)
+                result = self._complete_inline(
+                    plan, source_value, path, response_name, parent_type, field_nodes
+                )
+            if result is _MISSING:
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_nodes,
+                    Path(path, response_name, parent_type.name),
+                )
+                if result is Undefined:
+                    continue
+            results[response_name] = result
+            if self.is_awaitable(result):
+                awaitable_fields.append(response_name)
         if not awaitable_fields:
             return results
 
@@ -110,6 +136,95 @@ class LeafFastPathContext(ExecutionContext):
             return results
 
         return get_results()
+
+    def _complete_inline(
+        self,
+        plan: _Plan,
+        source: Any,
+        path: Path | None,
+        response_name: str,
+        parent_type: GraphQLObjectType,
+        field_nodes: list[FieldNode],
+    ) -> Any:
+        """The completed value, or _MISSING to let graphql-core's own path take the field."""
+        try:
+            if plan.resolve is not None:
+                value = plan.resolve(source, None)
+            else:
+                value = source.prefetched.get(response_name, _MISSING)
+                if value is _MISSING or isinstance(value, BaseException):
+                    return _MISSING
+        except Exception:
+            return _MISSING
+        if value is None:
+            return _MISSING if plan.non_null else None
+        if plan.serialize is not None:
+            try:
+                return plan.serialize(value)
+            except Exception:
+                return _MISSING
+        object_type = plan.object_type
+        assert object_type is not None
+        if plan.is_list and (
+            isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__")
+        ):
+            return _MISSING  # not a list: graphql-core reports it
+        field_path = Path(path, response_name, parent_type.name)
+        subfields = self.collect_subfields(object_type, field_nodes)
+        # Errors below are handled exactly as graphql-core's execute_field does.
+        try:
+            if not plan.is_list:
+                completed_object = self.execute_fields(object_type, value, field_path, subfields)
+                if self.is_awaitable(completed_object):
+                    return self._guarded(
+                        completed_object, field_nodes, field_path, plan.return_type
+                    )
+                return completed_object
+            items = list(value)
+            if plan.items_non_null and any(item is None for item in items):
+                return _MISSING
+            completed = [
+                None
+                if item is None
+                else self.execute_fields(object_type, item, field_path.add_key(index), subfields)
+                for index, item in enumerate(items)
+            ]
+        except Exception as raw_error:
+            error = located_error(raw_error, field_nodes, field_path.as_list())
+            self.handle_field_error(error, plan.return_type, field_path)
+            return None
+        if not any(self.is_awaitable(item) for item in completed):
+            return completed
+        item_type = plan.return_type.of_type if plan.non_null else plan.return_type
+        item_type = item_type.of_type
+
+        async def gather_items() -> list[Any]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        self._guarded(item, field_nodes, field_path.add_key(index), item_type)
+                        if self.is_awaitable(item)
+                        else _value(item)
+                        for index, item in enumerate(completed)
+                    )
+                )
+            )
+
+        return self._guarded(gather_items(), field_nodes, field_path, plan.return_type)
+
+    async def _guarded(
+        self, awaitable: Any, field_nodes: list[FieldNode], path: Path, return_type: Any
+    ) -> Any:
+        try:
+            return await awaitable
+        except Exception as raw_error:
+            error = located_error(raw_error, field_nodes, path.as_list())
+            self.handle_field_error(error, return_type, path)
+            return None
+
+
+async def _value(value: Any) -> Any:
+    return value
 
 
 async def execute_document(
@@ -128,7 +243,7 @@ async def execute_document(
         document,
         context_value=context,
         variable_values=variables,
-        execution_context_class=LeafFastPathContext if fast_path else None,
+        execution_context_class=FastPathContext if fast_path else None,
         is_awaitable=_is_awaitable,
     )
     if isawaitable(result):

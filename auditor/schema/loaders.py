@@ -219,7 +219,7 @@ class Loaders:
 
     async def _members(self, workspace: str) -> list[dict[str, Any]]:
         """Members joined with their workspace permission (two listings, one answer)."""
-        members, permissions = await asyncio.gather(
+        members, permissions = await _both(
             self.fetcher.listing(MEMBERS, workspace=workspace),
             self.fetcher.listing(WORKSPACE_PERMISSIONS, workspace=workspace),
         )
@@ -271,7 +271,7 @@ class Loaders:
         return results
 
     async def _explicit_permissions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
-        users, groups = await asyncio.gather(
+        users, groups = await _both(
             self.fetcher.listing(USER_GRANTS, workspace=workspace, repo_slug=repo),
             self.fetcher.listing(GROUP_GRANTS, workspace=workspace, repo_slug=repo),
         )
@@ -314,6 +314,16 @@ class Loaders:
         ]
         merged = [moment for moment in merged if moment is not None]
         return min(merged) if merged else None
+
+
+async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> tuple[Any, Any]:
+    """Both results, concurrently; when either failed, the first one's error, so that which
+    error is reported does not depend on which request happened to fail sooner."""
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0], results[1]
 
 
 def pipeline_result(run: dict[str, Any]) -> str:

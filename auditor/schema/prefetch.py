@@ -92,6 +92,13 @@ async def prefetch(
         node.prefetched[key] = result
 
 
+def prefetched(resolver: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a resolver that returns ``prefetched_or(root, info, …)``: the execution fast path
+    (auditor.schema.execution) reads ``root.prefetched[response key]`` itself when it is there."""
+    resolver.prefetched = True  # type: ignore[attr-defined]
+    return resolver
+
+
 def prefetched_or(node: Any, info: GraphQLResolveInfo, load: Callable[[], Awaitable[Any]]) -> Any:
     """The prefetched value of the field being resolved (raising its error), else the awaitable
     of ``load`` — graphql-core accepts either from a resolver."""

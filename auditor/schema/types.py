@@ -42,7 +42,7 @@ from auditor.schema.nodes import (
     dig,
     parse_time,
 )
-from auditor.schema.prefetch import prefetch, prefetched_or
+from auditor.schema.prefetch import prefetch, prefetched, prefetched_or
 
 
 def _data(root: Any) -> Any:
@@ -207,10 +207,12 @@ class BranchRestriction(graphene.ObjectType):
     )
 
     @staticmethod
+    @plain
     def resolve_exempt_users(root: Any, info: Any) -> list[Any]:
         return list(root.get("users") or [])
 
     @staticmethod
+    @plain
     def resolve_exempt_groups(root: Any, info: Any) -> list[Any]:
         return list(root.get("groups") or [])
 
@@ -235,6 +237,7 @@ class BranchingModel(graphene.ObjectType):
     branch_types = _nonnull_list(BranchType, "Active branch types and their prefixes.")
 
     @staticmethod
+    @plain
     def resolve_branch_types(root: Any, info: Any) -> list[Any]:
         return list(root.get("branch_types") or [])
 
@@ -315,6 +318,7 @@ class Webhook(graphene.ObjectType):
     created_at = graphene.DateTime(resolver=time_of("created_at"))
 
     @staticmethod
+    @plain
     def resolve_events(root: Any, info: Any) -> list[str]:
         return sorted(str(event) for event in root.get("events") or [])
 
@@ -358,6 +362,7 @@ class Commit(graphene.ObjectType):
         return root.hash
 
     @staticmethod
+    @prefetched
     def resolve_statuses(root: CommitNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_commit_statuses(root, info))
 
@@ -372,6 +377,7 @@ class Branch(graphene.ObjectType):
         return root.name
 
     @staticmethod
+    @plain
     def resolve_head(root: BranchNode, info: Any) -> CommitNode | None:
         return root.head
 
@@ -436,14 +442,17 @@ class PullRequest(graphene.ObjectType):
         return root.merged_on_source
 
     @staticmethod
+    @plain
     def resolve_participants(root: PullRequestNode, info: Any) -> list[Any]:
         return list(root.data.get("participants") or [])
 
     @staticmethod
+    @prefetched
     def resolve_build_statuses(root: PullRequestNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_pull_request_statuses(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_source_builds(root: PullRequestNode, info: Any) -> Any:
         # Only ever prefetched: gathering them one pull request at a time would defeat the
         # point, so outside a pull request list they are the statuses.
@@ -512,42 +521,52 @@ class Repository(graphene.ObjectType):
         return root.slug
 
     @staticmethod
+    @prefetched
     def resolve_branching_model(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_branching_model(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_branch_restrictions(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_branch_restrictions(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_effective_permissions(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_effective_permissions(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_explicit_permissions(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_explicit_permissions(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_deploy_keys(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_deploy_keys(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_webhooks(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_webhooks(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_default_reviewers(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_default_reviewers(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_pipelines_config(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_pipelines_config(root, info))
 
     @staticmethod
+    @prefetched
     def resolve_default_branch(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_default_branch(root, info, info.field_nodes))
 
     @staticmethod
+    @prefetched
     def resolve_pull_requests(root: RepositoryNode, info: Any, **args: Any) -> Any:
         return prefetched_or(
             root, info, lambda: list_pull_requests(root, info, info.field_nodes, **args)
