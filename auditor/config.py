@@ -27,10 +27,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.controls.facts import CredentialFacts
-from auditor.controls.yamlsource import Problem, load_yaml, raise_problems
+from auditor.controls.yamlsource import load_model
 
 
 class _Credential(BaseModel):
@@ -91,31 +91,7 @@ class RunConfig(BaseModel):
 
 def load_run_config(path: Path) -> RunConfig:
     """Read and validate a run configuration; errors name ``file:line:column`` and the key."""
-    document = load_yaml(path)
-    data = document.data if document.data is not None else {}
-    if not isinstance(data, dict):
-        raise_problems(
-            [Problem(document.source.file, document.source.where(()), "", "expected a mapping")]
-        )
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as error:
-        problems = []
-        for issue in error.errors():
-            location = tuple(issue["loc"])
-            subject = "key " + ".".join(str(part) for part in location) if location else ""
-            is_key = issue["type"] == "extra_forbidden"
-            message = "unknown key" if is_key else issue["msg"]
-            problems.append(
-                Problem(
-                    document.source.file,
-                    document.source.where(location, key=is_key),
-                    subject,
-                    message,
-                )
-            )
-        raise_problems(problems)
-        raise  # unreachable: raise_problems raised
+    config, _ = load_model(path, RunConfig, "run configuration")
     base = path.resolve().parent
     for name in ("controls", "exceptions", "out"):
         value = getattr(config, name)

@@ -130,7 +130,7 @@ def test_an_unknown_config_key_is_reported_with_its_line(tmp_path):
     config.write_text("workspaces: [acme]\nperod: 2026-Q3\n")
     result = CliRunner().invoke(main, ["run", "--config", str(config)])
     assert result.exit_code == 2, result.output
-    assert f"{config}:2:1: key perod: unknown key" in result.output
+    assert f"{config}:2:1: run configuration: perod: unknown key" in result.output
 
 
 def test_json_logs_for_cron_are_one_object_per_line_without_secrets(demo_simulator, tmp_path):

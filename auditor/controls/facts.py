@@ -18,9 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from auditor.controls.yamlsource import Problem, load_yaml, raise_problems
+from auditor.controls.yamlsource import Problem, load_model, raise_problems
 
 
 @dataclass(frozen=True)
@@ -51,25 +51,7 @@ class _FactsFile(BaseModel):
 
 def load_credential_facts(path: Path) -> CredentialFacts:
     """Read a credential declaration; errors name ``file:line:column``."""
-    document = load_yaml(path)
-    data = document.data if document.data is not None else {}
-    if not isinstance(data, dict):
-        raise_problems(
-            [Problem(document.source.file, document.source.where(()), "", "expected a mapping")]
-        )
-    try:
-        facts = _FactsFile.model_validate(data)
-    except ValidationError as error:
-        raise_problems(
-            Problem(
-                document.source.file,
-                document.source.where(tuple(item["loc"])),
-                "credential",
-                f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}",
-            )
-            for item in error.errors()
-        )
-        raise AssertionError("unreachable") from error
+    facts, document = load_model(path, _FactsFile, "credential")
     if facts.issued_on and facts.expires_on and facts.expires_on < facts.issued_on:
         raise_problems(
             [

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -24,6 +25,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from auditor.errors import ConfigError
 
 PathKey = tuple[Any, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -161,3 +163,37 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, date):
         return date(value.year, value.month, value.day)
     return value
+
+
+def load_model(path: Path, model: type[ModelT], subject: str) -> tuple[ModelT, YamlDocument]:
+    """Read a YAML mapping and validate it with the pydantic ``model``; every problem names
+    ``file:line:column``, ``subject`` and the key (an unknown key is pointed at itself)."""
+    document = load_yaml(path)
+    data = document.data if document.data is not None else {}
+    if not isinstance(data, dict):
+        raise_problems(
+            [
+                Problem(
+                    document.source.file, document.source.where(()), subject, "expected a mapping"
+                )
+            ]
+        )
+    try:
+        return model.model_validate(data), document
+    except ValidationError as error:
+        problems = []
+        for issue in error.errors():
+            location = tuple(issue["loc"])
+            unknown_key = issue["type"] == "extra_forbidden"
+            key = ".".join(str(part) for part in location)
+            message = "unknown key" if unknown_key else issue["msg"]
+            problems.append(
+                Problem(
+                    document.source.file,
+                    document.source.where(location, key=unknown_key),
+                    subject,
+                    f"{key}: {message}" if key else message,
+                )
+            )
+        raise_problems(problems)
+        raise AssertionError("unreachable") from error

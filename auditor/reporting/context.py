@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.controls.effectiveness import POPULATION_COLUMNS
 from auditor.controls.results import (
     STATUS_ORDER,
     ControlOutcome,
@@ -755,21 +756,8 @@ def _framework_views(
     return tuple(views)
 
 
-_PR_COLUMNS = (
-    "repository",
-    "pr_id",
-    "title",
-    "author_name",
-    "closed_by_name",
-    "merged_on",
-    "approvals",
-    "approvers",
-    "self_merged",
-    "build_state",
-    "cm10_status",
-    "cm11_status",
-    "cm12_status",
-)
+# The engine's population columns; the workspace is already in the repository name.
+_PR_COLUMNS = tuple(column for column in POPULATION_COLUMNS if column != "workspace")
 
 
 def _pull_request_rows(frame: pd.DataFrame) -> list[PullRequestRow]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from auditor.controls.effectiveness import POPULATION_COLUMNS
 from auditor.controls.results import EvaluationResult
 from auditor.evidence import TIME, Evidence
 
@@ -49,22 +50,7 @@ ACCESS_COLUMNS: tuple[str, ...] = (
     "explicit_grant",  # the grant made to this principal on this repository, if any
 )
 
-MERGED_PULL_REQUEST_COLUMNS: tuple[str, ...] = (
-    "workspace",
-    "repository",
-    "pr_id",
-    "title",
-    "author_name",
-    "closed_by_name",
-    "merged_on",
-    "approvals",
-    "approvers",
-    "self_merged",
-    "build_state",
-    "cm10_status",
-    "cm11_status",
-    "cm12_status",
-)
+MERGED_PULL_REQUEST_COLUMNS = POPULATION_COLUMNS  # the engine's population, as it is
 
 _PERMISSION_RANK = {"admin": 0, "write": 1, "read": 2, "none": 3}
 
