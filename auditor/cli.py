@@ -227,7 +227,10 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     help="A YAML file of defaults for these options (see auditor.config).",
 )
 @click.option(
-    "--workspace", "-w", "workspaces", multiple=True, help="Workspace slug; repeat for several."
+    "--workspace",
+    "-w",
+    multiple=True,
+    help="Workspace slug; repeat for several (AUDITOR_RUN_WORKSPACE: space-separated).",
 )
 @click.option("--period", help="Reporting period: 2026-Q3, 2026-07 or 2026 [previous quarter].")
 @click.option("--since", callback=_day, help="Period start day (YYYY-MM-DD), with --until.")
@@ -250,7 +253,6 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 )
 @click.option(
     "--format",
-    "formats",
     default="html,pdf,csv,json",
     show_default=True,
     callback=_csv_choice(("html", "pdf", "csv", "json"), "format"),
@@ -328,7 +330,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     else:
         period = previous_quarter(datetime.now(UTC).date())
 
-    workspaces = list(options["workspaces"])
+    workspaces = list(options["workspace"])
     facts = config.credential_facts(str(config)) if config else None
     if options["credential_facts"]:
         facts = load_credential_facts(options["credential_facts"])
@@ -349,7 +351,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         period=period,
         catalog_path=options["controls"],
         exceptions_path=exceptions,
-        formats=options["formats"] or {"html", "pdf", "csv", "json"},
+        formats=options["format"] or {"html", "pdf", "csv", "json"},
         out_dir=options["out"],
         concurrency=options["concurrency"],
         evaluated_on=as_of,

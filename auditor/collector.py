@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import gc
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -73,6 +74,8 @@ class Collection:
     # With collect(replay=True): the wall time of executing the same queries again from the
     # run's cache, when every response is at hand — GraphQL execution with no HTTP at all.
     graphql_replay_seconds: float | None = None
+    # The process's peak resident memory when the collection ended (before any replay).
+    peak_rss_mib: float = 0.0
 
 
 def _variables(query: StoredQuery, workspace: str, period: Period) -> dict[str, Any]:
@@ -171,6 +174,7 @@ def collect(
         wall_seconds=timings["wall"],
         graphql_cpu_seconds=timings["cpu"],
         graphql_replay_seconds=timings.get("replay"),
+        peak_rss_mib=timings["peak_rss_mib"],
     )
 
 
@@ -231,6 +235,7 @@ async def _execute_all(
             else:
                 timings["wall"] = time.perf_counter() - started
                 timings["cpu"] = time.thread_time() - cpu_started
+                timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 results.update(zip(keys, outcomes, strict=True))
     finally:
         await loop.run_in_executor(None, fetcher.close)

@@ -61,14 +61,14 @@ class RunConfig(BaseModel):
     def option_defaults(self) -> dict[str, Any]:
         """The values as click ``default_map`` entries of the ``run`` command."""
         values: dict[str, Any] = {
-            "workspaces": self.workspaces or None,
+            "workspace": self.workspaces or None,
             "period": self.period,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "controls": str(self.controls) if self.controls else None,
             "exceptions": str(self.exceptions) if self.exceptions else None,
-            "formats": ",".join(self.format) if self.format else None,
+            "format": ",".join(self.format) if self.format else None,
             "out": str(self.out) if self.out else None,
             "concurrency": self.concurrency,
             "requests_per_hour": self.requests_per_hour,

@@ -203,7 +203,7 @@ def worker_good(url: str, workspace: str, concurrency: int, since: str, until: s
         "wall": collection.wall_seconds,
         "graphql_cpu": collection.graphql_cpu_seconds,
         "graphql_replay": collection.graphql_replay_seconds,
-        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "max_rss_mib": collection.peak_rss_mib,  # at the end of collection, before the replay
     }
 
 

@@ -125,6 +125,21 @@ def test_config_file_supplies_defaults_and_the_command_line_wins(demo_simulator,
     assert "2027-04-30" in findings
 
 
+def test_environment_variables_set_options_and_the_command_line_wins(demo_simulator, tmp_path):
+    env = {
+        **live_env(demo_simulator),
+        "AUDITOR_RUN_WORKSPACE": "acme",
+        "AUDITOR_RUN_PERIOD": "2026-Q3",
+        "AUDITOR_RUN_FORMAT": "json",
+        "AUDITOR_RUN_FAIL_ON": "fail",
+        "AUDITOR_RUN_OUT": str(tmp_path / "from-env"),
+    }
+    result = CliRunner().invoke(main, ["run", "-q", "--fail-on", "none"], env=env)
+    assert result.exit_code == 0, result.output  # --fail-on none beat AUDITOR_RUN_FAIL_ON
+    assert (tmp_path / "from-env" / "findings.json").is_file()
+    assert not (tmp_path / "from-env" / "findings.csv").exists()
+
+
 def test_an_unknown_config_key_is_reported_with_its_line(tmp_path):
     config = tmp_path / "auditor.yaml"
     config.write_text("workspaces: [acme]\nperod: 2026-Q3\n")
