@@ -26,7 +26,7 @@ from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from auditor.period import Period
 from auditor.queries import stored_queries
-from auditor.reporting.runfolder import write_run_folder
+from auditor.reporting.runfolder import check_destination, write_run_folder
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
 
@@ -88,6 +88,8 @@ def run_audit(
     evaluated_on = options.evaluated_on or started_at.date()
 
     # Everything the user wrote is checked before the first request.
+    if options.out_dir is not None:
+        check_destination(options.out_dir)
     catalog = load_catalog(options.catalog_path)
     exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
     stored_queries(build_schema().graphql_schema)

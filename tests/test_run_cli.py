@@ -96,6 +96,22 @@ def test_an_invalid_catalog_stops_the_run_before_any_request(make_simulator, tmp
     assert simulator.stats()["total"] == 0
 
 
+def test_a_non_empty_output_folder_is_refused_before_any_request(make_simulator, tmp_path):
+    simulator = make_simulator()
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "report.pdf").write_text("an earlier run")
+    result = CliRunner().invoke(
+        main,
+        ["run", "-w", "acme", "--period", "2026-Q3", "--out", str(out)],
+        env=live_env(simulator),
+    )
+    assert result.exit_code == 2, result.output
+    assert "is not empty (report.pdf)" in result.output
+    assert simulator.stats()["total"] == 0
+    assert (out / "report.pdf").read_text() == "an earlier run"
+
+
 def test_missing_credentials_name_the_variables(tmp_path, monkeypatch):
     for name in ("BITBUCKET_EMAIL", "BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -154,21 +154,28 @@ def _is_partial(path: Path) -> bool:
     return path.name.startswith(".") and _PARTIAL_MARK in path.name
 
 
-def _prepare_destination(out_dir: Path) -> None:
+def check_destination(out_dir: Path) -> None:
+    """Refuse (``ConfigError``) an output folder that cannot take a new run: called before any
+    request is sent, so a wrong --out costs nothing."""
+    out_dir = Path(out_dir)
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise ConfigError(f"output folder {out_dir} exists and is not a folder")
+    if out_dir.exists():
+        others = sorted(entry.name for entry in out_dir.iterdir() if not _is_partial(entry))
+        if others:
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            raise ConfigError(
+                f"output folder {out_dir} is not empty ({', '.join(others[:5])}{more}); "
+                "refusing to mix two runs in one folder: choose a new output folder or remove "
+                "this one"
+            )
+
+
+def _prepare_destination(out_dir: Path) -> None:
+    check_destination(out_dir)
     if not out_dir.exists():
         return
-    entries = list(out_dir.iterdir())
-    others = [entry for entry in entries if not _is_partial(entry)]
-    if others:
-        names = ", ".join(sorted(entry.name for entry in others)[:5])
-        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
-        raise ConfigError(
-            f"output folder {out_dir} is not empty ({names}{more}); refusing to mix two runs "
-            "in one folder: choose a new output folder or remove this one"
-        )
-    for entry in entries:  # leftovers of an interrupted write: never evidence
+    for entry in list(out_dir.iterdir()):  # leftovers of an interrupted write: never evidence
         log.warning("removing %s, left by an interrupted run", entry)
         shutil.rmtree(entry, ignore_errors=True)
 
