@@ -153,18 +153,13 @@ def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: i
     """
     import asyncio
 
-    from auditor.queries import FRAGMENTS_FILE, prepare, with_fragments
-    from auditor.queries import _fragment_sources as fragment_sources
-    from auditor.resources import queries_dir
+    from auditor.queries import load_document
     from auditor.schema import build_schema
     from auditor.schema.execution import execute_document
     from auditor.schema.loaders import Fetcher
 
     configure_logging(quiet=True)
-    schema = build_schema().graphql_schema
-    fragments = fragment_sources(queries_dir() / FRAGMENTS_FILE)
-    text = with_fragments(document.read_text(encoding="utf-8"), str(document), fragments)
-    parsed = prepare(text, str(document), schema)
+    parsed = load_document(document, build_schema().graphql_schema).document
     values = dict(_parse_var(item) for item in variables)
 
     async def execute(client: Any) -> Any:
