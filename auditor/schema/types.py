@@ -91,6 +91,17 @@ def _nonnull_list(of: Any, description: str, **kwargs: Any) -> graphene.List:
     return graphene.List(graphene.NonNull(of), required=True, description=description, **kwargs)
 
 
+def _loaded_by(load: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """The resolver of a field that ``load`` loads: what the list resolver prefetched, else
+    the load itself."""
+
+    @prefetched
+    def resolve(root: Any, info: Any) -> Any:
+        return prefetched_or(root, info, lambda: load(root, info))
+
+    return resolve
+
+
 def _loaded_list(of: Any, description: str, **kwargs: Any) -> graphene.List:
     """A list that needs a request. Nullable on purpose: when the request fails, the error stays
     at this field (null) instead of nulling its parents up to the whole workspace."""
@@ -354,17 +365,16 @@ class CommitStatus(graphene.ObjectType):
 
 class Commit(graphene.ObjectType):
     hash = graphene.String(required=True)
-    statuses = _loaded_list(CommitStatus, "Statuses reported on this commit.")
+    statuses = _loaded_list(
+        CommitStatus,
+        "Statuses reported on this commit.",
+        resolver=_loaded_by(load_commit_statuses),
+    )
 
     @staticmethod
     @plain
     def resolve_hash(root: CommitNode, info: Any) -> str:
         return root.hash
-
-    @staticmethod
-    @prefetched
-    def resolve_statuses(root: CommitNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_commit_statuses(root, info))
 
 
 class Branch(graphene.ObjectType):
@@ -416,7 +426,9 @@ class PullRequest(graphene.ObjectType):
     )
     participants = _nonnull_list(Participant, "Reviewers and participants with their approvals.")
     build_statuses = _loaded_list(
-        CommitStatus, "Every status reported on the source head (one request per pull request)."
+        CommitStatus,
+        "Every status reported on the source head (one request per pull request).",
+        resolver=_loaded_by(load_pull_request_statuses),
     )
     source_builds = _loaded_list(
         CommitStatus,
@@ -424,6 +436,9 @@ class PullRequest(graphene.ObjectType):
         "Pipelines runs of the head from the repository's pipeline list when there are any, "
         "else the head's statuses. Enough to tell whether a successful build ran; use "
         "buildStatuses for every status.",
+        # Only ever prefetched (sourceBuilds is gathered for a whole pull request list at
+        # once); reached any other way, they are the pull request's statuses.
+        resolver=_loaded_by(load_pull_request_statuses),
     )
 
     @staticmethod
@@ -446,18 +461,6 @@ class PullRequest(graphene.ObjectType):
     def resolve_participants(root: PullRequestNode, info: Any) -> list[Any]:
         return list(root.data.get("participants") or [])
 
-    @staticmethod
-    @prefetched
-    def resolve_build_statuses(root: PullRequestNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_pull_request_statuses(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_source_builds(root: PullRequestNode, info: Any) -> Any:
-        # Only ever prefetched: gathering them one pull request at a time would defeat the
-        # point, so outside a pull request list they are the statuses.
-        return prefetched_or(root, info, lambda: load_pull_request_statuses(root, info))
-
 
 class Repository(graphene.ObjectType):
     full_name = graphene.String(required=True, description="workspace/repo_slug")
@@ -477,20 +480,30 @@ class Repository(graphene.ObjectType):
     updated_on = graphene.DateTime(resolver=time_of("updated_on"))
     project = graphene.Field(Project, resolver=field_of("project"))
 
-    branching_model = graphene.Field(BranchingModel)
-    branch_restrictions = _loaded_list(BranchRestriction, "Branch permissions and merge checks.")
+    branching_model = graphene.Field(BranchingModel, resolver=_loaded_by(load_branching_model))
+    branch_restrictions = _loaded_list(
+        BranchRestriction,
+        "Branch permissions and merge checks.",
+        resolver=_loaded_by(load_branch_restrictions),
+    )
     effective_permissions = _loaded_list(
-        RepositoryPermission, "Each user's highest permission (source EFFECTIVE)."
+        RepositoryPermission,
+        "Each user's highest permission (source EFFECTIVE).",
+        resolver=_loaded_by(load_effective_permissions),
     )
     explicit_permissions = _loaded_list(
-        RepositoryPermission, "Explicit grants to users (DIRECT) and groups (GROUP)."
+        RepositoryPermission,
+        "Explicit grants to users (DIRECT) and groups (GROUP).",
+        resolver=_loaded_by(load_explicit_permissions),
     )
-    deploy_keys = _loaded_list(DeployKey, "SSH deploy keys.")
-    webhooks = _loaded_list(Webhook, "Repository webhooks.")
+    deploy_keys = _loaded_list(DeployKey, "SSH deploy keys.", resolver=_loaded_by(load_deploy_keys))
+    webhooks = _loaded_list(Webhook, "Repository webhooks.", resolver=_loaded_by(load_webhooks))
     default_reviewers = _loaded_list(
-        DefaultReviewer, "Effective default reviewers (repository and project level)."
+        DefaultReviewer,
+        "Effective default reviewers (repository and project level).",
+        resolver=_loaded_by(load_default_reviewers),
     )
-    pipelines_config = graphene.Field(PipelinesConfig)
+    pipelines_config = graphene.Field(PipelinesConfig, resolver=_loaded_by(load_pipelines_config))
     default_branch = graphene.Field(Branch, description="The main branch; null when empty.")
     pull_requests = _loaded_list(
         PullRequest,
@@ -519,46 +532,6 @@ class Repository(graphene.ObjectType):
     @plain
     def resolve_slug(root: RepositoryNode, info: Any) -> str:
         return root.slug
-
-    @staticmethod
-    @prefetched
-    def resolve_branching_model(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_branching_model(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_branch_restrictions(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_branch_restrictions(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_effective_permissions(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_effective_permissions(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_explicit_permissions(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_explicit_permissions(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_deploy_keys(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_deploy_keys(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_webhooks(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_webhooks(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_default_reviewers(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_default_reviewers(root, info))
-
-    @staticmethod
-    @prefetched
-    def resolve_pipelines_config(root: RepositoryNode, info: Any) -> Any:
-        return prefetched_or(root, info, lambda: load_pipelines_config(root, info))
 
     @staticmethod
     @prefetched
