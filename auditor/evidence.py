@@ -462,3 +462,17 @@ class Evidence:
     def errors_for(self, dataset: str) -> pd.DataFrame:
         """Collection errors affecting ``dataset`` (per repository or workspace-wide)."""
         return self.errors[self.errors["dataset"] == dataset]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at a workspace: the evidence collected at one moment, as stored or just collected.
+
+    A period report evaluates the configuration controls on every observation in the period (the
+    only way to know a past configuration is to have looked at it then); ``observed_at`` is when
+    the collection finished, ``observation_id`` names it in the evidence store (or the run id for
+    a live run)."""
+
+    observation_id: str
+    observed_at: datetime
+    evidence: Evidence
