@@ -4,7 +4,7 @@ For each workspace, every stored query is executed concurrently on one event loo
 share the run's ``Fetcher`` (thread pool and request cache), so the repository list and every
 other shared request is sent once. The raw results (data and errors, exactly as GraphQL returned
 them) are kept as the evidence files; the tidy tables and collection errors are derived from them
-(``auditor.flatten``).
+by the pure ``auditor.flatten.evidence_from_results``, which also rebuilds stored observations.
 
 What makes a run fail instead of producing a report: the credential is rejected, Bitbucket is
 unreachable, or a workspace does not exist for the credential. Everything narrower (a 403 on one
@@ -14,7 +14,6 @@ repository's branch restrictions) is an error record, and the run goes on.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gc
 import resource
@@ -29,8 +28,8 @@ from graphql import ExecutionResult
 
 from auditor.bitbucket.client import BitbucketClient
 from auditor.errors import RunFailed
-from auditor.evidence import COLLECTION_ERRORS, TABLES, CollectionInfo, Evidence, make_table
-from auditor.flatten import datasets_of, error_rows, rows_from_result
+from auditor.evidence import CollectionInfo, Evidence
+from auditor.flatten import datasets_of, evidence_from_results
 from auditor.period import Period
 from auditor.queries import StoredQuery, stored_queries
 from auditor.redaction import redact
@@ -127,17 +126,6 @@ def collect(
     formatted = {key: result.formatted for key, result in results.items()}
     _fail_on_fatal(formatted, workspaces, client)
 
-    rows: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    errors: list[dict[str, Any]] = []
-    for (query_name, workspace), result in formatted.items():
-        data = result.get("data")
-        for dataset, dataset_rows in rows_from_result(query_name, workspace, data).items():
-            rows[dataset].extend(dataset_rows)
-        errors.extend(error_rows(query_name, workspace, data, result.get("errors") or []))
-    tables = {name: make_table(name, rows.get(name, [])) for name in TABLES}
-    # The viewer appears once per workspace; it is one identity.
-    tables["viewer"] = tables["viewer"].drop_duplicates().reset_index(drop=True)
-
     raw = {
         f"{query_name}.json": {
             "query": query_name,
@@ -166,7 +154,7 @@ def collect(
         http=client.stats.as_dict(),
         datasets=[dataset for name in queries for dataset in datasets_of(name)],
     )
-    evidence = Evidence(tables=tables, errors=make_table(COLLECTION_ERRORS.name, errors), info=info)
+    evidence = evidence_from_results(formatted, info)
     return Collection(
         evidence=evidence,
         raw=raw,

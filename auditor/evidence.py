@@ -46,6 +46,10 @@ class TableSpec:
     query: str  # the stored GraphQL query (auditor/queries/<query>.graphql) that collects it
     endpoints: tuple[str, ...]  # the Bitbucket REST endpoints behind it
     per_repository: bool = True
+    # The GraphQL fields, as dotted paths from the query root without list indices, whose
+    # loading produces the rows: a failed field at or inside one of them leaves this dataset
+    # incomplete (auditor.flatten.locate_error). The first is where the rows are read from.
+    sources: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -74,6 +78,7 @@ TABLES: dict[str, TableSpec] = {
             query="inventory",
             endpoints=("/workspaces/{workspace}",),
             per_repository=False,
+            sources=("workspace",),
         ),
         TableSpec(
             "viewer",
@@ -90,6 +95,7 @@ TABLES: dict[str, TableSpec] = {
             query="inventory",
             endpoints=("/user",),
             per_repository=False,
+            sources=("viewer",),
         ),
         TableSpec(
             "projects",
@@ -105,6 +111,7 @@ TABLES: dict[str, TableSpec] = {
             query="inventory",
             endpoints=("/workspaces/{workspace}/projects",),
             per_repository=False,
+            sources=("workspace.projects",),
         ),
         TableSpec(
             "repositories",
@@ -129,6 +136,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/repositories/{workspace}",),
+            sources=("workspace.repositories",),
         ),
         TableSpec(
             "members",
@@ -150,6 +158,7 @@ TABLES: dict[str, TableSpec] = {
                 "/workspaces/{workspace}/permissions",
             ),
             per_repository=False,
+            sources=("workspace.members",),
         ),
         TableSpec(
             "repository_permissions",
@@ -165,6 +174,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="access",
             endpoints=("/workspaces/{workspace}/permissions/repositories",),
+            sources=("workspace.repositories.effectivePermissions",),
         ),
         TableSpec(
             "repository_grants",
@@ -184,6 +194,7 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/permissions-config/users",
                 "/repositories/{workspace}/{repo_slug}/permissions-config/groups",
             ),
+            sources=("workspace.repositories.explicitPermissions",),
         ),
         TableSpec(
             "branching_models",
@@ -200,6 +211,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/branching-model",),
+            sources=("workspace.repositories.branchingModel",),
         ),
         TableSpec(
             "branch_restrictions",
@@ -221,6 +233,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/branch-restrictions",),
+            sources=("workspace.repositories.branchRestrictions",),
         ),
         TableSpec(
             "default_reviewers",
@@ -235,6 +248,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/effective-default-reviewers",),
+            sources=("workspace.repositories.defaultReviewers",),
         ),
         TableSpec(
             "deploy_keys",
@@ -252,6 +266,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="access",
             endpoints=("/repositories/{workspace}/{repo_slug}/deploy-keys",),
+            sources=("workspace.repositories.deployKeys",),
         ),
         TableSpec(
             "webhooks",
@@ -270,6 +285,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="integrations",
             endpoints=("/repositories/{workspace}/{repo_slug}/hooks",),
+            sources=("workspace.repositories.webhooks",),
         ),
         TableSpec(
             "pipelines",
@@ -278,6 +294,7 @@ TABLES: dict[str, TableSpec] = {
             (_WS, _REPO, _c("enabled", BOOL, "Pipelines enabled")),
             query="integrations",
             endpoints=("/repositories/{workspace}/{repo_slug}/pipelines_config",),
+            sources=("workspace.repositories.pipelinesConfig",),
         ),
         TableSpec(
             "pull_requests",
@@ -307,6 +324,7 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/pullrequests",
                 "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/activity",
             ),
+            sources=("workspace.repositories.pullRequests",),
         ),
         TableSpec(
             "pr_participants",
@@ -325,6 +343,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="change_management",
             endpoints=("/repositories/{workspace}/{repo_slug}/pullrequests",),
+            sources=("workspace.repositories.pullRequests",),
         ),
         TableSpec(
             "build_statuses",
@@ -353,6 +372,10 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/pipelines",
                 "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/statuses",
             ),
+            sources=(
+                "workspace.repositories.pullRequests.sourceBuilds",
+                "workspace.repositories.pullRequests.buildStatuses",
+            ),
         ),
         TableSpec(
             "branch_head_statuses",
@@ -375,6 +398,7 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/refs/branches/{name}",
                 "/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
             ),
+            sources=("workspace.repositories.defaultBranch",),
         ),
     )
 }

@@ -11,10 +11,10 @@ into ERROR.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from auditor.evidence import TABLES
+from auditor.evidence import COLLECTION_ERRORS, TABLES, CollectionInfo, Evidence, make_table
 from auditor.redaction import redact
 from auditor.schema.nodes import dig, parse_time
 
@@ -301,21 +301,60 @@ def rows_from_result(query: str, workspace: str, data: dict[str, Any] | None) ->
     return rows
 
 
-# Which datasets a failed field leaves incomplete, by the field's name on its parent type.
-_REPOSITORY_FIELDS = {
-    "branchingModel": ("branching_models",),
-    "branchRestrictions": ("branch_restrictions",),
-    "defaultReviewers": ("default_reviewers",),
-    "effectivePermissions": ("repository_permissions",),
-    "explicitPermissions": ("repository_grants",),
-    "deployKeys": ("deploy_keys",),
-    "webhooks": ("webhooks",),
-    "pipelinesConfig": ("pipelines",),
-    "defaultBranch": ("branch_head_statuses",),
-    "pullRequests": ("pull_requests", "pr_participants", "build_statuses"),
+# (stored query name, workspace) -> that query's formatted result: {"data": …, "errors": […]}
+QueryResults = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def evidence_from_results(results: QueryResults, info: CollectionInfo) -> Evidence:
+    """The evidence tables and collection errors of one collection, from its raw query results.
+
+    Pure: the same results give the same evidence, whether they were just collected
+    (``auditor.collector``) or read back from the evidence store or a run folder."""
+    rows: Rows = collections.defaultdict(list)
+    errors: list[dict[str, Any]] = []
+    for (query_name, workspace), result in results.items():
+        data = result.get("data")
+        for dataset, dataset_rows in rows_from_result(query_name, workspace, data).items():
+            rows[dataset].extend(dataset_rows)
+        errors.extend(error_rows(query_name, workspace, data, result.get("errors") or []))
+    tables = {name: make_table(name, rows.get(name, [])) for name in TABLES}
+    # The viewer appears once per workspace; it is one identity.
+    tables["viewer"] = tables["viewer"].drop_duplicates().reset_index(drop=True)
+    return Evidence(tables=tables, errors=make_table(COLLECTION_ERRORS.name, errors), info=info)
+
+
+def results_from_evidence_files(raw: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The query results inside a run folder's ``evidence/<query>.json`` documents (as
+    ``Collection.raw`` holds them), keyed like ``evidence_from_results`` wants them."""
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for document in raw.values():
+        for workspace, result in document["results"].items():
+            results[(document["query"], workspace)] = {
+                key: value for key, value in result.items() if key != "variables"
+            }
+    return results
+
+
+def _fields_below(prefix: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The datasets each field directly below ``prefix`` loads, from the contract's sources:
+    which datasets a failed field leaves incomplete, by the field's name on its parent type."""
+    fields: dict[str, list[str]] = collections.defaultdict(list)
+    for spec in TABLES.values():
+        for source in spec.sources:
+            parts = tuple(source.split("."))
+            below = parts[len(prefix)] if len(parts) > len(prefix) else None
+            if below and parts[: len(prefix)] == prefix and spec.name not in fields[below]:
+                fields[below].append(spec.name)
+    return {name: tuple(datasets) for name, datasets in fields.items()}
+
+
+_REPOSITORY_FIELDS = _fields_below(("workspace", "repositories"))
+_PULL_REQUEST_FIELDS = _fields_below(("workspace", "repositories", "pullRequests"))
+_WORKSPACE_FIELDS = {
+    name: datasets
+    for name, datasets in _fields_below(("workspace",)).items()
+    if name != "repositories"  # a failed repository list is handled on its own
 }
-_PULL_REQUEST_FIELDS = {"buildStatuses": ("build_statuses",), "sourceBuilds": ("build_statuses",)}
-_WORKSPACE_FIELDS = {"projects": ("projects",), "members": ("members",)}
 
 
 def locate_error(

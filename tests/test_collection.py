@@ -162,3 +162,37 @@ def test_an_access_token_collects_everything_but_permissions(make_simulator_modu
     assert "branch_restrictions" not in set(evidence.errors["dataset"])
     assert len(evidence.table("branch_restrictions")) > 0
     assert evidence.table("viewer")["credential_type"].tolist() == ["access_token"]
+
+
+def test_each_dataset_is_read_from_fields_its_stored_query_selects():
+    """The evidence contract declares each dataset's source fields once; a renamed field in a
+    stored query must break here, not silently empty a dataset."""
+    from graphql import FieldNode, visit
+    from graphql.language import Visitor
+
+    from auditor.evidence import TABLES
+    from auditor.queries import stored_queries
+    from auditor.schema import build_schema
+
+    class Paths(Visitor):
+        def __init__(self):
+            super().__init__()
+            self.stack: list[str] = []
+            self.paths: set[str] = set()
+
+        def enter_field(self, node: FieldNode, *_):
+            self.stack.append(node.name.value)
+            self.paths.add(".".join(self.stack))
+
+        def leave_field(self, node: FieldNode, *_):
+            self.stack.pop()
+
+    queries = stored_queries(build_schema().graphql_schema)
+    for spec in TABLES.values():
+        collector = Paths()
+        visit(queries[spec.query].document.definitions[0], collector)
+        assert spec.sources, spec.name
+        missing = [source for source in spec.sources if source not in collector.paths]
+        # build_statuses names both pull request status fields; the query selects one.
+        assert len(missing) < len(spec.sources), (spec.name, missing)
+        assert spec.sources[0] in collector.paths, (spec.name, spec.sources[0])
