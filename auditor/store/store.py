@@ -1,0 +1,830 @@
+"""The evidence store: observations of workspaces over time, in SQLite or PostgreSQL.
+
+An observation is one collection of one workspace: the raw results of the stored queries, cut
+into content-addressed payloads (``auditor.store.payloads``) so an unchanged repository costs
+nothing new, plus what the collection was (when, by whom, at what cost). Evidence is rebuilt from
+the raw results by the same pure function a live run uses (``auditor.flatten``), so a stored
+observation is evaluated exactly like a fresh one.
+
+Append-only and tamper-evident: the tool never updates an observation; each records the hash of
+the workspace's previous one, and its own hash covers every field and the hash of every payload
+it references. ``verify`` recomputes all of it. ``prune`` is the only deletion; it removes the
+oldest observations of a chain and records the last removed hash, so what remains still
+verifies.
+
+Concurrency: every write is one transaction. On SQLite it begins with ``BEGIN IMMEDIATE`` (one
+writer at a time; others wait up to the busy timeout); on PostgreSQL it takes a transaction-level
+advisory lock per workspace (two collectors of one workspace queue up, two workspaces proceed
+side by side) and a store-wide lock that appends share and prune and migrations hold alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+
+from auditor import __version__
+from auditor.errors import ConfigError, RunFailed
+from auditor.evidence import CollectionInfo, Evidence, Observation
+from auditor.flatten import datasets_of, error_rows, evidence_from_results
+from auditor.queries import STORED_QUERY_NAMES
+from auditor.redaction import redact, register_secret
+from auditor.store.payloads import (
+    DOCUMENT,
+    REPOSITORY,
+    WORKSPACE,
+    Part,
+    canonical_json,
+    join_result,
+    sha256_hex,
+    split_result,
+)
+from auditor.store.tables import observation_parts, observations, payloads, prunes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE = "reports/evidence.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_WRITE = "auditor_store_write"  # execution option: this transaction writes (SQLite: IMMEDIATE)
+_STORE_LOCK = 0x61756469746F72  # PostgreSQL advisory lock key shared by the whole store
+_CHUNK = 500  # keys per IN (…) list: well under every backend's parameter limit
+_HASHED = tuple(column.name for column in observations.columns if column.name != "hash")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``append`` added: one observation of one workspace."""
+
+    observation_id: str
+    workspace: str
+    sequence: int
+    observed_at: datetime
+    requests: int
+    repositories: int
+    errors: int
+    payloads_new: int
+    payloads_reused: int
+
+
+@dataclass(frozen=True)
+class ObservationEntry:
+    """An observation's description, without its evidence (``auditor store list``)."""
+
+    observation_id: str
+    workspace: str
+    sequence: int
+    observed_at: datetime
+    period_label: str
+    repositories: int
+    requests: int
+    errors: int
+    payloads_new: int
+    payloads_reused: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "observation_id": self.observation_id,
+            "workspace": self.workspace,
+            "sequence": self.sequence,
+            "observed_at": self.observed_at.isoformat(),
+            "pull_request_window": self.period_label,
+            "repositories": self.repositories,
+            "requests": self.requests,
+            "errors": self.errors,
+            "payloads_new": self.payloads_new,
+            "payloads_reused": self.payloads_reused,
+        }
+
+
+@dataclass(frozen=True)
+class Break:
+    """One thing ``verify`` found wrong, naming the observation and payload concerned."""
+
+    message: str
+    observation_id: str | None = None
+    payload: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    observations: int = 0
+    payloads: int = 0
+    prunes: int = 0
+    breaks: list[Break] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+@dataclass(frozen=True)
+class Pruned:
+    workspace: str
+    observations_removed: int
+    payloads_removed: int
+    last_removed_id: str
+    kept_older: int  # older than the date but after a newer one in the chain: kept
+
+
+def store_url(value: str | None) -> sa.URL:
+    """The SQLAlchemy URL of a store given as a URL or as a plain SQLite file path."""
+    text = (value or DEFAULT_STORE).strip()
+    if "://" not in text:
+        return sa.URL.create("sqlite", database=str(Path(text)))
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"--store {text!r} is neither a file path nor a database URL") from None
+    if url.password:
+        register_secret(str(url.password))
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"--store {url.render_as_string(hide_password=True)}: the evidence store is SQLite "
+            "(a file path or sqlite:///path) or PostgreSQL (postgresql+psycopg://…)"
+        )
+    return url
+
+
+def open_store(url: str | None = None, *, revision: str = "head") -> EvidenceStore:
+    """Open (creating if needed) the store at ``url`` and migrate it to ``revision``.
+
+    ``url`` is a path (SQLite) or a database URL; None is ``AUDITOR_STORE``'s default,
+    ``reports/evidence.db``. ``revision`` other than head is for migration tests."""
+    return EvidenceStore(store_url(url), revision=revision)
+
+
+class EvidenceStore:
+    """Observations of workspaces: append, read back as evidence, list, verify, prune."""
+
+    def __init__(self, url: sa.URL, *, revision: str = "head") -> None:
+        self.url = url
+        self.display_url = url.render_as_string(hide_password=True)
+        self.is_postgres = url.get_backend_name() == "postgresql"
+        self.engine = _engine(url)
+        try:
+            self.revision = _migrate(self, revision)
+        except Exception:
+            self.engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> EvidenceStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self, workspaces: Iterable[str] = (), *, alone: bool = False) -> Iterator[Any]:
+        """One write transaction holding the locks for ``workspaces`` (``alone``: the whole
+        store, for prune and migrations)."""
+        with _database_errors(self), self.engine.connect() as connection:
+            connection.execution_options(**{_WRITE: True})
+            with connection.begin():
+                if self.is_postgres:
+                    store_lock = (
+                        "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
+                    )
+                    connection.execute(sa.text(f"SELECT {store_lock}(:k)"), {"k": _STORE_LOCK})
+                    for workspace in sorted(set(workspaces)):
+                        connection.execute(
+                            sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                            {"k": _lock_key(workspace)},
+                        )
+                yield connection
+
+    def append(self, raw: Mapping[str, Any], info: CollectionInfo) -> list[Recorded]:
+        """Add one observation per workspace of a collection.
+
+        ``raw`` is the collection's evidence files (``Collection.raw``: query file name ->
+        ``{"query", "document", "results": {workspace: {"variables", "data", "errors"}}}``);
+        the observation is dated ``info.finished_at``."""
+        return [self._append_workspace(raw, info, workspace) for workspace in info.workspaces]
+
+    def _append_workspace(
+        self, raw: Mapping[str, Any], info: CollectionInfo, workspace: str
+    ) -> Recorded:
+        parts: list[Part] = []
+        variables: dict[str, Any] = {}
+        errors = repositories = 0
+        for document in sorted(raw.values(), key=lambda d: _query_order(d["query"])):
+            query = document["query"]
+            result = document["results"][workspace]
+            variables[query] = result.get("variables", {})
+            formatted = {key: value for key, value in result.items() if key != "variables"}
+            query_parts = split_result(query, formatted)
+            parts.append(Part(query, DOCUMENT, 0, None, document["document"].encode()))
+            parts.extend(query_parts)
+            data = formatted.get("data")
+            errors += len(error_rows(query, workspace, data, formatted.get("errors") or []))
+            count = sum(1 for part in query_parts if part.kind == REPOSITORY)
+            repositories = max(repositories, count)
+        # Hash and compress before taking the lock: the lock is held only for the writes.
+        contents = {part.sha256: part.content for part in parts}
+        compressed = {sha: zlib.compress(content, 6) for sha, content in contents.items()}
+        observed_at = _utc(info.finished_at)
+        row: dict[str, Any] = {
+            "observation_id": f"{observed_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
+            "workspace": workspace,
+            "observed_at": observed_at,
+            "started_at": _utc(info.started_at),
+            "recorded_at": datetime.now(UTC),
+            "period_label": info.period_label,
+            "period_since": _utc(info.period_since),
+            "period_until": _utc(info.period_until),
+            "credential_type": info.credential_type,
+            "credential_identity": info.credential_identity,
+            "api_url": info.api_url,
+            "tool_version": __version__,
+            "variables": json.dumps(variables, sort_keys=True),
+            "http": json.dumps(info.http, sort_keys=True),
+            "requests": int(info.http.get("requests", 0)),
+            "repositories": repositories,
+            "errors": errors,
+        }
+        with self._writing([workspace]) as connection:
+            existing = _existing_payloads(connection, list(contents))
+            new = [sha for sha in contents if sha not in existing]
+            if new:
+                connection.execute(
+                    _insert_ignoring_duplicates(self, payloads),
+                    [
+                        {"sha256": sha, "size": len(contents[sha]), "content": compressed[sha]}
+                        for sha in new
+                    ],
+                )
+            previous_hash, previous_sequence = self._chain_end(connection, workspace)
+            row |= {
+                "sequence": previous_sequence + 1,
+                "payloads_new": len(new),
+                "payloads_reused": len(contents) - len(new),
+                "previous_hash": previous_hash,
+            }
+            links = [_link(row["observation_id"], part) for part in parts]
+            row["hash"] = observation_hash(row, links)
+            connection.execute(observations.insert(), [row])
+            connection.execute(observation_parts.insert(), links)
+        log.info(
+            "observation %s of %s stored: %d repositories, %d requests, %d payloads new, %d reused",
+            row["observation_id"],
+            workspace,
+            repositories,
+            row["requests"],
+            row["payloads_new"],
+            row["payloads_reused"],
+        )
+        return Recorded(
+            observation_id=row["observation_id"],
+            workspace=workspace,
+            sequence=row["sequence"],
+            observed_at=observed_at,
+            requests=row["requests"],
+            repositories=repositories,
+            errors=errors,
+            payloads_new=row["payloads_new"],
+            payloads_reused=row["payloads_reused"],
+        )
+
+    def _chain_end(self, connection: Any, workspace: str) -> tuple[str | None, int]:
+        """The hash and sequence the workspace's next observation follows."""
+        last = connection.execute(
+            sa.select(observations.c.hash, observations.c.sequence)
+            .where(observations.c.workspace == workspace)
+            .order_by(observations.c.sequence.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            return last.hash, last.sequence
+        if self.revision >= "0002":
+            pruned = connection.execute(
+                sa.select(prunes.c.last_removed_hash, prunes.c.last_removed_sequence)
+                .where(prunes.c.workspace == workspace)
+                .order_by(prunes.c.last_removed_sequence.desc())
+                .limit(1)
+            ).first()
+            if pruned is not None:
+                return pruned.last_removed_hash, pruned.last_removed_sequence
+        return None, 0
+
+    # -- reading -------------------------------------------------------------------------
+
+    def entries(
+        self,
+        workspaces: Sequence[str] | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+    ) -> list[ObservationEntry]:
+        """The observations in ``[since, until)``, chronological, without their evidence."""
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = connection.execute(_selection(workspaces, since, until)).all()
+        return [_entry(row) for row in rows]
+
+    def observations(
+        self,
+        workspaces: Sequence[str] | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+    ) -> list[Observation]:
+        """Every observation of ``workspaces`` (all when None) observed in ``[since, until)``,
+        in chronological order, each with its evidence rebuilt from the stored raw results."""
+        cache: dict[str, Any] = {}  # payloads shared by observations are parsed once
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = connection.execute(_selection(workspaces, since, until)).all()
+            return [self._observation(connection, row, cache) for row in rows]
+
+    def observation(self, reference: str, workspace: str | None = None) -> Observation:
+        """One observation by id, or by day (``YYYY-MM-DD``: the last one observed that UTC
+        day), for ``auditor diff``."""
+        return self.observations_by_reference([reference], workspace)[0]
+
+    def observations_by_reference(
+        self, references: Sequence[str], workspace: str | None = None
+    ) -> list[Observation]:
+        cache: dict[str, Any] = {}
+        found = []
+        with _database_errors(self), self.engine.connect() as connection:
+            for reference in references:
+                row = self._find(connection, reference, workspace)
+                found.append(self._observation(connection, row, cache))
+        return found
+
+    def evidence_files(self, observation_id: str) -> dict[str, Any]:
+        """An observation's raw results in the run folder's ``evidence/<query>.json`` form."""
+        with _database_errors(self), self.engine.connect() as connection:
+            row = self._find(connection, observation_id, None)
+            results, documents = self._results(connection, row, {})
+        variables = json.loads(row.variables)
+        return {
+            f"{query}.json": {
+                "query": query,
+                "document": documents[query],
+                "results": {
+                    row.workspace: {
+                        "variables": variables.get(query, {}),
+                        **results[(query, row.workspace)],
+                    }
+                },
+            }
+            for query in documents
+        }
+
+    def _find(self, connection: Any, reference: str, workspace: str | None) -> Any:
+        row = connection.execute(
+            sa.select(observations).where(observations.c.observation_id == reference)
+        ).first()
+        if row is not None:
+            return row
+        try:
+            day = date.fromisoformat(reference)
+        except ValueError:
+            raise ConfigError(
+                f"no observation {reference!r} in the store {self.display_url} "
+                "(give an observation id from `auditor store list`, or a day YYYY-MM-DD)"
+            ) from None
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        rows = connection.execute(
+            _selection([workspace] if workspace else None, start, start + _ONE_DAY)
+        ).all()
+        if not rows:
+            raise ConfigError(f"no observation on {day} in the store {self.display_url}")
+        if len({row.workspace for row in rows}) > 1:
+            names = ", ".join(sorted({row.workspace for row in rows}))
+            raise ConfigError(f"several workspaces were observed on {day} ({names}): name one")
+        return rows[-1]
+
+    def _observation(self, connection: Any, row: Any, cache: dict[str, Any]) -> Observation:
+        results, documents = self._results(connection, row, cache)
+        info = CollectionInfo(
+            workspaces=[row.workspace],
+            period_label=row.period_label,
+            period_since=_utc(row.period_since),
+            period_until=_utc(row.period_until),
+            started_at=_utc(row.started_at),
+            finished_at=_utc(row.observed_at),
+            credential_type=row.credential_type,
+            credential_identity=row.credential_identity,
+            api_url=row.api_url,
+            queries=documents,
+            http=json.loads(row.http),
+            datasets=[dataset for query in documents for dataset in datasets_of(query)],
+        )
+        evidence: Evidence = evidence_from_results(results, info)
+        return Observation(row.observation_id, _utc(row.observed_at), evidence)
+
+    def _results(
+        self, connection: Any, row: Any, cache: dict[str, Any]
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
+        links = connection.execute(
+            sa.select(observation_parts)
+            .where(observation_parts.c.observation_id == row.observation_id)
+            .order_by(observation_parts.c.query, observation_parts.c.position)
+        ).all()
+        _fill_cache(connection, cache, {link.sha256: link.kind for link in links})
+        documents: dict[str, str] = {}
+        spaces: dict[str, Any] = {}
+        repositories: dict[str, list[Any]] = {}
+        for link in links:
+            value = cache[link.sha256]
+            if link.kind == DOCUMENT:
+                documents[link.query] = value.decode()
+            elif link.kind == WORKSPACE:
+                spaces[link.query] = value
+            else:
+                repositories.setdefault(link.query, []).append(value)
+        ordered = sorted(documents, key=_query_order)
+        results = {
+            (query, row.workspace): join_result(spaces[query], repositories.get(query, []))
+            for query in ordered
+        }
+        return results, {query: documents[query] for query in ordered}
+
+    # -- verify and prune ----------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Recompute every payload hash, every observation hash and every chain link."""
+        report = VerifyReport()
+        with _database_errors(self), self.engine.connect() as connection:
+            bad_payloads = self._verify_payloads(connection, report)
+            anchors: dict[str, dict[int, str]] = {}
+            if self.revision >= "0002":
+                for prune in connection.execute(sa.select(prunes)).all():
+                    report.prunes += 1
+                    anchors.setdefault(prune.workspace, {})[prune.last_removed_sequence] = (
+                        prune.last_removed_hash
+                    )
+            rows = connection.execute(
+                sa.select(observations).order_by(observations.c.workspace, observations.c.sequence)
+            ).all()
+            links_of: dict[str, list[dict[str, Any]]] = {}
+            for link in connection.execute(sa.select(observation_parts)).mappings():
+                links_of.setdefault(link["observation_id"], []).append(dict(link))
+        previous: Any = None
+        for row in rows:
+            report.observations += 1
+            links = links_of.get(row.observation_id, [])
+            _check_chain(row, previous, anchors.get(row.workspace, {}), report)
+            if observation_hash(row._asdict(), links) != row.hash:
+                report.breaks.append(
+                    Break(
+                        f"observation {row.observation_id} of {row.workspace} "
+                        f"(#{row.sequence}, {_utc(row.observed_at):%Y-%m-%d %H:%M}Z) does not "
+                        "match its hash: its record or its list of payloads was changed",
+                        row.observation_id,
+                    )
+                )
+            for link in links:
+                if link["sha256"] in bad_payloads:
+                    what = link["repository"] or f"{link['kind']} part"
+                    report.breaks.append(
+                        Break(
+                            f"observation {row.observation_id} of {row.workspace}: payload "
+                            f"{link['sha256']} ({what}, query {link['query']}) "
+                            f"{bad_payloads[link['sha256']]}",
+                            row.observation_id,
+                            link["sha256"],
+                        )
+                    )
+            previous = row
+        return report
+
+    def _verify_payloads(self, connection: Any, report: VerifyReport) -> dict[str, str]:
+        bad: dict[str, str] = {}
+        stream = connection.execution_options(yield_per=_CHUNK).execute(sa.select(payloads))
+        for sha, size, content in stream:
+            report.payloads += 1
+            try:
+                plain = zlib.decompress(content)
+            except zlib.error:
+                bad[sha] = "cannot be read: its stored bytes were changed"
+                continue
+            if sha256_hex(plain) != sha or len(plain) != size:
+                bad[sha] = "does not match its SHA-256: its content was changed"
+        connection.execution_options(yield_per=None)
+        referenced = set(connection.execute(sa.select(observation_parts.c.sha256)).scalars())
+        stored = set(connection.execute(sa.select(payloads.c.sha256)).scalars())
+        for sha in referenced - stored:
+            bad[sha] = "is missing from the store"
+        return bad
+
+    def prune(self, before: date, workspaces: Sequence[str] | None = None) -> list[Pruned]:
+        """Delete the observations made before ``before`` (a UTC day) and the payloads nothing
+        references any more; record each prune so the remaining chain still verifies."""
+        cutoff = datetime.combine(before, time.min, tzinfo=UTC)
+        outcomes = []
+        with self._writing(workspaces or (), alone=True) as connection:
+            names = list(workspaces or [])
+            if not names:
+                names = list(
+                    connection.execute(sa.select(observations.c.workspace).distinct()).scalars()
+                )
+            for workspace in sorted(names):
+                rows = connection.execute(
+                    sa.select(observations)
+                    .where(observations.c.workspace == workspace)
+                    .order_by(observations.c.sequence)
+                ).all()
+                removed = []
+                for row in rows:  # only the oldest links of the chain: the rest stays whole
+                    if _utc(row.observed_at) >= cutoff:
+                        break
+                    removed.append(row)
+                kept_older = sum(
+                    1 for row in rows[len(removed) :] if _utc(row.observed_at) < cutoff
+                )
+                if not removed:
+                    continue
+                ids = [row.observation_id for row in removed]
+                for chunk in _chunks(ids):
+                    connection.execute(
+                        observation_parts.delete().where(
+                            observation_parts.c.observation_id.in_(chunk)
+                        )
+                    )
+                    connection.execute(
+                        observations.delete().where(observations.c.observation_id.in_(chunk))
+                    )
+                orphaned = ~sa.exists().where(observation_parts.c.sha256 == payloads.c.sha256)
+                payloads_removed = connection.execute(payloads.delete().where(orphaned)).rowcount
+                last = removed[-1]
+                connection.execute(
+                    prunes.insert(),
+                    [
+                        {
+                            "workspace": workspace,
+                            "before": cutoff,
+                            "pruned_at": datetime.now(UTC),
+                            "observations_removed": len(removed),
+                            "payloads_removed": payloads_removed,
+                            "last_removed_id": last.observation_id,
+                            "last_removed_sequence": last.sequence,
+                            "last_removed_hash": last.hash,
+                        }
+                    ],
+                )
+                log.warning(
+                    "pruned %d observation(s) of %s observed before %s (up to %s) and %d "
+                    "payload(s) no longer referenced, from %s",
+                    len(removed),
+                    workspace,
+                    before,
+                    last.observation_id,
+                    payloads_removed,
+                    self.display_url,
+                )
+                outcomes.append(
+                    Pruned(
+                        workspace, len(removed), payloads_removed, last.observation_id, kept_older
+                    )
+                )
+        return outcomes
+
+    def payload_count(self) -> int:
+        with _database_errors(self), self.engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(payloads)).scalar_one()
+
+
+_ONE_DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
+
+
+def observation_hash(row: Mapping[str, Any], links: Iterable[Mapping[str, Any]]) -> str:
+    """The SHA-256 over an observation's every field (but its own hash) and its payloads."""
+    fields = {name: _hashable(row[name]) for name in _HASHED}
+    fields["parts"] = sorted(
+        [link["query"], link["kind"], link["position"], link["repository"], link["sha256"]]
+        for link in links
+    )
+    return sha256_hex(canonical_json(fields))
+
+
+def _hashable(value: Any) -> Any:
+    return _utc(value).isoformat() if isinstance(value, datetime) else value
+
+
+def _check_chain(row: Any, previous: Any, anchors: dict[int, str], report: VerifyReport) -> None:
+    first_of_workspace = previous is None or previous.workspace != row.workspace
+    if first_of_workspace:
+        if row.sequence == 1:
+            expected = None
+        elif row.sequence - 1 in anchors:
+            expected = anchors[row.sequence - 1]
+        else:
+            report.breaks.append(
+                Break(
+                    f"observation {row.observation_id} of {row.workspace} is #{row.sequence} "
+                    f"but observations #1-#{row.sequence - 1} are gone and no prune recorded it",
+                    row.observation_id,
+                )
+            )
+            return
+    else:
+        if row.sequence != previous.sequence + 1:
+            report.breaks.append(
+                Break(
+                    f"observation(s) #{previous.sequence + 1}-#{row.sequence - 1} of "
+                    f"{row.workspace} between {previous.observation_id} and "
+                    f"{row.observation_id} are missing",
+                    row.observation_id,
+                )
+            )
+        expected = previous.hash
+    if row.previous_hash != expected:
+        report.breaks.append(
+            Break(
+                f"observation {row.observation_id} of {row.workspace} (#{row.sequence}) does "
+                "not follow the hash of the observation before it: the chain is broken here",
+                row.observation_id,
+            )
+        )
+
+
+def _link(observation_id: str, part: Part) -> dict[str, Any]:
+    return {
+        "observation_id": observation_id,
+        "query": part.query,
+        "kind": part.kind,
+        "position": part.position,
+        "repository": part.repository,
+        "sha256": part.sha256,
+    }
+
+
+def _entry(row: Any) -> ObservationEntry:
+    return ObservationEntry(
+        observation_id=row.observation_id,
+        workspace=row.workspace,
+        sequence=row.sequence,
+        observed_at=_utc(row.observed_at),
+        period_label=row.period_label,
+        repositories=row.repositories,
+        requests=row.requests,
+        errors=row.errors,
+        payloads_new=row.payloads_new,
+        payloads_reused=row.payloads_reused,
+    )
+
+
+def _selection(
+    workspaces: Sequence[str] | None,
+    since: datetime | date | None,
+    until: datetime | date | None,
+) -> sa.Select[Any]:
+    statement = sa.select(observations)
+    if workspaces:
+        statement = statement.where(observations.c.workspace.in_(list(workspaces)))
+    if since is not None:
+        statement = statement.where(observations.c.observed_at >= _moment(since))
+    if until is not None:
+        statement = statement.where(observations.c.observed_at < _moment(until))
+    return statement.order_by(
+        observations.c.observed_at, observations.c.workspace, observations.c.sequence
+    )
+
+
+def _moment(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return _utc(value)
+    return datetime.combine(value, time.min, tzinfo=UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """UTC, aware: SQLite hands timestamps back without their zone (they were stored in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _query_order(query: str) -> tuple[int, str]:
+    known = (
+        STORED_QUERY_NAMES.index(query) if query in STORED_QUERY_NAMES else len(STORED_QUERY_NAMES)
+    )
+    return known, query
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _existing_payloads(connection: Any, shas: Sequence[str]) -> set[str]:
+    existing: set[str] = set()
+    for chunk in _chunks(shas):
+        existing.update(
+            connection.execute(
+                sa.select(payloads.c.sha256).where(payloads.c.sha256.in_(chunk))
+            ).scalars()
+        )
+    return existing
+
+
+def _fill_cache(connection: Any, cache: dict[str, Any], kinds: Mapping[str, str]) -> None:
+    """Read and parse the payloads ``kinds`` names (sha -> part kind) that ``cache`` lacks."""
+    wanted = [sha for sha in kinds if sha not in cache]
+    for chunk in _chunks(wanted):
+        for sha, content in connection.execute(
+            sa.select(payloads.c.sha256, payloads.c.content).where(payloads.c.sha256.in_(chunk))
+        ):
+            plain = zlib.decompress(content)
+            cache[sha] = plain if kinds[sha] == DOCUMENT else json.loads(plain)
+    missing = [sha for sha in wanted if sha not in cache]
+    if missing:
+        raise RunFailed(f"the store lacks payload {missing[0]}: run `auditor store verify`")
+
+
+def _insert_ignoring_duplicates(store: EvidenceStore, table: sa.Table) -> Any:
+    # Another workspace's collector may store the same payload (a query document) meanwhile.
+    dialect = postgresql if store.is_postgres else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=["sha256"])
+
+
+def _lock_key(workspace: str) -> int:
+    """A signed 64-bit advisory lock key for ``workspace``."""
+    return int.from_bytes(
+        bytes.fromhex(sha256_hex(f"workspace:{workspace}".encode())[:16]), "big", signed=True
+    )
+
+
+def _engine(url: sa.URL) -> sa.Engine:
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    # timeout: how long a writer waits for another one's transaction (the busy timeout).
+    engine = sa.create_engine(url, connect_args={"timeout": 120})
+
+    @event.listens_for(engine, "connect")
+    def _connect(connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (below).
+        connection.isolation_level = None
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers do not wait for the writer
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # A writer takes the write lock at BEGIN, so two writers never both read the chain's
+        # end before either has written (and never deadlock upgrading a read lock).
+        writing = connection.get_execution_options().get(_WRITE)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+@contextlib.contextmanager
+def _database_errors(store: EvidenceStore) -> Iterator[None]:
+    """Database failures as the tool's errors, naming the store but never its password."""
+    try:
+        yield
+    except sa.exc.DatabaseError as error:
+        detail = redact(str(getattr(error, "orig", error)).strip().splitlines()[0])
+        if not store.is_postgres and "not a database" in detail:
+            raise ConfigError(f"{store.url.database} is not an evidence store: {detail}") from None
+        raise RunFailed(f"evidence store {store.display_url}: {detail}") from None
+    except sa.exc.ArgumentError as error:
+        raise ConfigError(f"evidence store {store.display_url}: {redact(error)}") from None
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _migrate(store: EvidenceStore, revision: str) -> str:
+    """Bring the store's schema to ``revision``; return the revision it is at."""
+    config = _alembic_config()
+    script = ScriptDirectory.from_config(config)
+    target = script.get_current_head() if revision == "head" else revision
+    with _database_errors(store), store.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current == target:
+        return str(target)
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current is not None and current not in known:
+        raise ConfigError(
+            f"evidence store {store.display_url} is at schema revision {current}, newer than "
+            f"this auditor knows ({target}): upgrade auditor"
+        )
+    with store._writing(alone=True) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, str(target))
+    log.info("evidence store %s migrated from %s to %s", store.display_url, current, target)
+    return str(target)
