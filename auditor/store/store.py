@@ -285,11 +285,15 @@ class EvidenceStore:
             connection.execute(observations.insert(), [row])
             connection.execute(observation_parts.insert(), links)
         log.info(
-            "observation %s of %s stored: %d repositories, %d requests, %d payloads new, %d reused",
+            "observation %s of %s (%s) stored in %s: %d repositories, %d requests, "
+            "%d collection errors; payloads %d new, %d reused",
             row["observation_id"],
             workspace,
+            f"{observed_at:%Y-%m-%d %H:%M}Z",
+            self.display_url,
             repositories,
             row["requests"],
+            errors,
             row["payloads_new"],
             row["payloads_reused"],
         )
@@ -826,5 +830,8 @@ def _migrate(store: EvidenceStore, revision: str) -> str:
     with store._writing(alone=True) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, str(target))
-    log.info("evidence store %s migrated from %s to %s", store.display_url, current, target)
+    if current is None:
+        log.info("evidence store %s created (schema revision %s)", store.display_url, target)
+    else:
+        log.info("evidence store %s migrated from %s to %s", store.display_url, current, target)
     return str(target)

@@ -1,0 +1,226 @@
+"""``auditor collect`` (one observation into the evidence store) and ``auditor store …``.
+
+The store is named by ``--store`` or ``AUDITOR_STORE``: a SQLite file path (default
+``reports/evidence.db``) or a database URL (``postgresql+psycopg://user@host/db``). It is opened,
+and migrated if needed, before the first request to Bitbucket, so a wrong URL costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from datetime import UTC, date, datetime
+from typing import Any
+
+import click
+
+from auditor.errors import ConfigError, VerificationFailed
+from auditor.logsetup import configure_logging
+from auditor.store.store import DEFAULT_STORE, open_store
+
+_STORE_HELP = (
+    "Evidence store: a SQLite file or a database URL (postgresql+psycopg://…) "
+    f"[AUDITOR_STORE, else {DEFAULT_STORE}]."
+)
+
+
+def _store_option(function: Any) -> Any:
+    return click.option(
+        "--store", "store_url", envvar="AUDITOR_STORE", default=DEFAULT_STORE, help=_STORE_HELP
+    )(function)
+
+
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time (2026-08-14T06:00:00Z)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.command()
+@click.option("--workspace", "-w", multiple=True, help="Workspace slug; repeat for several.")
+@_store_option
+@click.option("--demo", is_flag=True, help="Collect the built-in demo workspace (no account).")
+@click.option(
+    "--observed-at",
+    callback=_moment,
+    help="Date the observation at this UTC time instead of now (replays, simulated quarters); "
+    "its pull request window ends then.",
+)
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--requests-per-hour",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Client-side request budget per rolling hour (0: none).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors.")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def collect(ctx: click.Context, **options: Any) -> None:
+    """Add one observation of each workspace to the evidence store.
+
+    Runs the stored queries of `auditor run` and stores their raw results; a repository that
+    did not change since an earlier observation costs no new storage. Prints each new
+    observation's id. Exit codes: 0 stored (collection errors are stored with it and reported
+    as ERROR later); 2 bad option or store URL, nothing sent; 4 the collection failed, nothing
+    stored.
+    """
+    from auditor import demo as demo_settings
+    from auditor.cli import _bitbucket_client
+    from auditor.queries import stored_queries
+    from auditor.schema import build_schema
+    from auditor.store.collecting import collect_into_store
+
+    configure_logging(
+        quiet=options["quiet"],
+        debug=ctx.meta.get("auditor.debug", False),
+        fmt=options["log_format"],
+    )
+    workspaces = list(options["workspace"])
+    if options["demo"]:
+        workspaces = workspaces or [demo_settings.WORKSPACE]
+    if not workspaces:
+        raise ConfigError("name at least one --workspace (or use --demo)")
+    stored_queries(build_schema().graphql_schema)  # a broken query fails before any request
+    with (
+        open_store(options["store_url"]) as store,
+        _bitbucket_client(options["demo"], requests_per_hour=options["requests_per_hour"]) as (
+            client,
+            _,
+        ),
+    ):
+        recorded = collect_into_store(
+            client,
+            store,
+            workspaces,
+            observed_at=options["observed_at"],
+            concurrency=options["concurrency"],
+        )
+    # The details (repositories, requests, errors, payloads new and reused) are logged by the
+    # store; stdout carries only the ids, for scripts.
+    for entry in recorded:
+        click.echo(entry.observation_id)
+
+
+@click.group()
+def store() -> None:
+    """Inspect and maintain the evidence store: list, verify, prune, upgrade."""
+
+
+@store.command("list")
+@_store_option
+@click.option("--workspace", "-w", multiple=True, help="Only these workspaces.")
+@click.option("--since", callback=_day, help="Observed on or after this day (YYYY-MM-DD).")
+@click.option("--until", callback=_day, help="Observed before this day (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def list_observations(
+    store_url: str,
+    workspace: tuple[str, ...],
+    since: date | None,
+    until: date | None,
+    as_json: bool,
+) -> None:
+    """The observations: when, which workspace, repositories observed, requests, errors."""
+    with open_store(store_url) as evidence_store:
+        entries = evidence_store.entries(list(workspace) or None, since, until)
+        where = evidence_store.display_url
+    if as_json:
+        click.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(entries)} observation(s) in {where}")
+    for header in ("observed at (UTC)", "workspace", "observation", "repositories", "requests"):
+        table.add_column(
+            header, justify="right" if header in ("repositories", "requests") else "left"
+        )
+    table.add_column("errors", justify="right")
+    table.add_column("payloads new/reused", justify="right")
+    for entry in entries:
+        table.add_row(
+            f"{entry.observed_at:%Y-%m-%d %H:%M}",
+            entry.workspace,
+            entry.observation_id,
+            str(entry.repositories),
+            str(entry.requests),
+            str(entry.errors),
+            f"{entry.payloads_new}/{entry.payloads_reused}",
+        )
+    # Bitbucket's names are data, not markup: rich must print them as they are.
+    Console(
+        file=sys.stdout, width=max(120, shutil.get_terminal_size().columns), markup=False
+    ).print(table)
+
+
+@store.command()
+@_store_option
+def verify(store_url: str) -> None:
+    """Recompute every payload's SHA-256, every observation's hash and the chain between them.
+
+    Exit code 0 when everything matches, 5 naming each observation and payload that does not."""
+    with open_store(store_url) as evidence_store:
+        report = evidence_store.verify()
+        where = evidence_store.display_url
+    for problem in report.breaks:
+        click.echo(problem.message)
+    if not report.ok:
+        raise VerificationFailed(f"{where}: {len(report.breaks)} problem(s) found")
+    click.echo(
+        f"OK {where}: {report.observations} observations, {report.payloads} payloads, "
+        f"{report.prunes} prune(s) recorded: every hash matches and every chain is whole"
+    )
+
+
+@store.command()
+@_store_option
+@click.option(
+    "--before", required=True, callback=_day, help="Delete observations made before this day."
+)
+@click.option("--workspace", "-w", multiple=True, help="Only these workspaces [all].")
+def prune(store_url: str, before: date, workspace: tuple[str, ...]) -> None:
+    """Delete the observations made before a day, and the payloads only they used.
+
+    The only deletion the store allows. Each prune is logged and recorded in the store with
+    the hash of the last observation it removed, so `auditor store verify` still passes."""
+    configure_logging()
+    with open_store(store_url) as evidence_store:
+        outcomes = evidence_store.prune(before, list(workspace) or None)
+    if not outcomes:
+        click.echo(f"nothing observed before {before}")
+    for outcome in outcomes:
+        kept = (
+            f"; {outcome.kept_older} older observation(s) kept, appended after newer ones"
+            if outcome.kept_older
+            else ""
+        )
+        click.echo(
+            f"{outcome.workspace}: {outcome.observations_removed} observation(s) before {before} "
+            f"removed (up to {outcome.last_removed_id}), {outcome.payloads_removed} payload(s) "
+            f"freed{kept}"
+        )
+
+
+@store.command()
+@_store_option
+def upgrade(store_url: str) -> None:
+    """Create the store or migrate it to this version's schema (opening it does the same)."""
+    with open_store(store_url) as evidence_store:
+        click.echo(f"{evidence_store.display_url}: schema revision {evidence_store.revision}")
