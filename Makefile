@@ -17,10 +17,12 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)  ## run the whole audit on the built-in demo workspace (no account needed)
 	$(BIN)/auditor run --demo
 
+# The evidence store tests also run against PostgreSQL: a throwaway server is started for them
+# unless AUDITOR_TEST_POSTGRES_URL names one (as .ci/run does); without one they are skipped.
 test: $(STAMP)  ## lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	scripts/postgres-for-tests run $(BIN)/pytest
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -31,6 +33,7 @@ bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering
 	$(BIN)/python bench/bench_collect.py
 	$(BIN)/python bench/bench_controls.py
 	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_store.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
