@@ -149,8 +149,13 @@ def store_url(value: str | None) -> sa.URL:
         return sa.URL.create("sqlite", database=str(Path(text)))
     try:
         url = sa.make_url(text)
-    except sa.exc.ArgumentError:
-        raise ConfigError(f"--store {text!r} is neither a file path nor a database URL") from None
+    except (sa.exc.ArgumentError, ValueError):
+        # The text may hold a password: only its scheme is repeated.
+        scheme = text.split("://", 1)[0]
+        raise ConfigError(
+            f"--store: the {scheme}:// URL given does not parse as a database URL "
+            "(postgresql+psycopg://user:password@host:port/database)"
+        ) from None
     if url.password:
         register_secret(str(url.password))
     if url.get_backend_name() not in ("sqlite", "postgresql"):
