@@ -93,3 +93,12 @@ def test_the_installed_command_runs_the_demo_from_another_directory(installed, t
     assert json.loads((out / "run.json").read_text())["demo"] is True
     verified = run(installed, "verify", "out", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_installed_command_collects_into_a_store_its_migrations_create(installed, tmp_path):
+    """The Alembic migrations ship inside the package: a fresh store is created from them."""
+    result = run(installed, "collect", "--demo", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "reports" / "evidence.db").is_file()
+    upgraded = run(installed, "store", "upgrade", cwd=tmp_path)
+    assert "schema revision 0002" in upgraded.stdout, upgraded.stdout + upgraded.stderr

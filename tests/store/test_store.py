@@ -120,10 +120,28 @@ def test_two_collectors_at_once_lose_nothing_and_keep_each_chain_whole(store_url
         except Exception as error:  # reported by the assertion below
             failures.append(error)
 
+    def other_workspace():  # a collector of another workspace at the same time
+        raw = {
+            name: {**document, "results": {"beta": document["results"]["acme"]}}
+            for name, document in demo_collection.raw.items()
+        }
+        try:
+            with open_store(store_url) as store:
+                for n in range(8):
+                    info = dataclasses.replace(
+                        demo_collection.evidence.info,
+                        workspaces=["beta"],
+                        finished_at=START + n * DAY,
+                    )
+                    store.append(raw, info)
+        except Exception as error:  # reported by the assertion below
+            failures.append(error)
+
     # Two collectors of the same workspace, overlapping like a slow cron job and the next one.
     threads = [
         threading.Thread(target=collector, args=([START + n * DAY for n in range(0, 16, 2)],)),
         threading.Thread(target=collector, args=([START + n * DAY for n in range(1, 16, 2)],)),
+        threading.Thread(target=other_workspace),
     ]
     for thread in threads:
         thread.start()
@@ -131,10 +149,11 @@ def test_two_collectors_at_once_lose_nothing_and_keep_each_chain_whole(store_url
         thread.join(timeout=120)
     assert not failures, failures
     with open_store(store_url) as store:
-        entries = store.entries()
+        entries = store.entries(["acme"])
         assert [entry.observed_at for entry in entries] == [START + n * DAY for n in range(16)]
         assert sorted(entry.sequence for entry in entries) == list(range(1, 17))
-        assert store.payload_count() == 70
+        assert sorted(entry.sequence for entry in store.entries(["beta"])) == list(range(1, 9))
+        assert store.payload_count() == 70  # beta's payloads are acme's bytes: stored once
         report = store.verify()
     assert report.ok, [problem.message for problem in report.breaks]
 
