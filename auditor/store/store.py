@@ -244,9 +244,14 @@ class EvidenceStore:
             errors += len(error_rows(query, workspace, data, formatted.get("errors") or []))
             count = sum(1 for part in query_parts if part.kind == REPOSITORY)
             repositories = max(repositories, count)
-        # Hash and compress before taking the lock: the lock is held only for the writes.
+        # Hash, and compress what the store lacks, before taking the lock: the lock is held
+        # only for the writes (and most payloads of a scheduled observation are already stored).
         contents = {part.sha256: part.content for part in parts}
-        compressed = {sha: zlib.compress(content, 6) for sha, content in contents.items()}
+        with _database_errors(self), self.engine.connect() as connection:
+            stored = _existing_payloads(connection, list(contents))
+        compressed = {
+            sha: zlib.compress(content, 6) for sha, content in contents.items() if sha not in stored
+        }
         observed_at = _utc(info.finished_at)
         row: dict[str, Any] = {
             "observation_id": f"{observed_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
@@ -274,7 +279,12 @@ class EvidenceStore:
                 connection.execute(
                     _insert_ignoring_duplicates(self, payloads),
                     [
-                        {"sha256": sha, "size": len(contents[sha]), "content": compressed[sha]}
+                        {
+                            "sha256": sha,
+                            "size": len(contents[sha]),
+                            # pruned since the first look: compressed now, under the lock
+                            "content": compressed.get(sha) or zlib.compress(contents[sha], 6),
+                        }
                         for sha in new
                     ],
                 )
