@@ -366,10 +366,21 @@ class EvidenceStore:
     ) -> list[Observation]:
         """Every observation of ``workspaces`` (all when None) observed in ``[since, until)``,
         in chronological order, each with its evidence rebuilt from the stored raw results."""
+        return list(self.iter_observations(workspaces, since, until))
+
+    def iter_observations(
+        self,
+        workspaces: Sequence[str] | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+    ) -> Iterator[Observation]:
+        """``observations`` one at a time, so a long period need not hold every observation's
+        evidence at once (a quarter of daily observations of 1,000 repositories is gigabytes)."""
         cache: dict[str, Any] = {}  # payloads shared by observations are parsed once
         with _database_errors(self), self.engine.connect() as connection:
             rows = connection.execute(_selection(workspaces, since, until)).all()
-            return [self._observation(connection, row, cache) for row in rows]
+            for row in rows:
+                yield self._observation(connection, row, cache)
 
     def observation(self, reference: str, workspace: str | None = None) -> Observation:
         """One observation by id, or by day (``YYYY-MM-DD``: the last one observed that UTC

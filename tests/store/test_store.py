@@ -86,6 +86,8 @@ def test_92_daily_observations_of_an_unchanged_workspace_cost_one_payload_per_re
         assert [entry.observed_at for entry in entries] == [START + n * DAY for n in range(92)]
         august = store.observations(["acme"], date(2026, 8, 1), date(2026, 8, 8))
         assert [o.observed_at.date() for o in august] == [date(2026, 8, d) for d in range(1, 8)]
+        one_at_a_time = store.iter_observations(["acme"], date(2026, 8, 1), date(2026, 8, 8))
+        assert [o.observation_id for o in one_at_a_time] == [o.observation_id for o in august]
         assert store.verify().ok
 
 
