@@ -48,6 +48,7 @@ from auditor.bitbucket.errors import (
 )
 from auditor.bitbucket.pacing import RateLimits, Stopper, WaitNotice
 from auditor.bitbucket.stats import HttpStats
+from auditor.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,37 @@ class ClientSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ClientSettings:
         base_url = environ.get("BITBUCKET_API_URL") or DEFAULT_API_URL
+        check_api_url(base_url)
         return cls(base_url=base_url.rstrip("/"), **overrides)
+
+
+def check_api_url(url: str) -> None:
+    """Refuse (``ConfigError``, before any request) an API URL that cannot be Bitbucket's:
+    retrying ``notaurl`` six times teaches nothing."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("https", "http"):
+        problem = "it must start with https://"
+    elif not parts.hostname:
+        problem = "it has no host"
+    elif parts.username or parts.password:
+        problem = (
+            "it carries credentials; give them in BITBUCKET_EMAIL/BITBUCKET_API_TOKEN or "
+            "BITBUCKET_ACCESS_TOKEN instead"
+        )
+    elif parts.query or parts.fragment:
+        problem = "it has a query or fragment"
+    else:
+        try:
+            parts.port  # noqa: B018 (a malformed port raises here)
+        except ValueError:
+            problem = "its port is not a number"
+    if problem:
+        shown = url if not (parts.username or parts.password) else "(not shown: it has credentials)"
+        raise ConfigError(
+            f"BITBUCKET_API_URL {shown!s} is not an API URL: {problem} "
+            f"(for example {DEFAULT_API_URL})"
+        )
 
 
 class _CredentialAuth(requests.auth.AuthBase):

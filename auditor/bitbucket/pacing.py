@@ -44,9 +44,16 @@ class Stopper:
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self._lock = threading.Lock()
+        # Reentrant: stop() runs in a signal handler, which may interrupt the main thread
+        # anywhere.
+        self._lock = threading.RLock()
         self.signal_name: str | None = None
         self._activities: collections.Counter[str] = collections.Counter()
+        # What the workers were doing when the stop came (for the one line it says).
+        self.interrupted_activities: list[str] = []
+        # True while the main thread runs an event loop that polls ``stopped``: a signal then
+        # only sets the event; otherwise the signal handler raises at once.
+        self.cooperative = False
 
     @property
     def stopped(self) -> bool:
@@ -55,6 +62,7 @@ class Stopper:
     def stop(self, signal_name: str = "interrupt") -> None:
         if self.signal_name is None:
             self.signal_name = signal_name
+            self.interrupted_activities = self.activities()
         self._event.set()
 
     def check(self) -> None:

@@ -171,6 +171,21 @@ def check_destination(out_dir: Path) -> None:
             )
 
 
+def check_writable(folder: Path) -> None:
+    """Refuse (``ConfigError``) a folder the run could not create or write into: called before
+    any request, so that hours of requests are never spent on a run that cannot be saved."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write the run folder {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the run folder {folder}: {existing} is not writable by this user"
+        )
+
+
 def _prepare_destination(out_dir: Path) -> None:
     check_destination(out_dir)
     if not out_dir.exists():

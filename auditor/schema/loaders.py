@@ -277,7 +277,7 @@ class Loaders:
             if isinstance(listing, BaseException):
                 continue
             for entry in listing:
-                slug = _repository_slug(entry.get("repository"))
+                slug = repository_slug(entry.get("repository"))
                 grouped[(workspace, slug)].append(entry)
         results: list[Any] = []
         for workspace, slug in keys:
@@ -313,21 +313,11 @@ class Loaders:
         updated_since: str | None,
         destination: str | None,
     ) -> list[dict[str, Any]]:
-        conditions = []
-        if updated_since:
-            conditions.append(f"updated_on >= {updated_since}")
-        if destination:
-            conditions.append(f'destination.branch.name = "{_bbql_string(destination)}"')
-        params: dict[str, Any] = {
-            "state": list(states),
-            # The list omits participants unless asked (reference digest, gotcha 3).
-            "fields": "+values.participants",
-            "sort": "-updated_on",
-        }
-        if conditions:
-            params["q"] = " AND ".join(conditions)
         return await self.fetcher.listing(
-            PULL_REQUESTS, params, workspace=workspace, repo_slug=repo
+            PULL_REQUESTS,
+            pull_request_listing_params(states, updated_since, destination),
+            workspace=workspace,
+            repo_slug=repo,
         )
 
     async def _merge_time(self, workspace: str, repo: str, pr_id: int) -> Any:
@@ -342,6 +332,27 @@ class Loaders:
         ]
         merged = [moment for moment in merged if moment is not None]
         return min(merged) if merged else None
+
+
+def pull_request_listing_params(
+    states: tuple[str, ...], updated_since: str | None, destination: str | None
+) -> dict[str, Any]:
+    """The query of a pull request listing (shared with the run's plan, so that the listings
+    the plan reads are the ones the run reuses from the cache)."""
+    conditions = []
+    if updated_since:
+        conditions.append(f"updated_on >= {updated_since}")
+    if destination:
+        conditions.append(f'destination.branch.name = "{_bbql_string(destination)}"')
+    params: dict[str, Any] = {
+        "state": list(states),
+        # The list omits participants unless asked (reference digest, gotcha 3).
+        "fields": "+values.participants",
+        "sort": "-updated_on",
+    }
+    if conditions:
+        params["q"] = " AND ".join(conditions)
+    return params
 
 
 async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> tuple[Any, Any]:
@@ -363,7 +374,7 @@ def pipeline_result(run: dict[str, Any]) -> str:
     return {"SUCCESSFUL": "SUCCESSFUL", "STOPPED": "STOPPED"}.get(str(result), "FAILED")
 
 
-def _repository_slug(repository: Any) -> str:
+def repository_slug(repository: Any) -> str:
     if not isinstance(repository, dict):
         return ""
     if repository.get("slug"):
