@@ -250,9 +250,11 @@ class RateLimits:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stopper: Stopper | None = None,
+        wait: Callable[[float], None] | None = None,
         on_wait: Callable[[WaitNotice], None] | None = None,
     ) -> None:
         self.assumed_limit = limit
+        self._wait = wait
         self.window = window
         self.cap = cap
         self._clock = clock
@@ -294,6 +296,7 @@ class RateLimits:
                     clock=self._clock,
                     wall_clock=self._wall_clock,
                     stopper=self.stopper,
+                    wait=self._wait,
                     on_wait=self._on_wait,
                 )
                 self._budgets[group] = budget
