@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -180,10 +181,16 @@ def check_writable(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"cannot write the run folder {folder}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    # Trying is the only reliable test: permission bits say nothing for root, read-only mounts
+    # or /proc.
+    try:
+        probe = tempfile.mkdtemp(prefix=".auditor-write-check-", dir=existing)
+    except OSError as error:
         raise ConfigError(
-            f"cannot write the run folder {folder}: {existing} is not writable by this user"
-        )
+            f"cannot write the run folder {folder}: {existing} is not writable "
+            f"({error.strerror or type(error).__name__})"
+        ) from None
+    os.rmdir(probe)
 
 
 def _prepare_destination(out_dir: Path) -> None:
