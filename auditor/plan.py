@@ -14,10 +14,11 @@ How the estimate is made, with the requests the collector really sends:
   grants, deploy keys, webhooks, default reviewers, Pipelines setting), and with a default branch
   its head and the head's statuses, and the pull request listing;
 * per merged pull request: its builds (one status request, or a share of the pipeline list) and,
-  without ``closed_on``, its activity. Pull requests cannot be counted without listing them, so
-  the listings of an evenly spread sample of the repositories updated in the period are read —
-  the very listings the run reuses from its cache — and the rest is extrapolated from them.
-  Repositories not updated since the period began have merged nothing in it.
+  without ``closed_on``, its activity (several share a page of the repository-wide activity).
+  Pull requests cannot be counted without listing them, so the listings of an evenly spread
+  sample of the repositories updated in the period are read — the very listings the run reuses
+  from its cache — and the rest is extrapolated from them. Repositories not updated since the
+  period began have merged nothing in it.
 """
 
 from __future__ import annotations
@@ -208,13 +209,16 @@ async def _pull_request_cost(
         return 0.0, 0  # the run will report this repository's error; nothing more to spend
     cost = float(_pages(len(listing), MAX_PAGELEN_PULL_REQUESTS) - 1)
     merged = 0
+    without_closed_on = 0
     for pull_request in listing:
         closed = parse_time(pull_request.get("closed_on"))
         if closed is None:
-            cost += 1  # its activity tells when it was merged
+            without_closed_on += 1  # the activity log tells when it was merged
             merged += 1
         elif period.since <= closed < period.until:
             merged += 1
+    # One activity request each, or, for several, a page of the repository-wide activity.
+    cost += without_closed_on if without_closed_on < 2 else 1
     if merged >= _PIPELINES_WORTHWHILE and await _pipelines_enabled(fetcher, workspace, slug):
         cost += 1 + math.ceil(merged * _PIPELINE_MISS_SHARE)
     else:
