@@ -77,8 +77,24 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-def doctor() -> None:
-    """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font)."""
+@click.option(
+    "--workspace",
+    "-w",
+    multiple=True,
+    help="Also check the credential, this workspace, admin coverage and the rate limit, and "
+    "print the run's plan (a handful of requests plus the listings).",
+)
+@click.option(
+    "--period", help="Period the plan is for: 2026-Q3, 2026-07 or 2026 [previous quarter]."
+)
+@click.option(
+    "--requests-per-hour",
+    type=click.IntRange(0),
+    help="Cap on the request budget, as for `auditor run`.",
+)
+def doctor(workspace: tuple[str, ...], period: str | None, requests_per_hour: int | None) -> None:
+    """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font), and with
+    --workspace, what a run would meet on Bitbucket and what it would cost."""
     requirements = sysdeps.check()
     for requirement in requirements:
         mark = "ok " if requirement.present else "MISSING"
@@ -86,7 +102,42 @@ def doctor() -> None:
     missing = [r for r in requirements if not r.present]
     if missing:
         click.echo(sysdeps.missing_message(missing), err=True)
+    failed = bool(missing)
+    if workspace:
+        failed = _doctor_workspaces(list(workspace), period, requests_per_hour) or failed
+    if failed:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _doctor_workspaces(
+    workspaces: list[str], period_label: str | None, requests_per_hour: int | None
+) -> bool:
+    """Print the Bitbucket checks and the plan; True when a check failed."""
+    from auditor.interrupts import stop_on_signals
+    from auditor.period import parse_period, previous_quarter
+    from auditor.preflight import check_workspace
+    from auditor.run import RunOptions, plan_run
+
+    configure_logging(quiet=True)
+    period = (
+        parse_period(period_label) if period_label else previous_quarter(datetime.now(UTC).date())
+    )
+    failed = False
+    with (
+        _bitbucket_client(False, requests_per_hour=requests_per_hour) as (client, _),
+        stop_on_signals(client.stopper),
+    ):
+        for workspace in workspaces:
+            checks = check_workspace(client, workspace)
+            for check in checks:
+                mark = "FAIL" if not check.ok else "WARN" if check.warning else "ok "
+                click.echo(f"{mark:8} {check.name}: {check.detail}")
+            failed = failed or not all(check.ok for check in checks)
+            if len(checks) < 3 or not all(check.ok for check in checks[:2]):
+                return True  # no credential, workspace or listing: no plan either
+        plan = plan_run(RunOptions(workspaces=workspaces, period=period), client)
+        click.echo(f"{'ok ':8} {plan.describe()}")
+    return failed
 
 
 @main.command()

@@ -369,3 +369,40 @@ def test_ctrl_c_during_a_slow_request_stops_at_once_with_130(make_simulator, tmp
     _assert_interrupted(
         code, elapsed, lines, out, 130, "SIGINT", "waiting for Bitbucket to answer a request"
     )
+
+
+# ---------------------------------------------------------------- auditor doctor --workspace
+
+
+def test_doctor_checks_the_workspace_and_prints_the_plan(make_simulator):
+    simulator = make_simulator(faults=Faults(hourly_budget=1000, scaled_budget=4000))
+    result = CliRunner().invoke(
+        main,
+        ["doctor", "-w", "acme", "--period", "2026-Q3"],
+        env=simulator.credential_env("api_token"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "ok       credential: api_token of Audit Bot" in result.output
+    assert "ok       workspace acme: readable" in result.output
+    assert "WARN     admin coverage: 11 of 12 repositories" in result.output
+    assert "rate limit: none announced (1,000 per hour assumed" in result.output
+    assert "plan: about" in result.output
+
+    scaled = CliRunner().invoke(
+        main,
+        ["doctor", "-w", "acme", "--period", "2026-Q3"],
+        env=simulator.credential_env("access_token"),
+    )
+    assert scaled.exit_code == 0, scaled.output
+    assert "rate limit: api-repositories: 4,000 per hour announced" in scaled.output
+    assert "budget 4,000 requests per hour" in scaled.output
+
+
+def test_doctor_names_a_rejected_credential_and_exits_4(make_simulator):
+    simulator = make_simulator()
+    env = {**simulator.credential_env("api_token"), "BITBUCKET_API_TOKEN": "wrong-token-value"}
+    result = CliRunner().invoke(main, ["doctor", "-w", "acme", "--period", "2026-Q3"], env=env)
+    assert result.exit_code == 4, result.output
+    assert "FAIL     credential: Bitbucket answered 401" in result.output
+    assert "plan:" not in result.output
+    assert "wrong-token-value" not in result.output
