@@ -35,7 +35,13 @@ from typing import Any
 from graphql import ExecutionResult
 
 from auditor.bitbucket.client import BitbucketClient
-from auditor.bitbucket.pacing import Interrupted, WaitNotice
+from auditor.bitbucket.pacing import (
+    WAITING_FOR_ANSWER,
+    WAITING_FOR_BUDGET,
+    WAITING_TO_RETRY,
+    Interrupted,
+    WaitNotice,
+)
 from auditor.errors import RunFailed, RunInterrupted
 from auditor.evidence import COLLECTION_ERRORS, TABLES, CollectionInfo, Evidence, make_table
 from auditor.flatten import datasets_of, error_rows, rows_from_result
@@ -336,13 +342,20 @@ async def _until_stopped(client: BitbucketClient, awaitable: Any) -> Any:
             raise Interrupted(client.stopper.signal_name or "interrupt")
 
 
+_ACTIVITIES_BY_WEIGHT = (WAITING_FOR_BUDGET, WAITING_TO_RETRY, WAITING_FOR_ANSWER)
+
+
 def _interrupted(client: BitbucketClient, progress: Progress) -> RunInterrupted:
     """The one line an interrupted run says: what it stopped, how far it got, what next."""
     stopper = client.stopper
     signal_name = stopper.signal_name or "SIGINT"
     doing = stopper.interrupted_activities
-    what = doing[0] if doing else "collecting evidence"
-    if what == "waiting for the request budget" and progress.waiting is not None:
+    # A wait says more than the requests in flight beside it: it is why the run was quiet.
+    what = next(
+        (activity for activity in _ACTIVITIES_BY_WEIGHT if activity in doing),
+        doing[0] if doing else "collecting evidence",
+    )
+    if what == WAITING_FOR_BUDGET and progress.waiting is not None:
         what = progress.waiting.describe()
     sent = client.stats.requests
     planned = f" of about {progress.requests_planned:,}" if progress.requests_planned else ""

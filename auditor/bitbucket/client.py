@@ -46,7 +46,13 @@ from auditor.bitbucket.errors import (
     TransportError,
     hint_for,
 )
-from auditor.bitbucket.pacing import RateLimits, Stopper, WaitNotice
+from auditor.bitbucket.pacing import (
+    WAITING_FOR_ANSWER,
+    WAITING_TO_RETRY,
+    RateLimits,
+    Stopper,
+    WaitNotice,
+)
 from auditor.bitbucket.stats import HttpStats
 from auditor.errors import ConfigError
 
@@ -379,7 +385,7 @@ class BitbucketClient:
             prepared.prepare(
                 method="GET", url=url, headers=session.headers, params=params, auth=self._auth
             )
-            with self.stopper.doing("waiting for Bitbucket to answer a request"):
+            with self.stopper.doing(WAITING_FOR_ANSWER):
                 response = session.send(
                     prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
                 )
@@ -526,7 +532,7 @@ class BitbucketClient:
 
     def _pause(self, seconds: float) -> None:
         """Tenacity's sleep: an event wait that Ctrl-C or SIGTERM ends at once."""
-        with self.stopper.doing("waiting to retry a request"):
+        with self.stopper.doing(WAITING_TO_RETRY):
             self.stopper.wait(seconds)
 
     def _before_sleep(self, state: RetryCallState) -> None:

@@ -27,6 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+# What a worker can be doing when the run is stopped (the interrupt's one line names it).
+WAITING_FOR_BUDGET = "waiting for the request budget"
+WAITING_TO_RETRY = "waiting to retry a request"
+WAITING_FOR_ANSWER = "waiting for Bitbucket to answer a request"
+
 DEFAULT_GROUP = "api-repositories"
 # Bitbucket limits webhook data separately from the rest of /2.0/repositories/* (digest §4).
 WEBHOOK_GROUP = "webhooks"
@@ -76,7 +81,7 @@ class Stopper:
         self.check()
 
     def doing(self, activity: str) -> _Activity:
-        """``with stopper.doing("waiting for the request budget"):`` — what an interrupt stops."""
+        """``with stopper.doing(WAITING_FOR_BUDGET):`` — what an interrupt stops."""
         return _Activity(self, activity)
 
     def activities(self) -> list[str]:
@@ -122,7 +127,7 @@ class WaitNotice:
         clock = f"{local:%H:%M:%S}" if self.seconds < 120 else f"{local:%H:%M}"
         budget = f"{self.group}, {self.limit:,} per hour" if self.limit else self.group
         what = (
-            "waiting for the request budget"
+            WAITING_FOR_BUDGET
             if self.reason == "budget"
             else "Bitbucket answered 429 (rate limit); waiting"
         )
@@ -202,7 +207,7 @@ class RequestBudget:
                 notice = self._notice(delay)
             if notice is not None and self.on_wait is not None:
                 self.on_wait(notice)
-            with self.stopper.doing("waiting for the request budget"):
+            with self.stopper.doing(WAITING_FOR_BUDGET):
                 self._wait(delay)
             waited += delay
 
