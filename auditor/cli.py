@@ -451,10 +451,10 @@ def run(ctx: click.Context, **options: Any) -> None:
 
 
 @contextlib.contextmanager
-def _progress_display(enabled: bool) -> Iterator[Any]:
+def _progress_display(enabled: bool, console: Any = None) -> Iterator[Any]:
     """One live progress display for the whole run on a terminal: requests done out of those
     planned, the ETA, and while the run waits, why and until when. Nothing under cron or
-    --quiet (the log says the same, one line per wait)."""
+    --quiet (the log says the same, one line per wait). ``console``: rich's, for tests."""
     if not enabled:
         yield None
         return
@@ -479,7 +479,7 @@ def _progress_display(enabled: bool) -> Iterator[Any]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[waiting]}"),
     )
-    with Progress(*columns, transient=True) as display:
+    with Progress(*columns, transient=True, console=console) as display:
         task = display.add_task("collect", total=None, repos="?", requests="0/?", waiting="")
 
         def update(progress: Any) -> None:

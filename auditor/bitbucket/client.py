@@ -198,7 +198,7 @@ class BitbucketClient:
             clock=clock,
             wall_clock=wall_clock,
             stopper=self.stopper,
-            on_wait=_log_wait,
+            on_wait=log_wait,
         )
         self._clock = clock
         self._wall_clock = wall_clock
@@ -567,7 +567,7 @@ class BitbucketClient:
         )
 
 
-def _log_wait(notice: WaitNotice) -> None:
+def log_wait(notice: WaitNotice) -> None:
     """The default wait listener: one INFO line per wait (cron sees why the run is quiet)."""
     log.info("%s", notice.describe(), extra={"event": "wait"})
 

@@ -5,6 +5,7 @@ a request (the real entry point in a subprocess)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -12,18 +13,22 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
+from auditor.bitbucket import client as client_module
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
 from auditor.bitbucket.pacing import RateLimits, WaitNotice
-from auditor.cli import main
-from auditor.collector import collect
+from auditor.cli import _progress_display, main
+from auditor.collector import Progress, collect
 from auditor.errors import RunFailed
-from auditor.period import parse_period
+from auditor.period import parse_period, period_between
+from auditor.run import RunOptions, plan_run
 from auditor.simulator import FaultRule, Faults, Simulator, demo_dataset, synthetic_dataset
 
 PERIOD = parse_period("2026-Q3")
@@ -196,9 +201,7 @@ def test_each_budget_wait_is_one_info_log_line(caplog):
         client = BitbucketClient(
             load_credential(env), ClientSettings.from_env(env), limits=limits, clock=clock
         )
-        from auditor.bitbucket import client as client_module
-
-        client.on_wait = client_module._log_wait
+        client.on_wait = client_module.log_wait
         with caplog.at_level(logging.INFO, logger="auditor"):
             collect(client, ["acme"], PERIOD, concurrency=1)
         total = sim.stats()["total"]
@@ -407,3 +410,29 @@ def test_doctor_names_a_rejected_credential_and_exits_4(make_simulator):
     assert "FAIL     credential: Bitbucket answered 401" in result.output
     assert "plan:" not in result.output
     assert "wrong-token-value" not in result.output
+
+
+# ---------------------------------------------------------------- what a terminal shows
+
+
+def test_the_terminal_display_shows_requests_planned_and_the_wait():
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=250, color_system=None)
+    resumes = datetime.now(UTC) + timedelta(minutes=37)
+    notice = WaitNotice("budget", "api-repositories", 1000, 37 * 60, resumes)
+    with _progress_display(True, console=console) as update:
+        update(Progress(requests_done=1000, requests_planned=18_034, waiting=notice))
+    shown = screen.getvalue()
+    assert "1,000/18,034 requests" in shown
+    assert "waiting for the request budget (api-repositories, 1,000 per hour): resumes at" in shown
+    assert "(37 min)" in shown
+
+
+def test_a_period_still_running_is_collected_with_a_warning(make_simulator, caplog):
+    today = datetime.now(UTC).date()
+    period = period_between(today.replace(day=1), today)
+    simulator = make_simulator()
+    with caplog.at_level(logging.WARNING, logger="auditor"):
+        plan = plan_run(RunOptions(workspaces=["acme"], period=period), client_for(simulator))
+    assert plan.repositories == 12
+    assert any("is still running" in record.getMessage() for record in caplog.records)
