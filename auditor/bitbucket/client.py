@@ -202,8 +202,9 @@ class BitbucketClient:
         )
         self._clock = clock
         self._wall_clock = wall_clock
-        # When Bitbucket started answering only 429s (None while it answers anything else).
-        self._rate_limited_since: float | None = None
+        # Per resource group, when Bitbucket started answering only 429s (absent while it
+        # answers anything else): webhook data can be spent while the rest is not.
+        self._rate_limited_since: dict[str, float] = {}
         self._rate_limited_lock = threading.Lock()
         self._announced_retry_until = float("-inf")
         self._origin = urlsplit(self.settings.base_url)[:2]
@@ -407,7 +408,7 @@ class BitbucketClient:
             "GET %s -> %d (%.0f ms, %d bytes)", response.url, status, elapsed * 1000, len(body)
         )
         self._observe_rate_headers(endpoint, response.headers)
-        self._note_rate_limited(status == 429)
+        self._note_rate_limited(endpoint, status == 429)
         if status == 401 and not refreshed and self.credential.refresh():
             return self._send(url, endpoint, path_params, params, refreshed=True)
         if status >= 400:
@@ -437,32 +438,33 @@ class BitbucketClient:
             headers.get("X-RateLimit-NearLimit"),
         )
 
-    def _note_rate_limited(self, rate_limited: bool) -> None:
+    def _note_rate_limited(self, endpoint: str, rate_limited: bool) -> None:
+        group = self.limits.group_of(endpoint)
         with self._rate_limited_lock:
             if not rate_limited:
-                self._rate_limited_since = None
-            elif self._rate_limited_since is None:
-                self._rate_limited_since = self._clock()
+                self._rate_limited_since.pop(group, None)
+            else:
+                self._rate_limited_since.setdefault(group, self._clock())
 
-    def _rate_limited_for(self) -> float:
-        """How long Bitbucket has answered nothing but 429s (0 when it answers)."""
+    def _rate_limited_for(self, group: str) -> float:
+        """How long Bitbucket has answered the group's requests with nothing but 429s."""
         with self._rate_limited_lock:
-            since = self._rate_limited_since
+            since = self._rate_limited_since.get(group)
         return 0.0 if since is None else self._clock() - since
 
     def _give_up_if_rate_limited_too_long(
         self, endpoint: str, path_params: Mapping[str, str]
     ) -> None:
-        limited_for = self._rate_limited_for()
+        group = self.limits.group_of(endpoint)
+        limited_for = self._rate_limited_for(group)
         if limited_for < self.settings.max_rate_limited_wait:
             return
-        group = self.limits.group_of(endpoint)
         limit = self.limits.limit_for(group)
         budget = f"{limit:,} requests per hour" if limit else "no client-side budget"
         raise RateLimited(
             f"gave up on {_describe(endpoint, path_params)}: Bitbucket has answered every request "
-            f"with 429 (rate limit) for {limited_for / 60:.0f} min; the request budget of "
-            f"{group} ({budget}) is spent on Bitbucket's side",
+            f"of {group} with 429 (rate limit) for {limited_for / 60:.0f} min; its request "
+            f"budget ({budget}) is spent on Bitbucket's side",
             endpoint=endpoint,
             hint="run again after the hour has passed, with a lower --requests-per-hour, or "
             "when fewer other tools use this credential",

@@ -271,11 +271,31 @@ def test_a_server_answering_429_forever_is_given_up_on_naming_the_budget(make_si
     with pytest.raises(RunFailed) as failure:
         collect(client, ["acme"], PERIOD)
     message = str(failure.value)
-    assert "answered every request with 429" in message
-    assert "request budget of api-repositories (1,000 requests per hour)" in message
+    assert "answered every request of api-repositories with 429" in message
+    assert "its request budget (1,000 requests per hour) is spent" in message
     assert notices  # the waits were said while they happened
     assert all(notice.reason == "rate_limited" for notice in notices)
     assert simulator.stats()["total"] < 2000  # bounded, not an hour of retries
+
+
+def test_webhook_data_answering_429_forever_is_error_and_the_rest_is_collected(make_simulator):
+    """Webhook data has its own budget: when only it is spent, only the webhooks are ERROR."""
+    simulator = make_simulator()
+    simulator.add_fault_rule(FaultRule(path=r"/hooks", kind="rate_limit_forever"))
+    client = client_for(
+        simulator,
+        max_attempts=10_000,
+        rate_limit_backoff=0.02,
+        backoff_max=0.05,
+        max_rate_limited_wait=0.5,
+    )
+    collection = collect(client, ["acme"], PERIOD)
+    errors = collection.evidence.errors
+    limited = errors[errors["error_code"] == "RATE_LIMITED"]
+    assert set(limited["dataset"]) == {"webhooks"}
+    assert len(limited) == len(collection.evidence.table("repositories"))
+    assert all("webhooks with 429" in message for message in limited["message"])
+    assert len(collection.evidence.table("branch_restrictions")) > 0
 
 
 # ---------------------------------------------------------------- Ctrl-C and SIGTERM
