@@ -34,11 +34,12 @@ class AuditorGroup(click.Group):
     """A click group whose commands report ``AuditorError`` as one masked line and exit code."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from auditor.interrupts import SignalReceived, exit_now
+
         try:
             return super().invoke(ctx)
-        except RunInterrupted as error:  # Ctrl-C, SIGTERM: one line, 130/143, no traceback
-            from auditor.interrupts import exit_now
-
+        except (RunInterrupted, SignalReceived) as stop:  # Ctrl-C, SIGTERM: one line, 130/143
+            error = stop.interrupted if isinstance(stop, SignalReceived) else stop
             click.echo(redact(error), err=True)
             exit_now(error.exit_code)
         except AuditorError as error:

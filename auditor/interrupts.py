@@ -3,9 +3,11 @@
 During the collection, a signal only sets the run's stop event (``Stopper``): every worker
 waiting for the budget or a retry wakes at once, and the collector's event loop, which polls the
 event, raises ``RunInterrupted`` with the line to show. Outside the event loop (validation,
-evaluation, rendering), the handler raises ``RunInterrupted`` at once; the run folder is written
-into a hidden partial folder, so an interrupted write leaves nothing that looks complete. A
-second signal ends the process immediately.
+evaluation, rendering), the handler raises ``SignalReceived`` at once — a ``BaseException``, like
+``KeyboardInterrupt``, so that no ``except Exception`` on the way (logging's own, a library's)
+swallows it; the run folder is written into a hidden partial folder that is removed on any
+exception, so an interrupted write leaves nothing that looks complete. A second signal ends the
+process immediately.
 
 The process then ends with ``os._exit``: a worker thread blocked in a socket read cannot be woken,
 and the interpreter would otherwise wait for it (up to the read timeout) before exiting.
@@ -27,6 +29,14 @@ from auditor.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, RunInterrupted
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class SignalReceived(BaseException):
+    """Ctrl-C or SIGTERM outside the collection; carries the ``RunInterrupted`` to report."""
+
+    def __init__(self, interrupted: RunInterrupted) -> None:
+        super().__init__(str(interrupted))
+        self.interrupted = interrupted
+
+
 def exit_code_for(signal_name: str) -> int:
     return EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED
 
@@ -45,10 +55,12 @@ def stop_on_signals(stopper: Stopper) -> Iterator[None]:
             exit_now(exit_code_for(name))
         stopper.stop(name)
         if not stopper.cooperative:
-            raise RunInterrupted(
-                f"interrupted by {name}; no run folder was written: run the same command again "
-                "to start over",
-                signal_name=name,
+            raise SignalReceived(
+                RunInterrupted(
+                    f"interrupted by {name}; no run folder was written: run the same command "
+                    "again to start over",
+                    signal_name=name,
+                )
             )
 
     previous = {number: signal.signal(number, handle) for number in _SIGNALS}

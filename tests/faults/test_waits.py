@@ -456,3 +456,21 @@ def test_a_period_still_running_is_collected_with_a_warning(make_simulator, capl
         plan = plan_run(RunOptions(workspaces=["acme"], period=period), client_for(simulator))
     assert plan.repositories == 12
     assert any("is still running" in record.getMessage() for record in caplog.records)
+
+
+def test_sigterm_while_the_report_is_written_leaves_no_folder_and_exits_143(
+    make_simulator, tmp_path
+):
+    simulator = make_simulator()
+    out = tmp_path / "run"
+    process, lines, seen = _start_run(simulator, out, "--format", "html,pdf")
+    _wait_for(lines, seen, "collected in")
+    code, elapsed = _interrupt(process, signal.SIGTERM)
+    output = "".join(lines)
+    assert code == 143, output
+    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+    assert "Traceback" not in output
+    assert [line for line in lines if line.startswith("interrupted by SIGTERM")], output
+    assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
+    partial = [p for p in tmp_path.iterdir() if p.name.startswith(".run.partial")]
+    assert partial == []  # the half-written folder was removed
