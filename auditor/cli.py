@@ -19,7 +19,13 @@ from typing import Any
 import click
 
 from auditor import __version__, sysdeps
-from auditor.errors import EXIT_INCOMPLETE, EXIT_RUN_FAILED, AuditorError, ConfigError
+from auditor.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_RUN_FAILED,
+    AuditorError,
+    ConfigError,
+    RunInterrupted,
+)
 from auditor.logsetup import configure_logging
 from auditor.redaction import redact
 
@@ -28,8 +34,14 @@ class AuditorGroup(click.Group):
     """A click group whose commands report ``AuditorError`` as one masked line and exit code."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from auditor.interrupts import SignalReceived, exit_now
+
         try:
             return super().invoke(ctx)
+        except (RunInterrupted, SignalReceived) as stop:  # Ctrl-C, SIGTERM: one line, 130/143
+            error = stop.interrupted if isinstance(stop, SignalReceived) else stop
+            click.echo(redact(error), err=True)
+            exit_now(error.exit_code)
         except AuditorError as error:
             if ctx.meta.get("auditor.debug"):
                 raise
@@ -66,8 +78,24 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-def doctor() -> None:
-    """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font)."""
+@click.option(
+    "--workspace",
+    "-w",
+    multiple=True,
+    help="Also check the credential, this workspace, admin coverage and the rate limit, and "
+    "print the run's plan (a handful of requests plus the listings).",
+)
+@click.option(
+    "--period", help="Period the plan is for: 2026-Q3, 2026-07 or 2026 [previous quarter]."
+)
+@click.option(
+    "--requests-per-hour",
+    type=click.IntRange(0),
+    help="Cap on the request budget, as for `auditor run`.",
+)
+def doctor(workspace: tuple[str, ...], period: str | None, requests_per_hour: int | None) -> None:
+    """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font), and with
+    --workspace, what a run would meet on Bitbucket and what it would cost."""
     requirements = sysdeps.check()
     for requirement in requirements:
         mark = "ok " if requirement.present else "MISSING"
@@ -75,7 +103,42 @@ def doctor() -> None:
     missing = [r for r in requirements if not r.present]
     if missing:
         click.echo(sysdeps.missing_message(missing), err=True)
+    failed = bool(missing)
+    if workspace:
+        failed = _doctor_workspaces(list(workspace), period, requests_per_hour) or failed
+    if failed:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _doctor_workspaces(
+    workspaces: list[str], period_label: str | None, requests_per_hour: int | None
+) -> bool:
+    """Print the Bitbucket checks and the plan; True when a check failed."""
+    from auditor.interrupts import stop_on_signals
+    from auditor.period import parse_period, previous_quarter
+    from auditor.preflight import check_workspace
+    from auditor.run import RunOptions, plan_run
+
+    configure_logging(quiet=True)
+    period = (
+        parse_period(period_label) if period_label else previous_quarter(datetime.now(UTC).date())
+    )
+    failed = False
+    with (
+        _bitbucket_client(False, requests_per_hour=requests_per_hour) as (client, _),
+        stop_on_signals(client.stopper),
+    ):
+        for workspace in workspaces:
+            checks = check_workspace(client, workspace)
+            for check in checks:
+                mark = "FAIL" if not check.ok else "WARN" if check.warning else "ok "
+                click.echo(f"{mark:8} {check.name}: {check.detail}")
+            failed = failed or not all(check.ok for check in checks)
+            if len(checks) < 3 or not all(check.ok for check in checks[:2]):
+                return True  # no credential, workspace or listing: no plan either
+        plan = plan_run(RunOptions(workspaces=workspaces, period=period), client)
+        click.echo(f"{'ok ':8} {plan.describe()}")
+    return failed
 
 
 @main.command()
@@ -90,13 +153,17 @@ def schema() -> None:
 def _bitbucket_client(
     demo: bool, *, requests_per_hour: int | None = None
 ) -> Iterator[tuple[Any, dict[str, str]]]:
-    """A client for the live API (credentials from the environment) or the demo simulator."""
+    """A client for the live API (credentials from the environment) or the demo simulator.
+
+    ``requests_per_hour``: None assumes Bitbucket's 1,000 until it announces another limit;
+    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces."""
     from auditor.bitbucket.client import BitbucketClient, ClientSettings
     from auditor.bitbucket.credentials import load_credential
 
     overrides: dict[str, Any] = {}
     if requests_per_hour is not None:
         overrides["requests_per_hour"] = requests_per_hour or None
+        overrides["requests_per_hour_cap"] = requests_per_hour or None
     if not demo:
         environ = dict(os.environ)
         client = BitbucketClient(
@@ -267,10 +334,20 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 )
 @click.option(
     "--requests-per-hour",
-    default=1000,
-    show_default=True,
     type=click.IntRange(0),
-    help="Client-side request budget per rolling hour (0: none).",
+    help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
+    "limit Bitbucket announces].",
+)
+@click.option(
+    "--max-requests",
+    type=click.IntRange(1),
+    help="Refuse (exit 2) a run whose plan needs more requests than this.",
+)
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="List the repositories, print the plan (requests, budget, duration) and stop.",
 )
 @click.option(
     "--fail-on",
@@ -295,13 +372,14 @@ def run(ctx: click.Context, **options: Any) -> None:
 
     Exit codes: 0 completed and nothing matched --fail-on; 1 FAIL findings; 3 evidence
     incomplete (ERROR rows; takes precedence over 1); 2 usage or configuration error;
-    4 the run itself failed. With --demo, --fail-on defaults to none: the demo's failing
-    controls are its point.
+    4 the run itself failed; 130 interrupted (Ctrl-C); 143 stopped by SIGTERM. With --demo,
+    --fail-on defaults to none: the demo's failing controls are its point.
     """
     from auditor import demo as demo_settings
     from auditor.controls.facts import load_credential_facts
+    from auditor.interrupts import stop_on_signals
     from auditor.period import parse_period, period_between, previous_quarter
-    from auditor.run import RunOptions, run_audit
+    from auditor.run import RunOptions, plan_run, run_audit
 
     debug = ctx.meta.get("auditor.debug", False)
     configure_logging(quiet=options["quiet"], debug=debug, fmt=options["log_format"])
@@ -353,13 +431,18 @@ def run(ctx: click.Context, **options: Any) -> None:
         credential_facts=facts,
         organisation=organisation,
         demo=demo,
+        max_requests=options["max_requests"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     with (
         _bitbucket_client(demo, requests_per_hour=options["requests_per_hour"]) as (client, _),
-        _progress_display(show_progress) as on_progress,
+        stop_on_signals(client.stopper),
     ):
-        outcome = run_audit(run_options, client, on_progress=on_progress)
+        if options["plan_only"]:
+            click.echo(plan_run(run_options, client).describe())
+            return
+        with _progress_display(show_progress) as on_progress:
+            outcome = run_audit(run_options, client, on_progress=on_progress)
     counts = outcome.result.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
     if not options["quiet"]:
@@ -369,33 +452,52 @@ def run(ctx: click.Context, **options: Any) -> None:
 
 
 @contextlib.contextmanager
-def _progress_display(enabled: bool) -> Iterator[Any]:
-    """A live progress line on a terminal; nothing under cron or --quiet."""
+def _progress_display(enabled: bool, console: Any = None) -> Iterator[Any]:
+    """One live progress display for the whole run on a terminal: requests done out of those
+    planned, the ETA, and while the run waits, why and until when. Nothing under cron or
+    --quiet (the log says the same, one line per wait). ``console``: rich's, for tests."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("[bold]collecting[/]"),
         BarColumn(),
-        TextColumn("{task.fields[repos]} repositories"),
-        TextColumn("· {task.fields[requests]} requests"),
-        TextColumn("· {task.fields[waits]} rate-limit waits"),
+        TextColumn("{task.fields[requests]} requests"),
+        TextColumn("· {task.fields[repos]} repositories"),
         TimeElapsedColumn(),
+        TextColumn("· ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[waiting]}"),
     )
-    with Progress(*columns, transient=True) as display:
-        task = display.add_task("collect", total=None, repos="0/?", requests=0, waits=0)
+    with Progress(*columns, transient=True, console=console) as display:
+        task = display.add_task("collect", total=None, repos="?", requests="0/?", waiting="")
 
         def update(progress: Any) -> None:
-            total = progress.repositories_total or None
+            planned = progress.requests_planned
+            waiting = ""
+            notice = progress.waiting
+            if notice is not None and notice.resumes_at > datetime.now(UTC):
+                waiting = "· " + escape(notice.describe())
             display.update(
                 task,
-                total=total,
-                completed=progress.repositories_done,
-                repos=f"{progress.repositories_done}/{progress.repositories_total or '?'}",
-                requests=progress.requests_done,
-                waits=progress.http.get("rate_limited", 0),
+                total=max(planned, progress.requests_done) if planned else None,
+                completed=progress.requests_done,
+                requests=f"{progress.requests_done:,}/{planned:,}"
+                if planned
+                else f"{progress.requests_done:,}",
+                repos=f"{progress.repositories_total or '?'}",
+                waiting=waiting,
             )
 
         yield update

@@ -1,8 +1,11 @@
 """The batch job: validate the inputs, collect, evaluate, write the run folder.
 
-Everything a run reads from the user (catalog, exceptions, stored queries) is validated before the
-first request is sent, so a typo costs nothing against Bitbucket's hourly limit. The run folder is
-written atomically by the reporting layer: a run that fails leaves no folder that looks complete.
+Everything checkable is checked before the first request is sent — the catalog, exceptions and
+stored queries, that the output folder can be written, that the period has begun — so a typo
+costs nothing against Bitbucket's hourly limit. Once the repositories are listed, the plan
+(``auditor.plan``) says what the rest will cost; ``--max-requests`` refuses a run that needs
+more, and ``--plan`` stops there. The run folder is written atomically by the reporting layer: a
+run that fails leaves no folder that looks complete.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
@@ -23,10 +27,11 @@ from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.results import EvaluationResult, Status
-from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from auditor.period import Period
+from auditor.plan import Plan
 from auditor.queries import stored_queries
-from auditor.reporting.runfolder import check_destination, write_run_folder
+from auditor.reporting.runfolder import check_destination, check_writable, write_run_folder
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
 
@@ -49,6 +54,7 @@ class RunOptions:
     credential_facts: CredentialFacts | None = None
     organisation: str | None = None
     demo: bool = False
+    max_requests: int | None = None  # refuse a run whose plan needs more
 
 
 @dataclass
@@ -88,11 +94,7 @@ def run_audit(
     evaluated_on = options.evaluated_on or started_at.date()
 
     # Everything the user wrote is checked before the first request.
-    if options.out_dir is not None:
-        check_destination(options.out_dir)
-    catalog = load_catalog(options.catalog_path)
-    exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
-    stored_queries(build_schema().graphql_schema)
+    catalog, exceptions = _check_before_sending(options, started_at)
 
     log.info(
         "run %s: collecting %s for %s from %s",
@@ -107,6 +109,7 @@ def run_audit(
         options.period,
         concurrency=options.concurrency,
         on_progress=on_progress,
+        on_plan=lambda plan: _check_plan(plan, options),
         now=now,
     )
     log.info(
@@ -168,3 +171,66 @@ def run_audit(
     )
     log.info("run %s written to %s", run_id, run_dir)
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+
+
+class _PlanReady(Exception):
+    """Not an error: how ``--plan`` stops the collection once the plan is made."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__("plan ready")
+        self.plan = plan
+
+
+def plan_run(
+    options: RunOptions,
+    client: BitbucketClient,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Plan:
+    """``auditor run --plan``: validate, list the repositories, estimate, and stop there."""
+    _check_before_sending(options, now())
+
+    def stop_at(plan: Plan) -> None:
+        _check_plan(plan, options)
+        raise _PlanReady(plan)
+
+    try:
+        collect(client, options.workspaces, options.period, on_plan=stop_at, now=now)
+    except _PlanReady as ready:
+        return ready.plan
+    raise ConfigError("no plan could be made: the repositories could not be listed")
+
+
+def _check_before_sending(options: RunOptions, started_at: datetime) -> tuple[Any, Any]:
+    """What can be checked without Bitbucket: the output folder, the period, the catalog, the
+    exceptions and the stored queries (ConfigError, exit 2, nothing sent)."""
+    if options.out_dir is not None:
+        check_destination(options.out_dir)
+    check_writable(options.out_dir or options.reports_root)
+    if options.period.since > started_at:
+        raise ConfigError(
+            f"period {options.period.label} has not begun yet (it starts on "
+            f"{options.period.since:%Y-%m-%d}): there is nothing to collect"
+        )
+    if options.period.until > started_at:
+        log.warning(
+            "period %s is still running (it ends on %s): the evidence covers it only up to now",
+            options.period.label,
+            f"{options.period.until:%Y-%m-%d}",
+        )
+    catalog = load_catalog(options.catalog_path)
+    exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
+    stored_queries(build_schema().graphql_schema)
+    return catalog, exceptions
+
+
+def _check_plan(plan: Plan, options: RunOptions) -> None:
+    """Say the plan (terminal and log), and refuse it when it needs more than allowed."""
+    log.info("%s", plan.describe(), extra={"event": "plan"})
+    if options.max_requests is not None and plan.requests > options.max_requests:
+        shortfall = plan.shortfall(options.max_requests)
+        raise ConfigError(
+            f"the run needs about {plan.requests:,} requests, {shortfall:,} "
+            f"more than --max-requests {options.max_requests:,}: raise --max-requests, or audit "
+            "fewer workspaces"
+        )

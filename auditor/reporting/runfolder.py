@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -169,6 +170,27 @@ def check_destination(out_dir: Path) -> None:
                 "refusing to mix two runs in one folder: choose a new output folder or remove "
                 "this one"
             )
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse (``ConfigError``) a folder the run could not create or write into: called before
+    any request, so that hours of requests are never spent on a run that cannot be saved."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write the run folder {folder}: {existing} is not a folder")
+    # Trying is the only reliable test: permission bits say nothing for root, read-only mounts
+    # or /proc.
+    try:
+        probe = tempfile.mkdtemp(prefix=".auditor-write-check-", dir=existing)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the run folder {folder}: {existing} is not writable "
+            f"({error.strerror or type(error).__name__})"
+        ) from None
+    os.rmdir(probe)
 
 
 def _prepare_destination(out_dir: Path) -> None:

@@ -82,6 +82,13 @@ def simulator() -> None:
     help="Requests per credential per hour before answering 429 (default: unlimited).",
 )
 @click.option(
+    "--scaled-budget",
+    default=None,
+    type=click.IntRange(1),
+    help="The scaled limit access tokens get (and are told in X-RateLimit-Limit) on "
+    "/2.0/repositories/*, as in large Bitbucket workspaces (default: --hourly-budget).",
+)
+@click.option(
     "--rate-window",
     default=3600.0,
     show_default=True,
@@ -118,6 +125,7 @@ def serve(
     latency_ms: float,
     jitter_ms: float,
     hourly_budget: int | None,
+    scaled_budget: int | None,
     rate_window: float,
     no_retry_after: bool,
     error_rate: float,
@@ -141,6 +149,7 @@ def serve(
         latency_ms=latency_ms,
         jitter_ms=jitter_ms,
         hourly_budget=hourly_budget,
+        scaled_budget=scaled_budget,
         rate_window_s=rate_window,
         retry_after=not no_retry_after,
         error_rate=error_rate,
