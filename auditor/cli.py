@@ -27,6 +27,11 @@ from auditor.redaction import redact
 class AuditorGroup(click.Group):
     """A click group whose commands report ``AuditorError`` as one masked line and exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The arguments as typed, for the run's provenance (masked before they are recorded).
+        ctx.meta.setdefault("auditor.argv", list(args))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -280,6 +285,11 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     help="What makes the exit code non-zero: fail (1), error (3), none.",
 )
 @click.option("--organisation", help="Organisation name for the report cover.")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign manifest.json with this Ed25519 private key file (PEM or OpenSSH, unencrypted).",
+)
 @click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors; no progress.")
 @click.option(
@@ -341,6 +351,10 @@ def run(ctx: click.Context, **options: Any) -> None:
     if not workspaces:
         raise ConfigError("name at least one --workspace (or use --demo)")
 
+    from auditor.provenance import masked_command_line
+    from auditor.signing import SigningKey
+
+    signing_key = SigningKey.from_file(options["sign_key"]) if options["sign_key"] else None
     run_options = RunOptions(
         workspaces=workspaces,
         period=period,
@@ -353,6 +367,8 @@ def run(ctx: click.Context, **options: Any) -> None:
         credential_facts=facts,
         organisation=organisation,
         demo=demo,
+        command_line=masked_command_line("auditor", ctx.meta.get("auditor.argv", ["run"])),
+        signing_key=signing_key,
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     with (

@@ -25,10 +25,13 @@ from auditor.controls.facts import CredentialFacts
 from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from auditor.period import Period
+from auditor.provenance import collect_provenance
 from auditor.queries import stored_queries
 from auditor.reporting.runfolder import check_destination, write_run_folder
+from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
+from auditor.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ class RunOptions:
     credential_facts: CredentialFacts | None = None
     organisation: str | None = None
     demo: bool = False
+    command_line: str = "auditor run"  # as typed, secrets masked (auditor.provenance)
+    signing_key: SigningKey | None = None  # sign manifest.json with this Ed25519 key
+    framework: str | None = None  # report and export only this framework's controls
 
 
 @dataclass
@@ -152,6 +158,10 @@ def run_audit(
         counts=result.counts(),
         http=client.stats.as_dict(),
         demo=options.demo,
+        provenance=collect_provenance(
+            command_line=options.command_line, demo=options.demo, templates=templates_dir()
+        ),
+        signing=options.signing_key.describe() if options.signing_key else None,
     )
     run_dir = options.out_dir or (
         options.reports_root / "+".join(options.workspaces) / options.period.label / run_id
@@ -165,6 +175,7 @@ def run_audit(
         raw_evidence=collection.raw,
         queries=collection.queries,
         formats=options.formats,
+        signing_key=options.signing_key,
     )
     log.info("run %s written to %s", run_id, run_dir)
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)

@@ -36,6 +36,7 @@ from auditor.evidence import TABLES, Evidence
 from auditor.reporting.charts import STATUS_STYLE, family_results_chart
 from auditor.reporting.manifest import FileEntry
 from auditor.reporting.populations import access_listing, repositories_population
+from auditor.reporting.provenance import provenance_rows, sign_off
 from auditor.reporting.views import (
     AccessRow,
     AccessView,
@@ -302,6 +303,8 @@ def build_report_context(
         appendix=_appendix(
             run_info, queries, evidence_files, set(embedded_files), cover, limits, target
         ),
+        provenance=provenance_rows(run_info),
+        signoff=sign_off(run_info, result, cover.period_text),
     )
 
 

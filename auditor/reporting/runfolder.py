@@ -12,7 +12,9 @@ Layout (``formats`` chooses the optional files)::
     report.html                  "html"
     report.pdf                   "pdf": PDF/A-3 embedding evidence-hashes.json and every file it
                                  marks "embedded" (all but findings.json)
-    manifest.json                written last: SHA-256 and size of every other file
+    manifest.json                SHA-256 and size of every other file
+    manifest.sig.json            with a signing key: Ed25519 signature of manifest.json, written
+                                 last (run.json, and so the reports, already name the key)
 
 Everything is written into a hidden sibling folder ``.<name>.partial-<random>`` and renamed into
 place at the end, so the folder either appears complete, with its manifest, or not at all. An
@@ -43,6 +45,7 @@ from auditor.reporting.html import environment, render_report
 from auditor.reporting.manifest import (
     EVIDENCE_HASHES_FORMAT,
     EVIDENCE_HASHES_NAME,
+    MANIFEST_NAME,
     document_bytes,
     folder_files,
     hash_paths,
@@ -52,6 +55,7 @@ from auditor.reporting.pdf import DEFAULT_TIMEOUT_SECONDS, AttachmentSpec, rende
 from auditor.reporting.populations import write_population_csvs
 from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
+from auditor.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ def write_run_folder(
     formats: set[str],
     generated_at: datetime | None = None,
     pdf_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    signing_key: SigningKey | None = None,
 ) -> Path:
     """Write the run folder ``out_dir`` atomically and return it.
 
@@ -100,6 +105,10 @@ def write_run_folder(
     """
     out_dir = Path(out_dir)
     chosen = _check_formats(formats)
+    if signing_key is not None and (run_info.signing or {}).get("fingerprint") != (
+        signing_key.fingerprint
+    ):
+        raise ValueError("run_info.signing must describe the signing key before rendering")
     _check_names(raw_evidence, queries)
     _prepare_destination(out_dir)
     generated_at = generated_at or run_info.finished_at or datetime.now(UTC)
@@ -116,6 +125,8 @@ def write_run_folder(
             generated_at=generated_at,
             pdf_timeout=pdf_timeout,
         )
+        if signing_key is not None:
+            signing_key.sign_manifest(partial, MANIFEST_NAME)
         _fsync_tree(partial)
         _publish(partial, out_dir)
     except BaseException:

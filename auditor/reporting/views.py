@@ -13,6 +13,7 @@ from typing import Literal
 
 from auditor.controls.results import Status
 from auditor.reporting.charts import StackedBarChart
+from auditor.reporting.provenance import ProvenanceRow, SignOff
 
 Target = Literal["html", "pdf"]
 
@@ -438,3 +439,5 @@ class ReportContext:
     gaps: GapsView
     appendix: Appendix
     content_security_policy: str = ""  # filled by the HTML renderer, which knows the inline assets
+    provenance: tuple[ProvenanceRow, ...] = ()  # the cover's "how this was produced" rows
+    signoff: SignOff | None = None  # the sign-off page (auditor.reporting.provenance)
