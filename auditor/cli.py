@@ -255,8 +255,18 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "--format",
     default="html,pdf,csv,json",
     show_default=True,
-    callback=_csv_choice(("html", "pdf", "csv", "json"), "format"),
-    help="Comma-separated outputs.",
+    metavar="FORMAT[,FORMAT…]",
+    callback=_csv_choice(("html", "pdf", "csv", "json", "sarif", "junit", "oscal"), "format"),
+    help=(
+        "Comma-separated outputs, from: html, pdf, csv, json (findings.json), sarif "
+        "(findings.sarif, SARIF 2.1.0), junit (findings.junit.xml), oscal "
+        "(oscal-assessment-results.json)."
+    ),
+)
+@click.option(
+    "--framework",
+    metavar="KEY",
+    help="Report and export only this framework's controls: soc2 or iso27001 [both].",
 )
 @click.option(
     "--out",
@@ -369,6 +379,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         demo=demo,
         command_line=masked_command_line("auditor", ctx.meta.get("auditor.argv", ["run"])),
         signing_key=signing_key,
+        framework=options["framework"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     with (

@@ -22,6 +22,7 @@ from auditor.controls.catalog import load_catalog
 from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.facts import CredentialFacts
+from auditor.controls.frameworks import check_framework, restrict_to_framework
 from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from auditor.period import Period
@@ -35,7 +36,7 @@ from auditor.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("html", "pdf", "csv", "json")
+FORMATS = ("html", "pdf", "csv", "json")  # the default; sarif, junit and oscal on request
 
 
 @dataclass
@@ -97,6 +98,8 @@ def run_audit(
     if options.out_dir is not None:
         check_destination(options.out_dir)
     catalog = load_catalog(options.catalog_path)
+    if options.framework is not None:
+        check_framework(options.framework, catalog.frameworks, str(catalog.path))
     exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
     stored_queries(build_schema().graphql_schema)
 
@@ -132,6 +135,8 @@ def run_audit(
         period=options.period,
         credential=facts,
     )
+    if options.framework is not None:
+        result = restrict_to_framework(result, options.framework)
     viewer = collection.evidence.table("viewer")
     identity = client.credential.identity
     if len(viewer):
