@@ -171,6 +171,14 @@ class FindingRow:
     observed: str
     evidence: str
     exception_note: str  # the exception that applied (or an expired one that matched), or ""
+    # Readable evidence (auditor.reporting.resource_links): the resource's human name, its stable
+    # key when that differs, a validated https://bitbucket.org link (or ""), and the evidence
+    # pointers as paths into evidence/*.json.
+    resource_name: str = ""
+    resource_key: str = ""
+    resource_url: str = ""
+    resource_link_title: str = ""
+    evidence_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
