@@ -25,6 +25,7 @@ from auditor.controls.facts import CredentialFacts
 from auditor.controls.frameworks import check_framework, restrict_to_framework
 from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from auditor.logsetup import set_run_id
 from auditor.period import Period
 from auditor.provenance import collect_provenance
 from auditor.queries import stored_queries
@@ -92,6 +93,7 @@ def run_audit(
 ) -> RunOutcome:
     started_at = now()
     run_id = new_run_id(started_at)
+    set_run_id(run_id)
     evaluated_on = options.evaluated_on or started_at.date()
 
     # Everything the user wrote is checked before the first request.
