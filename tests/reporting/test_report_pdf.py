@@ -233,3 +233,15 @@ def test_a_failing_render_surfaces_in_the_parent_with_its_cause(tmp_path):
             timestamp=GENERATED_AT,
         )
     assert not (tmp_path / "report.pdf").exists()
+
+
+def test_pdf_links_lead_only_into_bitbucket(reader):
+    uris = {
+        str(annotation.get_object()["/A"]["/URI"])
+        for page in reader.pages
+        for annotation in page.get("/Annots") or []
+        if "/URI" in (annotation.get_object().get("/A") or {})
+    }
+    assert uris, "resources should link to their pages in Bitbucket"
+    for uri in uris:
+        assert re.fullmatch(r"https://bitbucket\.org/[A-Za-z0-9._/-]+", uri), uri
