@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,11 @@ from auditor.redaction import redact
 class AuditorGroup(click.Group):
     """A click group whose commands report ``AuditorError`` as one masked line and exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The arguments as typed, for the run's provenance (masked before they are recorded).
+        ctx.meta.setdefault("auditor.argv", list(args))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         from auditor.interrupts import SignalReceived, exit_now
 
@@ -45,19 +51,30 @@ class AuditorGroup(click.Group):
         except AuditorError as error:
             if ctx.meta.get("auditor.debug"):
                 raise
-            click.echo(f"error: {redact(error)}", err=True)
+            _report_error(ctx, str(redact(error)), error.exit_code)
             sys.exit(error.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as error:  # the tool itself broke: say so, never print a secret
             if ctx.meta.get("auditor.debug"):
                 raise
-            click.echo(
-                f"error: internal error: {type(error).__name__}: {redact(error)} "
+            _report_error(
+                ctx,
+                f"internal error: {type(error).__name__}: {redact(error)} "
                 "(run with --debug for the traceback)",
-                err=True,
+                EXIT_RUN_FAILED,
             )
             sys.exit(EXIT_RUN_FAILED)
+
+
+def _report_error(ctx: click.Context, message: str, exit_code: int) -> None:
+    """One masked line on stderr: plain text, or a JSON log line under --log-format json."""
+    if ctx.meta.get("auditor.log_format") == "json":
+        logging.getLogger("auditor.cli").error(
+            "error: %s", message, extra={"event": "error", "exit_code": exit_code}
+        )
+    else:
+        click.echo(f"error: {message}", err=True)
 
 
 @click.group(
@@ -292,12 +309,24 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "--workspace",
     "-w",
     multiple=True,
-    help="Workspace slug; repeat for several (AUDITOR_RUN_WORKSPACE: space-separated).",
+    help="Workspace slug; repeat for several (space-separated in the environment variable).",
 )
-@click.option("--period", help="Reporting period: 2026-Q3, 2026-07 or 2026 [previous quarter].")
-@click.option("--since", callback=_day, help="Period start day (YYYY-MM-DD), with --until.")
-@click.option("--until", callback=_day, help="Period end day, inclusive (YYYY-MM-DD).")
-@click.option("--as-of", callback=_day, help="Evaluation date for ages and expiries [today, UTC].")
+@click.option(
+    "--period",
+    metavar="YYYY-Qn|YYYY-MM|YYYY",
+    help="Reporting period: a quarter (2026-Q3), a month (2026-07) or a year (2026) "
+    "[the previous quarter].",
+)
+@click.option(
+    "--since", callback=_day, metavar="YYYY-MM-DD", help="Period start day, with --until."
+)
+@click.option("--until", callback=_day, metavar="YYYY-MM-DD", help="Period end day, inclusive.")
+@click.option(
+    "--as-of",
+    callback=_day,
+    metavar="YYYY-MM-DD",
+    help="Evaluation date for ages and expiries [today, UTC].",
+)
 @click.option(
     "--controls",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -317,8 +346,18 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "--format",
     default="html,pdf,csv,json",
     show_default=True,
-    callback=_csv_choice(("html", "pdf", "csv", "json"), "format"),
-    help="Comma-separated outputs.",
+    metavar="FORMAT[,FORMAT…]",
+    callback=_csv_choice(("html", "pdf", "csv", "json", "sarif", "junit", "oscal"), "format"),
+    help=(
+        "Comma-separated outputs, from: html, pdf, csv, json (findings.json), sarif "
+        "(findings.sarif, SARIF 2.1.0), junit (findings.junit.xml), oscal "
+        "(oscal-assessment-results.json)."
+    ),
+)
+@click.option(
+    "--framework",
+    metavar="KEY",
+    help="Report and export only this framework's controls: soc2 or iso27001 [both].",
 )
 @click.option(
     "--out",
@@ -353,12 +392,23 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "--fail-on",
     default="fail,error",
     show_default=True,
+    metavar="fail,error|none",
     callback=_csv_choice(("fail", "error", "none"), "--fail-on value"),
     help="What makes the exit code non-zero: fail (1), error (3), none.",
 )
 @click.option("--organisation", help="Organisation name for the report cover.")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign manifest.json with this Ed25519 private key file (PEM or OpenSSH, unencrypted).",
+)
 @click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors; no progress.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Only warnings and errors on stderr; stdout carries the run folder's path alone.",
+)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -383,6 +433,7 @@ def run(ctx: click.Context, **options: Any) -> None:
 
     debug = ctx.meta.get("auditor.debug", False)
     configure_logging(quiet=options["quiet"], debug=debug, fmt=options["log_format"])
+    ctx.meta["auditor.log_format"] = options["log_format"]
     config = ctx.meta.get("auditor.run_config")
     demo = options["demo"]
     fail_on = options["fail_on"]
@@ -419,6 +470,10 @@ def run(ctx: click.Context, **options: Any) -> None:
     if not workspaces:
         raise ConfigError("name at least one --workspace (or use --demo)")
 
+    from auditor.provenance import masked_command_line
+    from auditor.signing import SigningKey
+
+    signing_key = SigningKey.from_file(options["sign_key"]) if options["sign_key"] else None
     run_options = RunOptions(
         workspaces=workspaces,
         period=period,
@@ -432,6 +487,9 @@ def run(ctx: click.Context, **options: Any) -> None:
         organisation=organisation,
         demo=demo,
         max_requests=options["max_requests"],
+        command_line=masked_command_line("auditor", ctx.meta.get("auditor.argv", ["run"])),
+        signing_key=signing_key,
+        framework=options["framework"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     with (
@@ -445,10 +503,23 @@ def run(ctx: click.Context, **options: Any) -> None:
             outcome = run_audit(run_options, client, on_progress=on_progress)
     counts = outcome.result.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
-    if not options["quiet"]:
-        click.echo(f"{outcome.run_dir}", err=False)
+    exit_code = outcome.exit_code(fail_on)
+    # stdout is for scripts: the run folder's path and nothing else, --quiet or not.
+    click.echo(f"{outcome.run_dir}")
+    if options["log_format"] == "json":
+        logging.getLogger("auditor.cli").info(
+            "results: %s",
+            summary,
+            extra={
+                "event": "results",
+                "counts": counts,
+                "run_dir": str(outcome.run_dir),
+                "exit_code": exit_code,
+            },
+        )
+    elif not options["quiet"]:
         click.echo(f"results: {summary}", err=True)
-    sys.exit(outcome.exit_code(fail_on))
+    sys.exit(exit_code)
 
 
 @contextlib.contextmanager
@@ -501,6 +572,12 @@ def _progress_display(enabled: bool, console: Any = None) -> Iterator[Any]:
             )
 
         yield update
+
+
+# Every option of `auditor run` can come from AUDITOR_RUN_<OPTION>; --help names each variable.
+for _parameter in run.params:
+    if isinstance(_parameter, click.Option):
+        _parameter.show_envvar = True
 
 
 def _register_commands() -> None:

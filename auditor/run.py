@@ -26,18 +26,23 @@ from auditor.controls.catalog import load_catalog
 from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.facts import CredentialFacts
+from auditor.controls.frameworks import check_framework, restrict_to_framework
 from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError
+from auditor.logsetup import set_run_id
 from auditor.period import Period
 from auditor.plan import Plan
+from auditor.provenance import collect_provenance
 from auditor.queries import stored_queries
 from auditor.reporting.runfolder import check_destination, check_writable, write_run_folder
+from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
+from auditor.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("html", "pdf", "csv", "json")
+FORMATS = ("html", "pdf", "csv", "json")  # the default; sarif, junit and oscal on request
 
 
 @dataclass
@@ -55,6 +60,9 @@ class RunOptions:
     organisation: str | None = None
     demo: bool = False
     max_requests: int | None = None  # refuse a run whose plan needs more
+    command_line: str = "auditor run"  # as typed, secrets masked (auditor.provenance)
+    signing_key: SigningKey | None = None  # sign manifest.json with this Ed25519 key
+    framework: str | None = None  # report and export only this framework's controls
 
 
 @dataclass
@@ -91,6 +99,7 @@ def run_audit(
 ) -> RunOutcome:
     started_at = now()
     run_id = new_run_id(started_at)
+    set_run_id(run_id)
     evaluated_on = options.evaluated_on or started_at.date()
 
     # Everything the user wrote is checked before the first request.
@@ -129,6 +138,8 @@ def run_audit(
         period=options.period,
         credential=facts,
     )
+    if options.framework is not None:
+        result = restrict_to_framework(result, options.framework)
     viewer = collection.evidence.table("viewer")
     identity = client.credential.identity
     if len(viewer):
@@ -155,6 +166,10 @@ def run_audit(
         counts=result.counts(),
         http=client.stats.as_dict(),
         demo=options.demo,
+        provenance=collect_provenance(
+            command_line=options.command_line, demo=options.demo, templates=templates_dir()
+        ),
+        signing=options.signing_key.describe() if options.signing_key else None,
     )
     run_dir = options.out_dir or (
         options.reports_root / "+".join(options.workspaces) / options.period.label / run_id
@@ -168,6 +183,7 @@ def run_audit(
         raw_evidence=collection.raw,
         queries=collection.queries,
         formats=options.formats,
+        signing_key=options.signing_key,
     )
     log.info("run %s written to %s", run_id, run_dir)
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
@@ -219,6 +235,8 @@ def _check_before_sending(options: RunOptions, started_at: datetime) -> tuple[An
             f"{options.period.until:%Y-%m-%d}",
         )
     catalog = load_catalog(options.catalog_path)
+    if options.framework is not None:
+        check_framework(options.framework, catalog.frameworks, str(catalog.path))
     exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
     stored_queries(build_schema().graphql_schema)
     return catalog, exceptions

@@ -36,6 +36,8 @@ from auditor.evidence import TABLES, Evidence
 from auditor.reporting.charts import STATUS_STYLE, family_results_chart
 from auditor.reporting.manifest import FileEntry
 from auditor.reporting.populations import access_listing, repositories_population
+from auditor.reporting.provenance import provenance_rows, sign_off
+from auditor.reporting.resource_links import ResourceNamer, evidence_paths, label_for
 from auditor.reporting.views import (
     AccessRow,
     AccessView,
@@ -285,7 +287,7 @@ def build_report_context(
         raise ValueError(f"unknown report target {target!r}")
     limits = PDF_LIMITS if target == "pdf" else HTML_LIMITS
     exceptions = tuple(_exception_view(entry) for entry in result.exceptions)
-    controls = _control_views(result, exceptions, limits)
+    controls = _control_views(result, exceptions, limits, ResourceNamer(evidence))
     cover = _cover(run_info, evidence, generated_at)
     return ReportContext(
         target=target,
@@ -302,6 +304,8 @@ def build_report_context(
         appendix=_appendix(
             run_info, queries, evidence_files, set(embedded_files), cover, limits, target
         ),
+        provenance=provenance_rows(run_info),
+        signoff=sign_off(run_info, result, cover.period_text),
     )
 
 
@@ -403,7 +407,7 @@ def _exception_view(entry: ExceptionEntry) -> ExceptionView:
     )
 
 
-def _finding_row(record: Mapping[str, Any]) -> FindingRow:
+def _finding_row(record: Mapping[str, Any], namer: ResourceNamer | None = None) -> FindingRow:
     status = text(record["status"])
     note = ""
     exception_id = text(record.get("exception_id"))
@@ -421,9 +425,15 @@ def _finding_row(record: Mapping[str, Any]) -> FindingRow:
         note = ", ".join(parts) + (f": {reason}" if reason else "")
         if status != Status.EXCEPTED:
             note += " (not applied)"
+    label = label_for(namer, record)
     return FindingRow(
         status=status,
         css_class=css_class(status),
+        resource_name=label.name,
+        resource_key=label.key,
+        resource_url=label.url,
+        resource_link_title=label.link_title,
+        evidence_paths=evidence_paths(text(record["evidence"])),
         resource=text(record["resource"]),
         resource_type=text(record["resource_type"]),
         reason=text(record["reason"]),
@@ -434,7 +444,10 @@ def _finding_row(record: Mapping[str, Any]) -> FindingRow:
 
 
 def _control_views(
-    result: EvaluationResult, exceptions: Sequence[ExceptionView], limits: RowLimits
+    result: EvaluationResult,
+    exceptions: Sequence[ExceptionView],
+    limits: RowLimits,
+    namer: ResourceNamer | None = None,
 ) -> list[ControlView]:
     short_names = {key: framework.short_name for key, framework in result.frameworks.items()}
     findings = result.findings
@@ -448,7 +461,7 @@ def _control_views(
     views = []
     for outcome in result.controls:
         rows = by_control.get(outcome.id)
-        views.append(_control_view(outcome, rows, exceptions, limits, short_names))
+        views.append(_control_view(outcome, rows, exceptions, limits, short_names, namer))
     return views
 
 
@@ -458,6 +471,7 @@ def _control_view(
     exceptions: Sequence[ExceptionView],
     limits: RowLimits,
     short_names: Mapping[str, str],
+    namer: ResourceNamer | None = None,
 ) -> ControlView:
     shown: list[FindingRow] = []
     total = 0
@@ -476,7 +490,7 @@ def _control_view(
         nonpassing_kept = _head(nonpassing_rows, bound)
         passing_kept = _head(passing_rows, limits.passing_per_control)
         for frame in (nonpassing_kept, passing_kept):
-            shown.extend(_finding_row(record) for record in frame.to_dict("records"))
+            shown.extend(_finding_row(record, namer) for record in frame.to_dict("records"))
         if len(nonpassing_kept) < len(nonpassing_rows):
             omitted.append(f"{len(nonpassing_rows) - len(nonpassing_kept):,} non-passing")
         if len(passing_kept) < len(passing_rows):
@@ -657,7 +671,7 @@ def _summary(
         fail_total = next((c.count for c in control.counts if c.status == Status.FAIL), 0)
         if not fail_total:
             continue
-        examples = tuple(row.resource for row in failing[:3])
+        examples = tuple(row.resource_name or row.resource for row in failing[:3])
         headline.append(
             HeadlineFailure(
                 severity=control.severity,

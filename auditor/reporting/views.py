@@ -13,6 +13,7 @@ from typing import Literal
 
 from auditor.controls.results import Status
 from auditor.reporting.charts import StackedBarChart
+from auditor.reporting.provenance import ProvenanceRow, SignOff
 
 Target = Literal["html", "pdf"]
 
@@ -170,6 +171,14 @@ class FindingRow:
     observed: str
     evidence: str
     exception_note: str  # the exception that applied (or an expired one that matched), or ""
+    # Readable evidence (auditor.reporting.resource_links): the resource's human name, its stable
+    # key when that differs, a validated https://bitbucket.org link (or ""), and the evidence
+    # pointers as paths into evidence/*.json.
+    resource_name: str = ""
+    resource_key: str = ""
+    resource_url: str = ""
+    resource_link_title: str = ""
+    evidence_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -438,3 +447,5 @@ class ReportContext:
     gaps: GapsView
     appendix: Appendix
     content_security_policy: str = ""  # filled by the HTML renderer, which knows the inline assets
+    provenance: tuple[ProvenanceRow, ...] = ()  # the cover's "how this was produced" rows
+    signoff: SignOff | None = None  # the sign-off page (auditor.reporting.provenance)
