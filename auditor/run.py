@@ -14,16 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
+from auditor.bitbucket.credentials import SCOPES_REQUIRED
 from auditor.collector import Collection, Progress, collect
 from auditor.controls.catalog import load_catalog
 from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.facts import CredentialFacts
-from auditor.controls.results import EvaluationResult, Status
-from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from auditor.controls.period import evaluate_period, observations_in, single_observation_basis
+from auditor.controls.results import EvaluationResult, ObservationRef, Status
+from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, RunFailed
+from auditor.evidence import Observation
 from auditor.period import Period
 from auditor.queries import stored_queries
 from auditor.reporting.runfolder import check_destination, write_run_folder
@@ -56,7 +60,7 @@ class RunOutcome:
     run_dir: Path
     run_info: RunInfo
     result: EvaluationResult
-    collection: Collection
+    collection: Collection | None  # None for a report from stored observations
 
     def exit_code(self, fail_on: set[str]) -> int:
         """The documented exit code for this outcome under ``--fail-on``.
@@ -126,6 +130,9 @@ def run_audit(
         period=options.period,
         credential=facts,
     )
+    result.basis = single_observation_basis(
+        ObservationRef(run_id, collection.evidence.info.finished_at), options.period, catalog
+    )
     viewer = collection.evidence.table("viewer")
     identity = client.credential.identity
     if len(viewer):
@@ -168,3 +175,113 @@ def run_audit(
     )
     log.info("run %s written to %s", run_id, run_dir)
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+
+
+def report_period(
+    observations: list[Observation],
+    options: RunOptions,
+    *,
+    raw_evidence: dict[str, dict[str, Any]] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RunOutcome:
+    """Write the run folder of a period report from stored observations; no request is sent.
+
+    Every configuration control is evaluated on every observation in ``options.period``
+    (``auditor.controls.period``). ``raw_evidence`` maps an observation id to its raw query
+    results (evidence file name -> document); the last observation's are written as the run
+    folder's evidence files, so ``auditor diff`` and ``auditor verify`` read it like any run. The
+    folder's ``evidence/observations.json`` names every observation the report rests on.
+    """
+    started_at = now()
+    run_id = new_run_id(started_at)
+    evaluated_on = options.evaluated_on or started_at.date()
+    if options.out_dir is not None:
+        check_destination(options.out_dir)
+    catalog = load_catalog(options.catalog_path)
+    exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
+    wanted = set(options.workspaces)
+    chosen = [
+        o
+        for o in observations_in(observations, options.period)
+        if set(o.evidence.info.workspaces) == wanted
+    ]
+    if not chosen:
+        raise RunFailed(
+            f"no observation of {', '.join(options.workspaces)} in {options.period.label}: "
+            "nothing to report"
+        )
+    last = chosen[-1].evidence
+    facts = dataclasses.replace(
+        options.credential_facts or CredentialFacts(),
+        required_scopes=tuple(_scopes_required(last.info.credential_type)),
+    )
+    result = evaluate_period(
+        chosen,
+        catalog,
+        exceptions,
+        period=options.period,
+        evaluated_on=evaluated_on,
+        credential=facts,
+    )
+    viewer = last.table("viewer")
+    identity = last.info.credential_identity
+    if len(viewer):
+        identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    requests = sum(int(o.evidence.info.http.get("requests", 0)) for o in chosen)
+    run_info = RunInfo(
+        run_id=run_id,
+        tool_version=__version__,
+        started_at=started_at,
+        finished_at=None,
+        organisation=options.organisation or ", ".join(options.workspaces),
+        workspaces=list(options.workspaces),
+        period_label=options.period.label,
+        period_since=options.period.since,
+        period_until=options.period.until,
+        evaluated_on=evaluated_on,
+        data_collected_at=chosen[-1].observed_at,
+        api_url=last.info.api_url,
+        credential_type=last.info.credential_type,
+        credential_identity=identity,
+        scopes_required=list(facts.required_scopes),
+        catalog_path=str(result.catalog_path),
+        catalog_sha256=result.catalog_sha256,
+        exceptions_path=str(options.exceptions_path) if options.exceptions_path else None,
+        counts=result.counts(),
+        http={"requests": requests, "observations": len(chosen)},
+        demo=options.demo,
+    )
+    raw = dict((raw_evidence or {}).get(chosen[-1].observation_id, {}))
+    raw["observations.json"] = {
+        "period": options.period.label,
+        "observations": [
+            {
+                "observation_id": o.observation_id,
+                "observed_at": o.observed_at.isoformat(),
+                "workspaces": list(o.evidence.info.workspaces),
+                "requests": int(o.evidence.info.http.get("requests", 0)),
+                "collection_errors": len(o.evidence.errors),
+            }
+            for o in chosen
+        ],
+    }
+    run_dir = options.out_dir or (
+        options.reports_root / "+".join(options.workspaces) / options.period.label / run_id
+    )
+    run_info.finished_at = now()
+    write_run_folder(
+        run_dir,
+        run_info=run_info,
+        evidence=last,
+        result=result,
+        raw_evidence=raw,
+        queries=dict(last.info.queries),
+        formats=options.formats,
+    )
+    log.info("period report %s written to %s", run_id, run_dir)
+    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=None)
+
+
+def _scopes_required(credential_type: str) -> list[str]:
+    """The scopes a collection with this kind of credential needs (for CR-1)."""
+    return list(SCOPES_REQUIRED.get(credential_type, []))

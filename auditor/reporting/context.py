@@ -26,7 +26,9 @@ import pandas as pd
 
 from auditor.controls.effectiveness import POPULATION_COLUMNS
 from auditor.controls.results import (
+    DISABLED,
     STATUS_ORDER,
+    VERDICT_ORDER,
     ControlOutcome,
     EvaluationResult,
     ExceptionEntry,
@@ -126,18 +128,6 @@ PDF_LIMITS = RowLimits(
 # What a severity means for ordering (highest first).
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
-# The order in which a control's verdict is decided: a control with any FAIL row fails, and so
-# on; PASS outranks NOT_APPLICABLE so that a control with nine PASS rows and one empty repository
-# reads PASS.
-VERDICT_ORDER: tuple[Status, ...] = (
-    Status.FAIL,
-    Status.ERROR,
-    Status.EXCEPTED,
-    Status.MANUAL,
-    Status.PASS,
-    Status.NOT_APPLICABLE,
-)
-
 STATUS_WORDS: dict[str, str] = {
     Status.PASS: "the evidence shows the requirement is met",
     Status.FAIL: "the evidence shows the requirement is not met",
@@ -154,10 +144,6 @@ CREDENTIAL_TYPES: dict[str, str] = {
 }
 
 _STATUS_RANK = {status.value: index for index, status in enumerate(STATUS_ORDER)}
-
-# The overall result shown for a control that the catalog disables (it has no rows).
-DISABLED = "DISABLED"
-
 
 # --- small helpers -------------------------------------------------------------------------------
 
@@ -224,13 +210,6 @@ def anchor(kind: str, key: str) -> str:
 
 def _natural_key(value: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", value))
-
-
-def _verdict(counts: Mapping[str, int]) -> str:
-    for status in VERDICT_ORDER:
-        if counts.get(status.value, 0) > 0:
-            return status.value
-    return Status.NOT_APPLICABLE.value
 
 
 def css_class(status: str) -> str:
@@ -494,7 +473,7 @@ def _control_view(
             )
         )
     enabled = outcome.enabled
-    verdict = _verdict(outcome.counts) if enabled else DISABLED
+    verdict = outcome.verdict
     labels = list(outcome.framework_labels)
     if not labels:
         labels = [
