@@ -43,6 +43,7 @@ from auditor.controls.engine import evaluate, sort_findings
 from auditor.controls.exceptions import ExceptionSet
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.results import (
+    DAY_ABSENT,
     DAY_FAILED,
     DAY_NOT_OBSERVED,
     DAY_PASSED,
@@ -345,6 +346,11 @@ class _Combiner:
                 if day > failing_days[-1] and cell == DAY_PASSED
             ]
             fixed_on = after[0] if after else None
+        changed: dict[str, tuple[str, ...]] = {}
+        for (_, resource), history in seen.items():
+            cells = _timeline(self.period, self._resource_states(history), gap)
+            if DAY_FAILED in cells and (DAY_PASSED in cells or DAY_ABSENT in cells):
+                changed[resource] = tuple(cells)
         return ControlPeriodCoverage(
             control_id=control.id,
             max_observation_gap=gap.days,
@@ -356,7 +362,25 @@ class _Combiner:
             first_failing_day=failing_days[0] if failing_days else None,
             fixed_on=fixed_on,
             timeline=tuple(timeline),
+            resource_timelines=changed,
         )
+
+    def _resource_states(
+        self, history: list[tuple[int, dict[str, Any]]]
+    ) -> list[tuple[datetime, str]]:
+        """(observed at, DAY_* state) for one resource: failed or passed where an observation
+        judged it, not present where one did not list it; an ERROR row observed nothing."""
+        rows = dict(history)
+        states = []
+        for index, moment in enumerate(self.times):
+            row = rows.get(index)
+            if row is None:
+                states.append((moment, DAY_ABSENT))
+            elif row["status"] == Status.FAIL.value:
+                states.append((moment, DAY_FAILED))
+            elif row["status"] != Status.ERROR.value:
+                states.append((moment, DAY_PASSED))
+        return states
 
 
 def _holes(

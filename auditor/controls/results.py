@@ -204,6 +204,7 @@ class ObservationRef:
 DAY_PASSED = "passed"
 DAY_FAILED = "failed"
 DAY_NOT_OBSERVED = "not observed"
+DAY_ABSENT = "not present"  # resource timelines only: observed, and the resource did not exist
 
 
 @dataclass
@@ -220,6 +221,8 @@ class ControlPeriodCoverage:
     first_failing_day: date | None
     fixed_on: date | None  # the first day observed passing after the last failing stretch
     timeline: tuple[str, ...]  # one DAY_* value per day of the period, first day first
+    # Resources whose timeline has both failed and passed days (the changes worth a strip).
+    resource_timelines: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

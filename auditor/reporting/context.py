@@ -18,7 +18,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ from auditor.controls.results import (
 from auditor.evidence import TABLES, Evidence
 from auditor.reporting.charts import STATUS_STYLE, family_results_chart
 from auditor.reporting.manifest import FileEntry
+from auditor.reporting.period_coverage import basis_sentence, period_coverage
 from auditor.reporting.populations import access_listing, repositories_population
 from auditor.reporting.views import (
     AccessRow,
@@ -265,13 +266,21 @@ def build_report_context(
     limits = PDF_LIMITS if target == "pdf" else HTML_LIMITS
     exceptions = tuple(_exception_view(entry) for entry in result.exceptions)
     controls = _control_views(result, exceptions, limits)
-    cover = _cover(run_info, evidence, generated_at)
+    basis = basis_sentence(result.basis)
+    cover = replace(_cover(run_info, evidence, generated_at), basis_sentence=basis)
+    coverage = period_coverage(
+        result,
+        titles={control.id: control.title for control in controls},
+        anchors={control.id: control.anchor for control in controls},
+        is_pdf=target == "pdf",
+    )
     return ReportContext(
         target=target,
         is_pdf=target == "pdf",
         meta=_meta(run_info),
         cover=cover,
-        summary=_summary(result, controls, exceptions),
+        summary=replace(_summary(result, controls, exceptions), basis_sentence=basis),
+        period_coverage=coverage,
         frameworks=_framework_views(result, controls),
         inventory=_inventory(evidence, result, limits),
         families=_families(controls),
