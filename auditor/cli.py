@@ -403,10 +403,12 @@ def _progress_display(enabled: bool) -> Iterator[Any]:
 
 def _register_commands() -> None:
     from auditor.controls.cli import controls
+    from auditor.diff import diff
     from auditor.reporting.cli import verify
     from auditor.simulator.cli import simulator
 
     main.add_command(controls)
+    main.add_command(diff)
     main.add_command(simulator)
     main.add_command(verify)
 

@@ -93,15 +93,20 @@ def evidence_changes(before: Evidence, after: Evidence) -> list[Change]:
 
 def status_changes(before: EvaluationResult, after: EvaluationResult) -> list[Change]:
     """Findings (control × resource) whose status differs, and resources judged in one only."""
+    return finding_status_changes(before.findings, after.findings)
+
+
+def finding_status_changes(before: pd.DataFrame, after: pd.DataFrame) -> list[Change]:
+    """``status_changes`` over two findings tables (``FINDING_COLUMNS``, or at least
+    control_id, resource and status)."""
     old = _statuses(before)
     new = _statuses(after)
-    changes = [
+    return [
         Change(CONTROL_STATUS, control_id, resource, old.get(key, ""), new.get(key, ""))
         for key in sorted(old.keys() | new.keys())
         for control_id, resource in [key]
         if old.get(key) != new.get(key)
     ]
-    return changes
 
 
 def _ordered(changes: Iterable[Change]) -> list[Change]:
@@ -119,8 +124,7 @@ def _records(evidence: Evidence, dataset: str) -> list[dict[str, Any]]:
     return evidence.table(dataset).to_dict("records")
 
 
-def _statuses(result: EvaluationResult) -> dict[tuple[str, str], str]:
-    findings = result.findings
+def _statuses(findings: pd.DataFrame) -> dict[tuple[str, str], str]:
     return {
         (str(control_id), str(resource)): str(status)
         for control_id, resource, status in zip(
