@@ -78,3 +78,19 @@ def run_period_demo(options: RunOptions | None = None) -> RunOutcome:
     return report_period(
         quarter.observations, options or demo_period_options(), raw_evidence=quarter.raw
     )
+
+
+def main() -> None:
+    """``python -m auditor.demo_quarter``: what ``make demo`` runs; prints the run folder."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    outcome = run_period_demo()
+    print(outcome.run_dir)
+    counts = outcome.result.counts()
+    summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+    print(f"results over {len(outcome.result.basis.observations)} observations: {summary}")
+
+
+if __name__ == "__main__":
+    main()
