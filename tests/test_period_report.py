@@ -146,8 +146,9 @@ def test_period_coverage_shows_each_control_with_a_day_by_day_strip(soup):
     rows = section.select("table.period-controls tbody.period-control")
     by_control = {r.find("a").get_text(strip=True): r for r in rows}
     assert {"CM-5", "INV-1"} <= set(by_control)
-    cells = by_control["CM-5"].select("svg.timeline rect")
-    assert len(cells) == 92  # one per day of 2026-Q3
+    strip = by_control["CM-5"].select_one("svg.timeline")
+    assert float(strip["width"]) == 92 * 5  # one 5-unit cell per day of 2026-Q3
+    assert strip.find("title").get_text().startswith("CM-5: failed 2026-07-01 to 2026-09-30")
     strips = section.select("table.period-resources tbody.period-control")
     payments = [
         s.find("tr").get_text(" ", strip=True)

@@ -45,15 +45,20 @@ DAY_LABEL = {
     DAY_NOT_OBSERVED: "not observed",
     DAY_ABSENT: "not present",
 }
-# Changes listed per section in the PDF; the HTML lists all.
+# Changes listed in the PDF, and resource strips in the PDF and the HTML; the rest are counted.
 PDF_CHANGE_ROWS = 200
+PDF_RESOURCE_STRIPS = 40
+HTML_RESOURCE_STRIPS = 500
 
 
 @dataclass(frozen=True)
-class DayCell:
+class DayRun:
+    """Consecutive days in one state, drawn as one rectangle (a day grid is drawn over it)."""
+
     x: float
+    width: float
     fill: str
-    title: str  # "2026-08-05: failed"
+    title: str  # "failed 2026-08-05 to 2026-08-25"
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,9 @@ class MonthMark:
 class TimelineStrip:
     width: float
     height: float
-    cell_width: float
-    cells: tuple[DayCell, ...]
+    cell_width: float  # one day
+    days: int
+    runs: tuple[DayRun, ...]
     months: tuple[MonthMark, ...]
     description: str  # the strip in words: "failed 2026-08-05 to 2026-08-25; passed otherwise"
 
@@ -123,6 +129,7 @@ class PeriodCoverageView:
     overall_changes: tuple[ChangeRow, ...]
     changes: tuple[ChangeRow, ...]
     changes_note: str  # "Showing 200 of 1,234 changes; …" when the PDF bounds them
+    resources_note: str  # the same for resource strips
     legend: tuple[tuple[str, str], ...]  # (label, fill)
 
 
@@ -165,17 +172,28 @@ def period_coverage(
             ObservationRow(o.observation_id, _moment(o.observed_at))
             for o in (basis.observations if basis else [])
         )
-        return PeriodCoverageView(False, sentence, observations, (), (), (), (), "", legend)
+        return PeriodCoverageView(False, sentence, observations, (), (), (), (), "", "", legend)
     days = _days(basis.period_since, basis.period_until)
     controls = tuple(
         _control_row(coverage, titles.get(cid, ""), anchors.get(cid, ""), days)
         for cid, coverage in basis.controls.items()
     )
-    resources = tuple(
-        ResourceTimelineRow(cid, anchors.get(cid, ""), resource, _strip(cells, days))
+    changed = [
+        (cid, resource, cells)
         for cid, coverage in basis.controls.items()
         for resource, cells in sorted(coverage.resource_timelines.items())
+    ]
+    strips_bound = PDF_RESOURCE_STRIPS if is_pdf else HTML_RESOURCE_STRIPS
+    resources = tuple(
+        ResourceTimelineRow(cid, anchors.get(cid, ""), resource, _strip(cells, days))
+        for cid, resource, cells in changed[:strips_bound]
     )
+    resources_note = ""
+    if len(resources) < len(changed):
+        resources_note = (
+            f"Showing {len(resources):,} of {len(changed):,} resources whose state changed; "
+            "findings.csv gives every resource's period verdict with its dates."
+        )
     bound = PDF_CHANGE_ROWS if is_pdf else None
     changes = [_change_row(change) for change in basis.changes]
     shown = changes if bound is None else changes[:bound]
@@ -196,6 +214,7 @@ def period_coverage(
         overall_changes=tuple(_change_row(change) for change in basis.overall_changes),
         changes=tuple(shown),
         changes_note=note,
+        resources_note=resources_note,
         legend=legend,
     )
 
@@ -237,9 +256,15 @@ def _control_row(
 
 
 def _strip(cells: Sequence[str], days: list[date]) -> TimelineStrip:
+    runs = _runs(cells, days)
     drawn = tuple(
-        DayCell(index * CELL_WIDTH, DAY_FILL[state], f"{day.isoformat()}: {DAY_LABEL[state]}")
-        for index, (day, state) in enumerate(zip(days, cells, strict=True))
+        DayRun(
+            x=(first - days[0]).days * CELL_WIDTH,
+            width=((last - first).days + 1) * CELL_WIDTH,
+            fill=DAY_FILL[state],
+            title=f"{DAY_LABEL[state]} {_span(first, last)}",
+        )
+        for state, first, last in runs
     )
     months = tuple(
         MonthMark(index * CELL_WIDTH, f"{day:%b}")
@@ -250,25 +275,26 @@ def _strip(cells: Sequence[str], days: list[date]) -> TimelineStrip:
         width=len(days) * CELL_WIDTH,
         height=CELL_HEIGHT,
         cell_width=CELL_WIDTH,
-        cells=drawn,
+        days=len(days),
+        runs=drawn,
         months=months,
-        description=_in_words(cells, days),
+        description="; ".join(f"{DAY_LABEL[state]} {_span(a, b)}" for state, a, b in runs),
     )
 
 
-def _in_words(cells: Sequence[str], days: list[date]) -> str:
-    """Runs of equal days: "passed 2026-07-01 to 2026-08-04; failed 2026-08-05 to …"."""
+def _span(first: date, last: date) -> str:
+    return first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
+
+
+def _runs(cells: Sequence[str], days: list[date]) -> list[tuple[str, date, date]]:
+    """Runs of equal days: (state, first day, last day)."""
     runs: list[tuple[str, date, date]] = []
     for day, state in zip(days, cells, strict=True):
         if runs and runs[-1][0] == state:
             runs[-1] = (state, runs[-1][1], day)
         else:
             runs.append((state, day, day))
-    parts = []
-    for state, first, last in runs:
-        span = first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
-        parts.append(f"{DAY_LABEL[state]} {span}")
-    return "; ".join(parts)
+    return runs
 
 
 def _change_row(change: DatedChange) -> ChangeRow:
