@@ -303,3 +303,41 @@ def test_simulator_moves_to_a_posted_date(tmp_path):
         )
         assert answer.status_code == 200, answer.text
         assert requests.get(url, auth=auth, timeout=5).json()["is_private"] is False
+
+
+def test_an_exception_counts_only_on_the_days_it_covers(quarter, tmp_path):
+    from auditor.controls.exceptions import load_exceptions
+
+    exceptions = tmp_path / "exceptions.yaml"
+    exceptions.write_text(
+        "- id: EXC-TEST-1\n"
+        "  control: CM-5\n"
+        "  resource: acme/payments-api\n"
+        "  reason: Builds were being migrated to a new runner.\n"
+        "  approved_by: Jane Roe (CISO)\n"
+        "  ticket: SEC-200\n"
+        "  expires: {expires}\n"
+    )
+    options = demo_period_options()
+
+    def evaluate(expires: str):
+        path = tmp_path / f"exceptions-{expires}.yaml"
+        path.write_text(exceptions.read_text().replace("{expires}", expires))
+        return evaluate_period(
+            quarter.observations,
+            load_catalog(),
+            load_exceptions(path),
+            period=options.period,
+            evaluated_on=date(2026, 10, 1),
+        )
+
+    covered = row(evaluate("2026-12-31"), "CM-5", "acme/payments-api")
+    assert covered["status"] == "EXCEPTED"
+    assert covered["exception_id"] == "EXC-TEST-1"
+    # Expired on 2026-08-15: the observations of 08-05 and 08-12 are excepted, 08-19 fails.
+    lapsed = row(evaluate("2026-08-15"), "CM-5", "acme/payments-api")
+    assert lapsed["status"] == "FAIL"
+    assert (
+        "failing from 2026-08-19 (last observed excepted 2026-08-12), fixed by 2026-08-26"
+        in (lapsed["reason"])
+    )

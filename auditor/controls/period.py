@@ -270,6 +270,7 @@ class _Combiner:
         if gone < len(self.times):
             states.append((gone, False))
         stretches = _stretches(states)
+        excepted = {i: r["status"] == Status.EXCEPTED.value for i, r in assessed}
         row = dict([r for _, r in assessed if r["status"] == Status.FAIL.value][-1])
         for column in _EXCEPTION_COLUMNS:
             row[column] = None
@@ -279,7 +280,9 @@ class _Combiner:
             since = self.times[first].date()
             detail = f"failing from {since.isoformat()}"
             if passed_before is not None:
-                detail += f" (last observed passing {self.times[passed_before].date().isoformat()})"
+                seen_as = "excepted" if excepted.get(passed_before) else "passing"
+                on = self.times[passed_before].date().isoformat()
+                detail += f" (last observed {seen_as} {on})"
             if fixed is not None:
                 until = self.times[fixed].date()
                 how = "no longer present on" if fixed == gone else "fixed by"
