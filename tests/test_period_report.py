@@ -341,3 +341,22 @@ def test_an_exception_counts_only_on_the_days_it_covers(quarter, tmp_path):
         "failing from 2026-08-19 (last observed excepted 2026-08-12), fixed by 2026-08-26"
         in (lapsed["reason"])
     )
+
+
+def test_pull_requests_keep_the_builds_recorded_when_first_seen_merged(quarter):
+    import dataclasses
+
+    from auditor.controls.period import pull_requests_of_period
+
+    first, last = quarter.observations[-2].evidence, quarter.observations[-1].evidence
+    builds = last.table("build_statuses").copy()
+    payments_41 = (builds["repository"] == "acme/payments-api") & (builds["pr_id"] == 41)
+    assert payments_41.any()
+    builds.loc[payments_41, "state"] = "FAILED"  # a later look shows a different build result
+    later = dataclasses.replace(last, tables={**last.tables, "build_statuses": builds})
+    merged = pull_requests_of_period([first, later])
+    kept = merged.table("build_statuses")
+    kept_41 = kept[(kept["repository"] == "acme/payments-api") & (kept["pr_id"] == 41)]
+    assert set(kept_41["state"]) == {"SUCCESSFUL"}
+    prs = merged.table("pull_requests")
+    assert not prs.duplicated(["repository", "pr_id"]).any()
