@@ -18,9 +18,9 @@ $(STAMP): setup.cfg pyproject.toml
 # over the whole period; `make demo SINGLE=1` runs the single-collection demo instead.
 demo: $(STAMP)  ## run the whole audit on the built-in demo workspace (no account needed)
 ifeq ($(SINGLE),1)
-	$(BIN)/auditor run --demo
+	$(BIN)/auditor demo --single
 else
-	$(BIN)/python -m auditor.demo_quarter
+	$(BIN)/auditor demo
 endif
 
 # The evidence store tests also run against PostgreSQL: a throwaway server is started for them

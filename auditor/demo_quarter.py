@@ -2,24 +2,33 @@
 
 The simulator replays the demo workspace's quarter (``auditor.simulator.quarter``): for each
 weekly collection moment it serves the workspace as it stood then, and the real collector
-collects it with the simulated moment as its clock. The observations are kept in memory and
-handed to ``auditor.run.report_period``, the function a report from the evidence store calls,
-so the demo shows what a scheduled collection gives: period coverage, a FAIL with its dates, and
-the changes during the quarter.
+collects it into an evidence store with the simulated moment as its clock, as scheduled
+``auditor collect`` runs would. The quarter's observations are read back from the store and
+handed to ``auditor.run.report_period`` (what ``auditor run --from-store`` calls), so the demo
+shows what a scheduled collection gives: period coverage, a FAIL with its dates, and the changes
+during the quarter. The demo's store stays in ``reports/demo/evidence.db`` for ``auditor store``
+and ``auditor diff`` to be tried on.
 """
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from auditor import demo as demo_settings
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
-from auditor.collector import collect
 from auditor.evidence import Observation
 from auditor.run import RunOptions, RunOutcome, report_period
+from auditor.store import EvidenceStore, open_store
+from auditor.store.collecting import collect_into_store
+
+# Where ``make demo`` keeps the scripted quarter's observations (recreated by each demo).
+DEMO_STORE = Path("reports") / "demo" / "evidence.db"
 
 
 @dataclass
@@ -30,14 +39,22 @@ class ObservedQuarter:
     raw: dict[str, dict[str, object]]
 
 
-def collect_scripted_quarter(moments: Sequence[datetime] | None = None) -> ObservedQuarter:
-    """Collect the demo workspace at each of ``moments`` (default: weekly, 14 times)."""
+def collect_scripted_quarter(
+    moments: Sequence[datetime] | None = None, *, store: EvidenceStore | None = None
+) -> ObservedQuarter:
+    """Collect the demo workspace at each of ``moments`` (default: weekly, 14 times) into
+    ``store`` (default: a throwaway SQLite store), exactly as scheduled ``auditor collect`` runs
+    would, and read the quarter's observations back from it."""
+    if store is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="auditor-demo-") as folder,
+            open_store(str(Path(folder) / "evidence.db")) as throwaway,
+        ):
+            return collect_scripted_quarter(moments, store=throwaway)
     from auditor.simulator import Simulator
     from auditor.simulator.quarter import scripted_dataset, weekly_collection_times
 
     moments = list(moments) if moments is not None else weekly_collection_times()
-    observations: list[Observation] = []
-    raw: dict[str, dict[str, object]] = {}
     with Simulator(scripted_dataset(moments[0]), scenario=scripted_dataset) as simulator:
         env = simulator.credential_env(demo_settings.CREDENTIAL_KIND)
         for moment in moments:
@@ -45,13 +62,11 @@ def collect_scripted_quarter(moments: Sequence[datetime] | None = None) -> Obser
             client = BitbucketClient(
                 load_credential(env), ClientSettings.from_env(env, requests_per_hour=None)
             )
-            collection = collect(
-                client, [demo_settings.WORKSPACE], demo_settings.period(), now=lambda m=moment: m
-            )
-            observation_id = f"demo-{moment:%Y%m%dT%H%M%SZ}"
-            observations.append(Observation(observation_id, moment, collection.evidence))
-            raw[observation_id] = collection.raw
-    return ObservedQuarter(observations, raw)
+            collect_into_store(client, store, [demo_settings.WORKSPACE], observed_at=moment)
+    period = demo_settings.period()
+    observations = store.observations([demo_settings.WORKSPACE], period.since, period.until)
+    last = observations[-1].observation_id
+    return ObservedQuarter(observations, {last: store.evidence_files(last)})
 
 
 def demo_period_options(**overrides: object) -> RunOptions:
@@ -72,25 +87,31 @@ def demo_period_options(**overrides: object) -> RunOptions:
     return options
 
 
-def run_period_demo(options: RunOptions | None = None) -> RunOutcome:
-    """Collect the scripted quarter weekly and write its period report (``make demo``)."""
-    quarter = collect_scripted_quarter()
+def run_period_demo(
+    options: RunOptions | None = None, *, store_path: Path = DEMO_STORE
+) -> RunOutcome:
+    """Collect the scripted quarter weekly into the demo's evidence store (recreated each
+    time) and write the period report from it (``make demo``)."""
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in store_path.parent.glob(f"{store_path.name}*"):  # the file and its WAL
+        stale.unlink()
+    with open_store(str(store_path)) as store:
+        quarter = collect_scripted_quarter(store=store)
     return report_period(
         quarter.observations, options or demo_period_options(), raw_evidence=quarter.raw
     )
 
 
 def main() -> None:
-    """``python -m auditor.demo_quarter``: what ``make demo`` runs; prints the run folder."""
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """``auditor demo``: what ``make demo`` runs; prints the run folder on stdout."""
     outcome = run_period_demo()
     print(outcome.run_dir)
     counts = outcome.result.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
-    print(f"results over {len(outcome.result.basis.observations)} observations: {summary}")
-
-
-if __name__ == "__main__":
-    main()
+    observations = outcome.result.basis.observations if outcome.result.basis else ()
+    print(f"results over {len(observations)} observations: {summary}", file=sys.stderr)
+    print(
+        f"evidence store: {DEMO_STORE} (try: auditor store list --store {DEMO_STORE}; "
+        f"auditor diff 2026-07-01 2026-09-30 --store {DEMO_STORE})",
+        file=sys.stderr,
+    )

@@ -2,7 +2,8 @@
 
 A and B are run folders (their ``evidence/*.json`` raw query results are turned back into tables
 with ``auditor.flatten``, exactly as the collector does, and ``findings.json`` gives the control
-statuses), or observations in the evidence store, through ``STORE_LOADER``. The changes are
+statuses), or observations in the evidence store (an observation id, or a day: evaluated with
+the shipped catalog on their own day). The changes are
 computed by ``auditor.controls.changes``: access gained and lost (the evidence of a periodic
 access review, SOC 2 CC6.2/CC6.3, ISO 27001 5.18), repositories added, removed or made public,
 branch restrictions added, removed or weakened, deploy keys and webhooks added or removed, and
@@ -15,12 +16,11 @@ escaped) and CSV cells are neutralised against spreadsheet formulas.
 
 from __future__ import annotations
 
-import collections
 import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +37,8 @@ from auditor.controls.changes import (
 )
 from auditor.controls.export import neutralise_formula
 from auditor.errors import ConfigError
-from auditor.evidence import COLLECTION_ERRORS, TABLES, CollectionInfo, Evidence, make_table
-from auditor.flatten import error_rows, rows_from_result
+from auditor.evidence import CollectionInfo, Evidence
+from auditor.flatten import evidence_from_results, results_from_evidence_files
 
 
 @dataclass
@@ -50,23 +50,39 @@ class Side:
     findings: pd.DataFrame | None  # FINDING_COLUMNS; None when the side has no findings
 
 
-# The evidence store's hook: given the store URL and a reference (an observation id or a date),
-# the side it names. The store (``auditor/store``) installs it; until then, only run folders.
-StoreLoader = Callable[[str | None, str], Side]
-STORE_LOADER: StoreLoader | None = None
-
-
 def load_side(reference: str, *, store: str | None = None) -> Side:
-    """A run folder when ``reference`` is a directory, else an observation in the store."""
+    """A run folder when ``reference`` is a directory, else an observation in the evidence store
+    (an observation id, or a day ``YYYY-MM-DD``: the last observation that UTC day)."""
     path = Path(reference)
     if path.is_dir():
         return side_from_run_folder(path)
-    if STORE_LOADER is None:
-        raise ConfigError(
-            f"{reference}: not a run folder; comparing observations or dates in the evidence "
-            "store needs the store, which this installation does not have"
-        )
-    return STORE_LOADER(store, reference)
+    return side_from_store(store, reference)
+
+
+def side_from_store(store_url: str | None, reference: str) -> Side:
+    """An observation in the evidence store, with the findings the shipped catalog gives it on
+    its own day (so control status changes show between two observations too)."""
+    from auditor.controls.catalog import load_catalog
+    from auditor.controls.engine import evaluate
+    from auditor.controls.facts import CredentialFacts
+    from auditor.period import Period
+    from auditor.store import open_store
+
+    with open_store(store_url) as store:
+        observation = store.observation(reference)
+    info = observation.evidence.info
+    result = evaluate(
+        observation.evidence,
+        load_catalog(None),
+        None,
+        evaluated_on=observation.observed_at.date(),
+        period=Period(info.period_label, info.period_since, info.period_until),
+        credential=CredentialFacts(),
+    )
+    label = (
+        f"observation {observation.observation_id} ({observation.observed_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    return Side(label=label, evidence=observation.evidence, findings=result.findings)
 
 
 def side_from_run_folder(folder: Path) -> Side:
@@ -85,36 +101,21 @@ def side_from_run_folder(folder: Path) -> Side:
 
 
 def evidence_from_run_folder(folder: Path, run: dict[str, Any] | None = None) -> Evidence:
-    """The evidence tables of a run folder, from ``evidence/*.json`` (raw GraphQL results)."""
+    """The evidence tables of a run folder, rebuilt from ``evidence/*.json`` (raw GraphQL
+    results) by the same pure function a collection and the evidence store use."""
     run = run if run is not None else _read_json(folder / "run.json", required=True)
-    rows: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    errors: list[dict[str, Any]] = []
-    queries: dict[str, str] = {}
-    files = sorted((folder / "evidence").glob("*.json"))
-    for path in files:
+    raw: dict[str, Any] = {}
+    for path in sorted((folder / "evidence").glob("*.json")):
         document = _read_json(path, required=True)
         if not (isinstance(document, dict) and "query" in document and "results" in document):
             continue  # not a query result (observations.json of a period report)
-        query = str(document["query"])
-        queries[query] = str(document.get("document", ""))
-        results = document["results"]
-        if not isinstance(results, dict):
+        if not isinstance(document["results"], dict) or not all(
+            isinstance(result, dict) for result in document["results"].values()
+        ):
             raise ConfigError(f"{path}: 'results' must map workspaces to query results")
-        for workspace, result in results.items():
-            data = result.get("data") if isinstance(result, dict) else None
-            try:
-                for dataset, found in rows_from_result(query, workspace, data).items():
-                    rows[dataset].extend(found)
-                errors.extend(error_rows(query, workspace, data, result.get("errors") or []))
-            except (KeyError, TypeError, AttributeError, ValueError) as error:
-                raise ConfigError(
-                    f"{path}: the {query} result for {workspace} is not what the stored query "
-                    f"returns ({type(error).__name__}: {error})"
-                ) from None
-    if not queries:
+        raw[path.name] = document
+    if not raw:
         raise ConfigError(f"{folder / 'evidence'}: no query results to compare")
-    tables = {name: make_table(name, rows.get(name, [])) for name in TABLES}
-    tables["viewer"] = tables["viewer"].drop_duplicates().reset_index(drop=True)
     info = CollectionInfo(
         workspaces=list(run.get("workspaces") or []),
         period_label=str(run.get("period_label", "")),
@@ -125,9 +126,15 @@ def evidence_from_run_folder(folder: Path, run: dict[str, Any] | None = None) ->
         credential_type=str(run.get("credential_type", "")),
         credential_identity=str(run.get("credential_identity", "")),
         api_url=str(run.get("api_url", "")),
-        queries=queries,
+        queries={str(doc["query"]): str(doc.get("document", "")) for doc in raw.values()},
     )
-    return Evidence(tables=tables, errors=make_table(COLLECTION_ERRORS.name, errors), info=info)
+    try:
+        return evidence_from_results(results_from_evidence_files(raw), info)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ConfigError(
+            f"{folder / 'evidence'}: a query result is not what the stored query returns "
+            f"({type(error).__name__}: {error})"
+        ) from None
 
 
 def compare(before: Side, after: Side) -> list[Change]:

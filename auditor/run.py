@@ -384,6 +384,25 @@ def report_period(
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=None)
 
 
+def report_from_store(options: RunOptions, store_url: str | None) -> RunOutcome:
+    """``auditor run --from-store``: the period report from the evidence store's observations
+    of ``options.workspaces`` in ``options.period``; no request is sent to Bitbucket."""
+    from auditor.store import open_store
+
+    with open_store(store_url) as store:
+        observations = store.observations(
+            options.workspaces, options.period.since, options.period.until
+        )
+        if not observations:
+            raise RunFailed(
+                f"the evidence store has no observation of {', '.join(options.workspaces)} in "
+                f"{options.period.label}: schedule `auditor collect` during the period"
+            )
+        last = observations[-1].observation_id
+        raw = {last: store.evidence_files(last)}
+    return report_period(observations, options, raw_evidence=raw)
+
+
 def _scopes_required(credential_type: str) -> list[str]:
     """The scopes a collection with this kind of credential needs (for CR-1)."""
     return list(SCOPES_REQUIRED.get(credential_type, []))
