@@ -7,8 +7,10 @@ written atomically by the reporting layer: a run that fails leaves no folder tha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,21 +20,23 @@ from pathlib import Path
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
 from auditor.collector import Collection, Progress, collect
-from auditor.controls.catalog import load_catalog
+from auditor.controls.catalog import Catalog, load_catalog
 from auditor.controls.engine import evaluate
-from auditor.controls.exceptions import load_exceptions
+from auditor.controls.exceptions import ExceptionSet, load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.results import EvaluationResult, Status
-from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from auditor.period import Period
 from auditor.queries import stored_queries
-from auditor.reporting.runfolder import check_destination, write_run_folder
+from auditor.reporting.runfolder import claim_destination, write_run_folder
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "pdf", "csv", "json")
+# Bitbucket workspace IDs: letters, digits, dashes, underscores (dots seen on old accounts).
+_WORKSPACE_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -88,11 +92,40 @@ def run_audit(
     evaluated_on = options.evaluated_on or started_at.date()
 
     # Everything the user wrote is checked before the first request.
-    if options.out_dir is not None:
-        check_destination(options.out_dir)
+    for workspace in options.workspaces:
+        check_workspace_slug(workspace)
     catalog = load_catalog(options.catalog_path)
     exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
     stored_queries(build_schema().graphql_schema)
+    with contextlib.ExitStack() as claim:
+        if options.out_dir is not None:
+            # Held until the folder is written: a second run on the same --out stops here.
+            claim.enter_context(claim_destination(options.out_dir))
+        return _collect_evaluate_write(
+            options, client, catalog, exceptions, run_id, started_at, evaluated_on, on_progress, now
+        )
+
+
+def check_workspace_slug(workspace: str) -> None:
+    """Refuse a workspace that is not a Bitbucket slug: it names a folder under reports/."""
+    if not _WORKSPACE_SLUG.fullmatch(workspace) or ".." in workspace:
+        raise ConfigError(
+            f"{workspace!r} is not a Bitbucket workspace slug (letters, digits, '-', '_', '.'; "
+            "as in https://bitbucket.org/<workspace>/)"
+        )
+
+
+def _collect_evaluate_write(
+    options: RunOptions,
+    client: BitbucketClient,
+    catalog: Catalog,
+    exceptions: ExceptionSet | None,
+    run_id: str,
+    started_at: datetime,
+    evaluated_on: date,
+    on_progress: Callable[[Progress], None] | None,
+    now: Callable[[], datetime],
+) -> RunOutcome:
 
     log.info(
         "run %s: collecting %s for %s from %s",

@@ -1,4 +1,6 @@
-"""Faults on demand: latency, hourly request budgets (429), server errors and broken bodies.
+"""Faults on demand: latency, hourly request budgets (429), server errors, broken bodies, and the
+lies a server can tell in a 200 (short listings, repeated items and pages, endless or foreign
+paging, redirects to another host, echoed secrets, a credential revoked mid-run).
 
 ``Faults`` is the standing configuration (random faults use a ``random.Random`` seeded from it,
 so a run is reproducible); ``FaultRule`` is a scripted fault that applies to the next ``count``
@@ -28,6 +30,22 @@ FAULT_KINDS = (
     "slow",
     "foreign_next",
     "repeat_next",
+    "short_listing",
+    "duplicate_items",
+    "duplicate_participants",
+    "duplicate_page",
+    "endless_next",
+    "redirect",
+    "echo_secret",
+)
+# Kinds that answer the real request and then spoil the 200 it gave.
+REWRITE_KINDS = (
+    "foreign_next",
+    "repeat_next",
+    "short_listing",
+    "duplicate_items",
+    "duplicate_participants",
+    "endless_next",
 )
 
 
@@ -46,6 +64,7 @@ class Faults:
     non_json_rate: float = 0.0  # share answered with an HTML error page (status 200 or 502)
     slow_rate: float = 0.0  # share answered only after slow_s seconds
     slow_s: float = 30.0
+    unauthorized_after: int | None = None  # API requests answered before the credential "expires"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -85,7 +104,15 @@ class FaultRule:
     ``Retry-After: retry_after`` when given), ``truncate`` (the real JSON body cut short),
     ``non_json`` (an HTML page with ``status``, default 200), ``slow`` (answer after ``delay`` s),
     ``foreign_next`` (the page's ``next`` link points at another host, http://evil.example),
-    ``repeat_next`` (the page's ``next`` link is the page itself: a paging loop).
+    ``repeat_next`` (the page's ``next`` link is the page itself: a paging loop),
+    ``short_listing`` (the page loses its ``next`` and its second half: the listing ends before
+    its ``size``),
+    ``duplicate_items`` (every item of the page twice), ``duplicate_participants`` (every pull
+    request's participants twice), ``duplicate_page`` (page N carries the items of page N-1),
+    ``endless_next`` (``next`` always points one page further, past the end: empty pages forever),
+    ``redirect`` (302 to the same path on ``target``, default http://evil.example), ``echo_secret``
+    (``status``, default 400, with an error body repeating the request's Authorization header and
+    token).
     The path is matched against the request path including its query string.
     """
 
@@ -96,6 +123,7 @@ class FaultRule:
     delay: float | None = None
     count: int = 1
     method: str | None = None  # None matches every method
+    target: str | None = None  # the other origin of a redirect
     _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -119,11 +147,12 @@ class FaultRule:
             "delay": self.delay,
             "count": self.count,
             "method": self.method,
+            "target": self.target,
         }
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> FaultRule:
-        known = {"path", "kind", "status", "retry_after", "delay", "count", "method"}
+        known = {"path", "kind", "status", "retry_after", "delay", "count", "method", "target"}
         unknown = set(document) - known
         if unknown:
             raise ValueError(f"unknown fault rule field(s): {', '.join(sorted(unknown))}")
@@ -138,6 +167,7 @@ class Decision:
     status: int | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +196,7 @@ class FaultState:
             self._faults = faults
             self._random = random.Random(faults.seed)
             self._windows.clear()
+            self._api_requests = 0
 
     def add_rule(self, rule: FaultRule) -> None:
         with self._lock:
@@ -224,9 +255,22 @@ class FaultState:
         if rule.kind == "slow":
             delay = rule.delay if rule.delay is not None else self._faults.slow_s
             return Decision("slow", delay=delay)
-        if rule.kind in ("foreign_next", "repeat_next"):
+        if rule.kind in (*REWRITE_KINDS, "duplicate_page"):
             return Decision(rule.kind)
+        if rule.kind == "redirect":
+            return Decision("redirect", status=rule.status or 302, target=rule.target)
+        if rule.kind == "echo_secret":
+            return Decision("echo_secret", status=rule.status or 400)
         return Decision("truncate", status=rule.status)
+
+    def unauthorized_now(self) -> bool:
+        """Count one API request; True once more than ``unauthorized_after`` were answered."""
+        limit = self._faults.unauthorized_after
+        if limit is None:
+            return False
+        with self._lock:
+            self._api_requests += 1
+            return self._api_requests > limit
 
     def take(self, credential_key: str) -> RateLimitVerdict | None:
         """Count one request against the credential's budget; None when no budget is set."""
