@@ -37,6 +37,9 @@ FAULT_KINDS = (
     "endless_next",
     "redirect",
     "echo_secret",
+    "empty_body",
+    "drop_field",
+    "set_field",
 )
 # Kinds that answer the real request and then spoil the 200 it gave.
 REWRITE_KINDS = (
@@ -46,6 +49,8 @@ REWRITE_KINDS = (
     "duplicate_items",
     "duplicate_participants",
     "endless_next",
+    "drop_field",
+    "set_field",
 )
 
 
@@ -112,7 +117,9 @@ class FaultRule:
     ``endless_next`` (``next`` always points one page further, past the end: empty pages forever),
     ``redirect`` (302 to the same path on ``target``, default http://evil.example), ``echo_secret``
     (``status``, default 400, with an error body repeating the request's Authorization header and
-    token).
+    token), ``empty_body`` (200 with no body at all), ``drop_field`` / ``set_field`` (remove the
+    dotted ``field`` from every item of the page, or the document, or set it to ``value``: missing
+    and wrong-typed fields, hostile strings).
     The path is matched against the request path including its query string.
     """
 
@@ -124,6 +131,8 @@ class FaultRule:
     count: int = 1
     method: str | None = None  # None matches every method
     target: str | None = None  # the other origin of a redirect
+    field_path: str | None = None  # dotted path below each item (or the document): *_field kinds
+    value: Any = None  # what set_field puts there
     _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +140,8 @@ class FaultRule:
             raise ValueError(f"FaultRule.kind must be one of {', '.join(FAULT_KINDS)}")
         if self.count < 1:
             raise ValueError("FaultRule.count must be at least 1")
+        if self.kind in ("drop_field", "set_field") and not self.field_path:
+            raise ValueError(f"FaultRule kind {self.kind} needs a field_path")
         self._compiled = re.compile(self.path)
 
     def matches(self, method: str, target: str) -> bool:
@@ -148,11 +159,13 @@ class FaultRule:
             "count": self.count,
             "method": self.method,
             "target": self.target,
+            "field_path": self.field_path,
+            "value": self.value,
         }
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> FaultRule:
-        known = {"path", "kind", "status", "retry_after", "delay", "count", "method", "target"}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = set(document) - known
         if unknown:
             raise ValueError(f"unknown fault rule field(s): {', '.join(sorted(unknown))}")
@@ -168,6 +181,8 @@ class Decision:
     retry_after: float | None = None
     delay: float = 0.0
     target: str | None = None
+    field_path: str | None = None
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +270,9 @@ class FaultState:
         if rule.kind == "slow":
             delay = rule.delay if rule.delay is not None else self._faults.slow_s
             return Decision("slow", delay=delay)
-        if rule.kind in (*REWRITE_KINDS, "duplicate_page"):
+        if rule.kind in ("drop_field", "set_field"):
+            return Decision(rule.kind, field_path=rule.field_path, value=rule.value)
+        if rule.kind in (*REWRITE_KINDS, "duplicate_page", "empty_body"):
             return Decision(rule.kind)
         if rule.kind == "redirect":
             return Decision("redirect", status=rule.status or 302, target=rule.target)

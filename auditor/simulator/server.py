@@ -190,8 +190,10 @@ class _App:
             response = self._token(method, authorization, body)
         if decision.kind == "truncate" and len(response.body) > 1:
             response.body = response.body[: max(1, len(response.body) // 2)]
+        elif decision.kind == "empty_body":
+            response.body = b""
         elif decision.kind in REWRITE_KINDS and response.status == 200:
-            response = _rewrite_page(response, decision.kind, handler)
+            response = _rewrite_page(response, decision, handler)
         elif decision.kind == "duplicate_page" and response.status == 200:
             previous = _previous_page_query(query)
             if previous is not None:
@@ -310,9 +312,11 @@ class _App:
         }
 
 
-def _rewrite_page(response: _Response, kind: str, handler: _Handler) -> _Response:
+def _rewrite_page(response: _Response, decision: Decision, handler: _Handler) -> _Response:
     """A page that misleads: its ``next`` link (to another host, back to itself, one page past
-    the end forever, or gone before the end), or its items (repeated)."""
+    the end forever, or gone before the end), its items (repeated), or a field of its items
+    (missing, or another type or content)."""
+    kind = decision.kind
     document = json.loads(response.body)
     if not isinstance(document, dict):
         return response
@@ -336,11 +340,28 @@ def _rewrite_page(response: _Response, kind: str, handler: _Handler) -> _Respons
         document["next"] = f"http://{host}{path}?{urlencode(params)}"
     elif kind == "duplicate_items" and isinstance(values, list):
         document["values"] = values + values
+    elif kind in ("drop_field", "set_field"):
+        for item in values if isinstance(values, list) else [document]:
+            _change_field(item, str(decision.field_path).split("."), kind, decision.value)
     elif kind == "duplicate_participants" and isinstance(values, list):
         for item in values:
             if isinstance(item, dict) and isinstance(item.get("participants"), list):
                 item["participants"] = item["participants"] * 2
     return _json(response.status, document, response.headers)
+
+
+def _change_field(item: Any, path: list[str], kind: str, value: Any) -> None:
+    """Remove (drop_field) or set (set_field) the field at ``path`` below ``item``, if there."""
+    for part in path[:-1]:
+        if not isinstance(item, dict) or not isinstance(item.get(part), dict):
+            return
+        item = item[part]
+    if not isinstance(item, dict):
+        return
+    if kind == "drop_field":
+        item.pop(path[-1], None)
+    else:
+        item[path[-1]] = value
 
 
 def _previous_page_query(query: str) -> str | None:
