@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -196,7 +197,10 @@ class RateLimitVerdict:
 class FaultState:
     """The running fault machinery of one server; every method is thread-safe."""
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock  # tests pass a fake one to roll the budget window without waiting
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._windows: dict[str, deque[float]] = {}
@@ -294,7 +298,7 @@ class FaultState:
         faults = self._faults
         if faults.hourly_budget is None:
             return None
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             window = self._windows.setdefault(credential_key, deque())
             while window and window[0] <= now - faults.rate_window_s:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -101,11 +103,17 @@ class _Handler(BaseHTTPRequestHandler):
 class _App:
     """Everything a request needs: dataset, auth, faults, statistics."""
 
-    def __init__(self, dataset: Dataset, faults: Faults, oauth_token_ttl: float) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        faults: Faults,
+        oauth_token_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.dataset = dataset
-        self.faults = FaultState(faults)
+        self.faults = FaultState(faults, clock)
         self.stats = RequestStats()
-        self.auth = Authenticator(dataset, oauth_token_ttl)
+        self.auth = Authenticator(dataset, oauth_token_ttl, clock)
         self.stopping = threading.Event()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -415,7 +423,8 @@ class Simulator:
 
     ``with Simulator(dataset) as sim:`` starts it on 127.0.0.1 and a free port; ``sim.base_url`` is
     what ``BITBUCKET_API_URL`` should be. ``oauth_token_ttl`` is the lifetime of OAuth tokens in
-    seconds (tests use a fraction of a second to see them expire).
+    seconds. ``clock`` (default ``time.monotonic``) is what token lifetimes and the rate-limit
+    window are measured on: tests pass a fake clock and advance it instead of waiting.
     """
 
     def __init__(
@@ -426,11 +435,12 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         oauth_token_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dataset = dataset
         self._host = host
         self._port = port
-        self._app = _App(dataset, faults or Faults(), oauth_token_ttl)
+        self._app = _App(dataset, faults or Faults(), oauth_token_ttl, clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

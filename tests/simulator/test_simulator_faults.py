@@ -11,6 +11,20 @@ from simulator_helpers import get, session
 
 from auditor.simulator import FaultRule, Faults
 
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 RATE_LIMIT = {
     "type": "error",
     "error": {"message": "Rate limit for this resource has been exceeded"},
@@ -53,11 +67,15 @@ def test_budget_without_retry_after_and_headers_for_access_tokens(make_simulator
 
 
 def test_the_budget_window_rolls(make_simulator):
-    simulator = make_simulator(faults=Faults(hourly_budget=1, rate_window_s=0.3))
+    clock = FakeClock()
+    simulator = make_simulator(faults=Faults(hourly_budget=1, rate_window_s=3600), clock=clock)
     client = session(simulator)
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
-    assert client.get(simulator.base_url + "/user", timeout=10).status_code == 429
-    time.sleep(0.35)
+    clock.advance(3599)
+    limited = client.get(simulator.base_url + "/user", timeout=10)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "1"
+    clock.advance(1)
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
 
 
