@@ -262,10 +262,12 @@ def _json_bytes(value: Any, what: str) -> bytes:
 
 
 def _scrub_secrets(folder: Path) -> None:
-    """Mask registered secrets in every file written so far (the CSV and JSON writers of other
-    layers included) before anything is hashed or embedded."""
+    """Mask registered secrets in the files other layers wrote (findings and populations) before
+    anything is hashed or embedded; run.json and the evidence were masked as they were written."""
+    written_here = {"run.json"}
     for path in sorted(folder.rglob("*")):
-        if not path.is_file():
+        relative = path.relative_to(folder).as_posix()
+        if not path.is_file() or relative in written_here or relative.startswith("evidence/"):
             continue
         data = path.read_bytes()
         text = data.decode("utf-8", errors="surrogateescape")
