@@ -21,8 +21,8 @@ _INVISIBLE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
     "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]"
 )
-# A run of non-space characters longer than any real identifier, URL or hash in a report.
-UNBROKEN_LIMIT = 120
+# Longer than any real identifier, URL, hash or evidence pointer (two 62-character slugs and more).
+UNBROKEN_LIMIT = 200
 _UNBROKEN = re.compile(r"\S{" + str(UNBROKEN_LIMIT + 1) + ",}")
 
 

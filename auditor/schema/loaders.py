@@ -345,7 +345,9 @@ class Loaders:
                 )
         repeated = drop_repeated_participants(pull_requests)
         if repeated:
-            self.fetcher.client.stats.record_duplicates("participants", repeated)
+            self.fetcher.client.stats.record_duplicates(
+                f"GET {PULL_REQUESTS} participants", repeated
+            )
             log.warning(
                 "Bitbucket listed %d participant(s) of %s/%s pull requests twice; each person "
                 "counts once",
