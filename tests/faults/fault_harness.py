@@ -136,9 +136,18 @@ def written_files(out: Path) -> dict[str, bytes]:
 
 
 def secret_occurrences(result: RunResult, secrets: list[bytes]) -> list[str]:
-    found = [f"output: {s!r}" for s in secrets if s.decode() in result.output]
+    """Where a secret occurs (named by place and secret number, never shown)."""
+    found = [
+        f"command output has secret #{number}"
+        for number, secret in enumerate(secrets)
+        if secret.decode() in result.output
+    ]
     for name, data in written_files(result.out).items():
-        found.extend(f"{name}" for secret in secrets if secret in data)
+        found.extend(
+            f"{name} has secret #{number}"
+            for number, secret in enumerate(secrets)
+            if secret in data
+        )
     return found
 
 

@@ -587,3 +587,42 @@ def test_no_false_pass_no_silent_loss_documented_exit_no_secret(
             assert new_errors, "the fault left no ERROR row"
         if scenario.check is not None:
             scenario.check(result, baseline, simulator)
+
+
+# --- the judges judge: each assertion of the suite fails when it should ------------------------
+
+
+def test_the_secret_search_finds_a_planted_token_in_any_form(tmp_path):
+    env = {"BITBUCKET_EMAIL": "bot@example.com", "BITBUCKET_API_TOKEN": "tok-1234567890"}
+    secrets = secrets_of(env)
+    out = tmp_path / "run"
+    (out / "evidence").mkdir(parents=True)
+    (out / "evidence" / "a.json").write_bytes(b'{"m": "Basic ' + secrets[1] + b'"}')
+    (out / "run.json").write_text('{"api_url": "https://bot:tok-1234567890@host"}')
+    result = RunResult(0, "error: tok-1234567890", out)
+    found = secret_occurrences(result, secrets)
+    assert len(found) == 3, found
+    assert not any("tok-1234567890" in place for place in found)
+
+
+def test_false_passes_and_silent_losses_are_seen():
+    baseline = {
+        ("CM-1", "acme/api"): "FAIL",
+        ("SD-2", "acme/api:hook:{1}"): "PASS",
+        ("AC-5", "acme:{u}"): "PASS",
+        ("INV-1", "acme"): "PASS",
+    }
+    assert false_passes(baseline, {("CM-1", "acme/api"): "PASS"}) == [("CM-1", "acme/api")]
+    covered = {
+        ("CM-1", "acme/api"): "ERROR",
+        ("SD-2", "acme/api"): "ERROR",
+        ("AC-5", "acme"): "ERROR",
+        ("INV-1", "acme"): "PASS",
+    }
+    assert silent_losses(baseline, covered) == []
+    lost = silent_losses(baseline, {("CM-1", "acme/api"): "FAIL", ("INV-1", "acme"): "FAIL"})
+    assert [key for key, _ in lost] == [
+        ("AC-5", "acme:{u}"),
+        ("INV-1", "acme"),
+        ("SD-2", "acme/api:hook:{1}"),
+    ]
