@@ -9,6 +9,7 @@ can show (a redirect's other host receives nothing; a revoked credential is not 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +41,32 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 )
 
 
+@dataclass
+class Stage:
+    """What a scenario's setup and check work with: its folder, its simulator, and a stack that
+    closes whatever the setup opened (another host, a claim held by a racing run)."""
+
+    tmp: Path
+    simulator: Simulator
+    resources: contextlib.ExitStack
+    others: dict[str, Any] = field(default_factory=dict)
+
+
+Setup = Callable[[Stage], tuple[list[str], dict[str, Any]]]
+Check = Callable[[RunResult, RunResult, Stage], None]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     rules: tuple[dict[str, Any], ...] = ()
     faults: dict[str, Any] = field(default_factory=dict)
     exit_code: int = COMPLETED
-    # (tmp folder, simulator) -> extra arguments and environment (None unsets) for the run
-    setup: Callable[[Path, Simulator], tuple[list[str], dict[str, Any]]] | None = None
+    # extra arguments and environment (None unsets) for the run
+    setup: Setup | None = None
     # the fault must show: at least one ERROR row the baseline does not have
     shows_error: bool = False
-    check: Callable[[RunResult, RunResult, Simulator], None] | None = None
+    check: Check | None = None
     formats: str = "csv,json"
 
     def __str__(self) -> str:
@@ -64,37 +80,35 @@ def rule(path: str, kind: str, **options: Any) -> dict[str, Any]:
 # --- scenario-specific checks ----------------------------------------------------------------
 
 
-def same_population(name: str) -> Callable[[RunResult, RunResult, Simulator], None]:
-    def check(result: RunResult, baseline: RunResult, simulator: Simulator) -> None:
+def same_population(name: str) -> Check:
+    def check(result: RunResult, baseline: RunResult, stage: Stage) -> None:
         assert result.population(name) == baseline.population(name)
 
     return check
 
 
-def bounded(limit_factor: float) -> Callable[[RunResult, RunResult, Simulator], None]:
-    def check(result: RunResult, baseline: RunResult, simulator: Simulator) -> None:
+def bounded(limit_factor: float) -> Check:
+    def check(result: RunResult, baseline: RunResult, stage: Stage) -> None:
         assert result.requests <= baseline.requests * limit_factor, result.requests
 
     return check
 
 
-def no_request_sent(result: RunResult, baseline: RunResult, simulator: Simulator) -> None:
+def no_request_sent(result: RunResult, baseline: RunResult, stage: Stage) -> None:
     assert result.requests == 0, f"{result.requests} requests sent before refusing"
     assert not result.completed
 
 
-def rejected_credential_not_reused(
-    result: RunResult, baseline: RunResult, simulator: Simulator
-) -> None:
-    answered_401 = simulator.stats()["by_status"].get("401", 0)
+def rejected_credential_not_reused(result: RunResult, baseline: RunResult, stage: Stage) -> None:
+    answered_401 = stage.simulator.stats()["by_status"].get("401", 0)
     # Requests already in flight when the first 401 came back may still get one (concurrency 16);
     # nothing is sent after.
-    assert 1 <= answered_401 <= 16, simulator.stats()["by_status"]
+    assert 1 <= answered_401 <= 16, stage.simulator.stats()["by_status"]
     assert result.requests <= 40 + 16
     assert not result.completed
 
 
-def hostile_strings_inert(result: RunResult, baseline: RunResult, simulator: Simulator) -> None:
+def hostile_strings_inert(result: RunResult, baseline: RunResult, stage: Stage) -> None:
     html = (result.out / "report.html").read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html
     assert "<img src=http://evil.example" not in html
@@ -106,7 +120,7 @@ def hostile_strings_inert(result: RunResult, baseline: RunResult, simulator: Sim
     assert "\x00" not in findings
 
 
-def long_strings_shortened(result: RunResult, baseline: RunResult, simulator: Simulator) -> None:
+def long_strings_shortened(result: RunResult, baseline: RunResult, stage: Stage) -> None:
     html = (result.out / "report.html").read_text(encoding="utf-8")
     assert LONG_NAME not in html
     assert "characters]" in html or "…" in html
@@ -119,8 +133,8 @@ def long_strings_shortened(result: RunResult, baseline: RunResult, simulator: Si
 
 
 def file_option(option: str, text: str | bytes, name: str = "input.yaml"):
-    def setup(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
-        path = tmp / name
+    def setup(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+        path = stage.tmp / name
         if isinstance(text, bytes):
             path.write_bytes(text)
         else:
@@ -130,68 +144,57 @@ def file_option(option: str, text: str | bytes, name: str = "input.yaml"):
     return setup
 
 
-def huge_exceptions(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
-    path = tmp / "exceptions.yaml"
+def huge_exceptions(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    path = stage.tmp / "exceptions.yaml"
     entry = "- control: AC-1\n  resource: acme/x\n  reason: r\n  approved_by: a\n  ticket: T\n"
     path.write_text(entry * (6 * 1024 * 1024 // len(entry) + 1), encoding="utf-8")
     return ["--exceptions", str(path)], {}
 
 
-def binary_token_file(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
-    token = tmp / "token"
+def binary_token_file(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    token = stage.tmp / "token"
     token.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary")
     return [], {"BITBUCKET_API_TOKEN": None, "BITBUCKET_API_TOKEN_FILE": str(token)}
 
 
-def token_in_url(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
-    url = simulator.base_url.replace("http://", "http://audit-bot:demo-api-token@")
+def token_in_url(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    url = stage.simulator.base_url.replace("http://", "http://audit-bot:demo-api-token@")
     return [], {"BITBUCKET_API_URL": url}
 
 
-def output_in_proc(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
+def output_in_proc(stage: Stage) -> tuple[list[str], dict[str, Any]]:
     return ["--out", "/proc/auditor-fault-suite/run"], {}
 
 
-def traversing_workspace(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
+def traversing_workspace(stage: Stage) -> tuple[list[str], dict[str, Any]]:
     return ["-w", "../../escaped"], {}
 
 
-def occupied_output(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
-    (tmp / "run").mkdir()
-    (tmp / "run" / "findings.csv").write_text("someone else's run\n")
+def occupied_output(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    (stage.tmp / "run").mkdir()
+    (stage.tmp / "run" / "findings.csv").write_text("someone else's run\n")
     return [], {}
 
 
-def racing_run_holds_output(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
+def racing_run_holds_output(stage: Stage) -> tuple[list[str], dict[str, Any]]:
     """Another run claimed the same --out and is still collecting."""
     from auditor.reporting.runfolder import claim_destination
 
-    claim = claim_destination(tmp / "run")
-    claim.__enter__()
-    RACING_CLAIMS.append(claim)
+    stage.resources.enter_context(claim_destination(stage.tmp / "run"))
     return [], {}
 
 
-RACING_CLAIMS: list[Any] = []
-
-
-def foreign_host_redirect(tmp: Path, simulator: Simulator) -> tuple[list[str], dict[str, Any]]:
-    simulator.add_fault_rule(
-        FaultRule(
-            path=r"/branch-restrictions",
-            kind="redirect",
-            target=FOREIGN[0].root_url,
-            count=1000,
-        )
+def foreign_host_redirect(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    other = stage.resources.enter_context(Simulator(demo_dataset()))
+    stage.others["foreign host"] = other
+    stage.simulator.add_fault_rule(
+        FaultRule(path=r"/branch-restrictions", kind="redirect", target=other.root_url, count=1000)
     )
     return [], {}
 
 
-def foreign_host_untouched(result: RunResult, baseline: RunResult, simulator: Simulator) -> None:
-    assert FOREIGN[0].stats()["total"] == 0, "the other host received requests"
-
-
-FOREIGN: list[Simulator] = []
+def foreign_host_untouched(result: RunResult, baseline: RunResult, stage: Stage) -> None:
+    assert stage.others["foreign host"].stats()["total"] == 0, "the other host got requests"
 
 
 SCENARIOS = [
@@ -530,15 +533,6 @@ def baseline(tmp_path_factory) -> RunResult:
     return result
 
 
-@pytest.fixture
-def foreign_host():
-    """Another server: whatever a redirect sends there must never arrive."""
-    with Simulator(demo_dataset()) as other:
-        FOREIGN[:] = [other]
-        yield other
-    FOREIGN.clear()
-
-
 def test_the_suite_covers_at_least_forty_scenarios():
     assert len(SCENARIOS) >= 40
     assert len({scenario.name for scenario in SCENARIOS}) == len(SCENARIOS)
@@ -547,26 +541,27 @@ def test_the_suite_covers_at_least_forty_scenarios():
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
 def test_no_false_pass_no_silent_loss_documented_exit_no_secret(
-    scenario: Scenario, baseline: RunResult, tmp_path: Path, foreign_host: Simulator
+    scenario: Scenario, baseline: RunResult, tmp_path: Path
 ) -> None:
     faults = Faults(**scenario.faults)
-    with Simulator(demo_dataset(), faults=faults) as simulator, fast_client():
+    with (
+        contextlib.ExitStack() as resources,
+        Simulator(demo_dataset(), faults=faults) as simulator,
+        fast_client(),
+    ):
+        stage = Stage(tmp_path, simulator, resources)
         for spec in scenario.rules:
             simulator.add_fault_rule(FaultRule(**spec))
         env = simulator.credential_env("api_token")
         arguments = [*RUN_ARGUMENTS, "--format", scenario.formats]
         if scenario.setup is not None:
-            extra_arguments, extra_env = scenario.setup(tmp_path, simulator)
+            extra_arguments, extra_env = scenario.setup(stage)
             arguments += extra_arguments
             env = {**env, **extra_env}
         out = tmp_path / "run"
         if "--out" not in arguments:
             arguments += ["--out", str(out)]
-        try:
-            result = run_cli(arguments, env, out, simulator)
-        finally:
-            while RACING_CLAIMS:
-                RACING_CLAIMS.pop().__exit__(None, None, None)
+        result = run_cli(arguments, env, out, simulator)
 
         assert result.exit_code == scenario.exit_code, result.output
         assert "Traceback" not in result.output, result.output
@@ -586,7 +581,7 @@ def test_no_false_pass_no_silent_loss_documented_exit_no_secret(
             }
             assert new_errors, "the fault left no ERROR row"
         if scenario.check is not None:
-            scenario.check(result, baseline, simulator)
+            scenario.check(result, baseline, stage)
 
 
 # --- the judges judge: each assertion of the suite fails when it should ------------------------
