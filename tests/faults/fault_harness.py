@@ -45,7 +45,7 @@ FAST_SETTINGS = {
     "backoff_base": 0.01,
     "backoff_max": 0.05,
     "rate_limit_backoff": 0.05,
-    "read_timeout": 0.5,
+    "read_timeout": 0.25,
     "requests_per_hour": None,
 }
 

@@ -209,10 +209,10 @@ SCENARIOS = [
         (rule(r"/payments-api/hooks", "status", status=500, count=100),),
         shows_error=True,
     ),
-    Scenario("one timeout on a branching model", (rule(r"/branching-model", "slow", delay=1.0),)),
+    Scenario("one timeout on a branching model", (rule(r"/branching-model", "slow", delay=0.6),)),
     Scenario(
         "persistent timeouts on one repository's deploy keys",
-        (rule(r"/web-frontend/deploy-keys", "slow", delay=1.0, count=100),),
+        (rule(r"/web-frontend/deploy-keys", "slow", delay=0.6, count=100),),
         shows_error=True,
     ),
     Scenario(
