@@ -336,8 +336,9 @@ SCENARIOS = [
     ),
     Scenario(
         "a repeated page of repository permissions",
+        # 101 entries: page 2 repeats page 1, so the 101st is never seen.
         (rule(r"/permissions/repositories.*page=2", "duplicate_page", count=100),),
-        faults={},
+        shows_error=True,
     ),
     # --- secrets --------------------------------------------------------------------------------
     Scenario(
@@ -561,7 +562,13 @@ def test_no_false_pass_no_silent_loss_documented_exit_no_secret(
         out = tmp_path / "run"
         if "--out" not in arguments:
             arguments += ["--out", str(out)]
+        scripted = [(rule.path, rule.kind, rule.count) for rule in simulator.fault_rules()]
         result = run_cli(arguments, env, out, simulator)
+        # A fault that never fired would make the scenario prove nothing.
+        left = {(rule.path, rule.kind): rule.count for rule in simulator.fault_rules()}
+        idle = [(path, kind) for path, kind, count in scripted if left.get((path, kind)) == count]
+        if scenario.exit_code == COMPLETED:
+            assert idle == [], f"fault rules that matched no request: {idle}"
 
         assert result.exit_code == scenario.exit_code, result.output
         assert "Traceback" not in result.output, result.output
