@@ -219,6 +219,8 @@ class BitbucketClient:
         # answers anything else): webhook data can be spent while the rest is not.
         self._rate_limited_since: dict[str, float] = {}
         self._rate_limited_lock = threading.Lock()
+        # The retry wait a worker is about to make, entered before the wait is announced.
+        self._retry_waits = threading.local()
         self._announced_retry_until = float("-inf")
         self._origin = urlsplit(self.settings.base_url)[:2]
         self._auth = _CredentialAuth(credential)
@@ -567,10 +569,22 @@ class BitbucketClient:
 
     def _pause(self, seconds: float) -> None:
         """Tenacity's sleep: an event wait that Ctrl-C or SIGTERM ends at once."""
-        with self.stopper.doing(WAITING_TO_RETRY):
+        activity = getattr(self._retry_waits, "activity", None)
+        self._retry_waits.activity = None
+        if activity is None:
+            activity = self.stopper.doing(WAITING_TO_RETRY)
+            activity.__enter__()
+        try:
             self.stopper.wait(seconds)
+        finally:
+            activity.__exit__(None, None, None)
 
     def _before_sleep(self, state: RetryCallState) -> None:
+        # Tenacity announces a wait (here) before it waits (``_pause``): the worker is counted as
+        # waiting to retry from now on, so an interrupt right after the announcement names it.
+        activity = self.stopper.doing(WAITING_TO_RETRY)
+        activity.__enter__()
+        self._retry_waits.activity = activity
         error = state.outcome.exception() if state.outcome else None
         waited = state.next_action.sleep if state.next_action else 0.0
         self.stats.record_retry(waited)
