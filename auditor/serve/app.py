@@ -1,0 +1,234 @@
+"""The ASGI application of ``auditor serve``: ``POST /graphql``, ``GET /healthz``, GraphiQL.
+
+A request is authenticated (``auth``), given its scope (``policy``), parsed with a token limit,
+validated with the standard rules plus the depth and cost limits (``limits``) and, when asked,
+without introspection, then executed in a worker thread (the store is read with blocking calls)
+against ``ScopedEvidence``. Each query writes one JSON line to the ``auditor.serve.audit``
+logger: the service's own audit trail. Neither the token nor variable values are ever logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from auditor import resources
+from auditor.serve.auth import InvalidToken, TokenVerifier
+from auditor.serve.evidence import EvidenceReader, ScopedEvidence
+from auditor.serve.limits import Deadline, LimitExceeded, Limits, limit_rules
+from auditor.serve.policy import UNRESTRICTED, Policy, Scope
+from auditor.serve.schema import build_serve_schema
+
+audit_log = logging.getLogger("auditor.serve.audit")
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+REALM = 'Bearer realm="auditor"'
+
+
+@dataclass
+class ServeSettings:
+    """How the service answers; ``verifier`` None only with --insecure-no-auth."""
+
+    reader: EvidenceReader
+    verifier: TokenVerifier | None
+    policy: Policy
+    limits: Limits = field(default_factory=Limits)
+    introspection: bool = True
+    graphiql: bool = False
+    monotonic: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class Caller:
+    subject: str | None
+    issuer: str | None
+    scope: Scope
+
+
+@dataclass
+class QueryContext:
+    evidence: ScopedEvidence
+
+
+class Unauthorized(Exception):
+    def __init__(self, header: str) -> None:
+        self.header = header
+
+
+def create_app(settings: ServeSettings) -> Starlette:
+    """The Starlette application serving ``settings.reader``'s store."""
+    schema = build_serve_schema().graphql_schema
+    rules = [*specified_rules, *limit_rules(settings.limits)]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        started = settings.monotonic()
+        try:
+            caller = _authenticate(settings, request.headers.get("authorization"))
+        except Unauthorized as refusal:
+            return JSONResponse(
+                {"errors": [{"message": "unauthorized"}]},
+                status_code=401,
+                headers={"WWW-Authenticate": refusal.header},
+            )
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _bad_request(f"request body over the limit of {MAX_BODY_BYTES} bytes")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return _bad_request("the body is not JSON")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return _bad_request('the body needs a "query" string')
+        variables = payload.get("variables") or {}
+        operation = payload.get("operationName")
+        if not isinstance(variables, dict) or not (operation is None or isinstance(operation, str)):
+            return _bad_request('"variables" must be an object and "operationName" a string')
+        query: str = payload["query"]
+        result, scoped = await anyio.to_thread.run_sync(
+            _run, schema, rules, settings, caller, query, variables, operation
+        )
+        response = result.formatted
+        if scoped is not None and scoped.restricted:
+            response["extensions"] = {
+                "scope": "restricted: listings leave out what is outside your scope"
+            }
+        _audit(caller, query, operation, variables, result, scoped, settings, started)
+        return JSONResponse(response)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def graphiql(request: Request) -> Response:
+        return FileResponse(resources.templates_dir() / "graphiql.html")
+
+    routes = [
+        Route("/graphql", graphql_endpoint, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if settings.graphiql:
+        routes.append(Route("/graphiql", graphiql, methods=["GET"]))
+    app = Starlette(routes=routes)
+    app.state.settings = settings
+    return app
+
+
+def _bad_request(message: str) -> Response:
+    return JSONResponse({"errors": [{"message": message}]}, status_code=400)
+
+
+def _authenticate(settings: ServeSettings, authorization: str | None) -> Caller:
+    if settings.verifier is None:
+        return Caller(None, None, UNRESTRICTED)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(REALM)
+    try:
+        claims = settings.verifier.verify(token.strip())
+    except InvalidToken as refusal:
+        # The reason is for the operator; the caller learns nothing about why.
+        log.info("token refused: %s", refusal)
+        raise Unauthorized(f'{REALM}, error="invalid_token"') from None
+    return Caller(str(claims.get("sub")), str(claims.get("iss")), settings.policy.scope_for(claims))
+
+
+def _run(
+    schema: GraphQLSchema,
+    rules: list[Any],
+    settings: ServeSettings,
+    caller: Caller,
+    query: str,
+    variables: dict[str, Any],
+    operation: str | None,
+) -> tuple[ExecutionResult, ScopedEvidence | None]:
+    limits = settings.limits
+    try:
+        document = parse(query, max_tokens=limits.max_tokens, no_location=False)
+    except GraphQLError as error:
+        if "token limit" in error.message.lower() or "tokens" in error.message.lower():
+            error = LimitExceeded(
+                f"query exceeds the token limit of {limits.max_tokens}", "max_tokens"
+            )
+        return ExecutionResult(None, [error]), None
+    errors = validate(schema, document, rules)
+    if errors:
+        return ExecutionResult(None, errors), None
+    scoped = ScopedEvidence(
+        settings.reader, caller.scope, Deadline(limits.seconds, settings.monotonic)
+    )
+    result = execute(
+        schema,
+        document,
+        context_value=QueryContext(scoped),
+        variable_values=variables,
+        operation_name=operation,
+    )
+    return result, scoped  # type: ignore[return-value]  # synchronous resolvers only
+
+
+def _count_objects(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_count_objects(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_count_objects(item) for item in value)
+    return 0
+
+
+def _audit(
+    caller: Caller,
+    query: str,
+    operation: str | None,
+    variables: Mapping[str, Any],
+    result: ExecutionResult,
+    scoped: ScopedEvidence | None,
+    settings: ServeSettings,
+    started: float,
+) -> None:
+    errors = result.errors or []
+    codes = sorted({str((e.extensions or {}).get("code", "ERROR")) for e in errors})
+    if scoped is None:
+        decision = "rejected"
+    elif "FORBIDDEN" in codes:
+        decision = "denied in part"
+    elif scoped.restricted:
+        decision = "restricted"
+    else:
+        decision = "allowed"
+    record = {
+        "event": "graphql_query",
+        "subject": caller.subject,
+        "issuer": caller.issuer,
+        "grants": caller.scope.grant_names,
+        "query_sha256": hashlib.sha256(query.encode("utf-8")).hexdigest(),
+        "operation": operation,
+        # Values may name what a caller looked for outside their scope, or carry secrets.
+        "variables": dict.fromkeys(sorted(variables), "<redacted>"),
+        "scope_decision": decision,
+        "errors": codes,
+        "objects_returned": _count_objects(result.data) if result.data else 0,
+        "duration_ms": round((settings.monotonic() - started) * 1000, 1),
+    }
+    audit_log.info(json.dumps(record, sort_keys=True))
