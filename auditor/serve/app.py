@@ -209,7 +209,7 @@ def _audit(
 ) -> None:
     errors = result.errors or []
     codes = sorted({str((e.extensions or {}).get("code", "ERROR")) for e in errors})
-    if scoped is None:
+    if scoped is None or result.data is None:
         decision = "rejected"
     elif "FORBIDDEN" in codes:
         decision = "denied in part"
