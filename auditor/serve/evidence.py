@@ -70,6 +70,7 @@ class ObservationIndex:
     errors: dict[tuple[str | None, str], str]  # (full name or None, dataset) -> message
     collected: frozenset[str]  # datasets the collection attempted
     _controls: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _control_classes: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -139,7 +140,17 @@ class ObservationIndex:
                     if record["repository"]:
                         grouped[record["repository"]].append(record)
                 self._controls = dict(grouped)
+                self._control_classes = {
+                    outcome.id: frozenset(
+                        CLASS_OF_DATASET[d] for d in outcome.datasets if d in CLASS_OF_DATASET
+                    )
+                    for outcome in result.controls
+                }
         return self._controls.get(full_name, [])
+
+    def control_classes(self, control_id: str) -> frozenset[str]:
+        """The dataset classes a control reads (its reason may quote them: names, titles)."""
+        return self._control_classes.get(control_id, frozenset())
 
 
 class EvidenceReader:
@@ -294,7 +305,22 @@ class ScopedEvidence:
             "controls", index.workspace, repository["project_key"], full_name
         ):
             raise OutsideScope(f"control results of {full_name!r}")
-        return index.control_results(self.reader.catalog, full_name)
+        readable = {
+            name
+            for name in DATASET_CLASSES
+            if self.scope.dataset_readable(
+                name, index.workspace, repository["project_key"], full_name
+            )
+        }
+        # A verdict is not personal data, but its reason may quote what the control read (the
+        # administrators' names for AC-3): those fields need every class the control reads.
+        return [
+            {
+                **record,
+                "_quotes_hidden": not index.control_classes(record["control_id"]) <= readable,
+            }
+            for record in index.control_results(self.reader.catalog, full_name)
+        ]
 
     def entries(
         self, workspace: str | None, since: datetime | None, until: datetime | None

@@ -16,9 +16,9 @@ Example::
 A claim path is dotted (``realm_access.roles``); a list claim matches when any element matches.
 A grant without ``projects`` and ``repositories`` covers its workspaces whole (members included);
 with them, a repository is covered when its project or its full name matches. Dataset classes
-(``DATASET_CLASSES``) say which evidence a grant opens; ``access`` names people and must be granted
-explicitly. A caller's scope is the union of the grants their claims match; none matched means
-nothing is readable.
+(``DATASET_CLASSES``) say which evidence a grant opens, by default ``configuration`` and
+``controls``; ``changes`` and ``access`` name people and must be granted explicitly. A caller's
+scope is the union of the grants their claims match; none matched means nothing is readable.
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ DATASET_CLASSES: Mapping[str, tuple[str, ...]] = {
         "pipelines",
         "branch_head_statuses",
     ),
-    "changes": ("pull_requests", "pr_participants", "build_statuses"),
+    "changes": ("pull_requests", "pr_participants", "build_statuses"),  # names people
     "controls": (),  # control results per repository
     # Names people and what they may do: needs its own grant.
     "access": ("members", "repository_permissions", "repository_grants", "default_reviewers"),
 }
 DatasetClass = Literal["configuration", "changes", "controls", "access"]
-DEFAULT_DATASETS: tuple[DatasetClass, ...] = ("configuration", "changes", "controls")
+# Pull requests name their authors and approvers, access evidence names everyone with access:
+# both must be granted explicitly.
+DEFAULT_DATASETS: tuple[DatasetClass, ...] = ("configuration", "controls")
 
 
 class _Strict(BaseModel):

@@ -100,10 +100,31 @@ class ControlResult(graphene.ObjectType):
     status = graphene.String(
         required=True, description="PASS | FAIL | ERROR | MANUAL | NOT_APPLICABLE | EXCEPTED"
     )
-    reason = graphene.String()
+    reason = graphene.String(
+        description="Null, with an error, when it quotes evidence of a "
+        "dataset class outside your scope."
+    )
     observed = graphene.String()
     evidence = graphene.String()
     frameworks = graphene.String()
+
+    @staticmethod
+    def resolve_reason(parent: dict[str, Any], info: Any) -> str | None:
+        return _unless_hidden(parent, "reason")
+
+    @staticmethod
+    def resolve_observed(parent: dict[str, Any], info: Any) -> str | None:
+        return _unless_hidden(parent, "observed")
+
+    @staticmethod
+    def resolve_evidence(parent: dict[str, Any], info: Any) -> str | None:
+        return _unless_hidden(parent, "evidence")
+
+
+def _unless_hidden(result: dict[str, Any], name: str) -> str | None:
+    if result["_quotes_hidden"]:
+        raise OutsideScope(f"the {name} of {result['control_id']} on {result['resource']}")
+    return result[name]
 
 
 class PullRequest(

@@ -100,9 +100,9 @@ class _IssuerServer(ThreadingHTTPServer):
 class Issuer:
     """A local OIDC issuer: RSA and EC signing keys, discovery and JWKS over HTTP."""
 
-    def __init__(self) -> None:
-        self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec_key = ec.generate_private_key(ec.SECP256R1())
+    def __init__(self, rsa_key: Any, ec_key: Any) -> None:
+        self.rsa_key = rsa_key
+        self.ec_key = ec_key
         self.keys: dict[str, Any] = {"rsa-1": self.rsa_key, "ec-1": self.ec_key}
         self.jwks_fetches = 0
         self.now = NOW
@@ -185,9 +185,18 @@ class Issuer:
         self.server.server_close()
 
 
+@pytest.fixture(scope="session")
+def signing_keys() -> tuple[Any, Any]:
+    """The issuer's RSA and EC keys, generated once (RSA generation is the slow part)."""
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+
+
 @pytest.fixture
-def issuer() -> Iterator[Issuer]:
-    started = Issuer()
+def issuer(signing_keys) -> Iterator[Issuer]:
+    started = Issuer(*signing_keys)
     yield started
     started.stop()
 
@@ -247,18 +256,26 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def demo_reader(demo_store) -> Iterator[EvidenceReader]:
+    """One reader of the demo store for every service: its indexes and control results are
+    built once (the reader is read-only and shared by threads, as in the service)."""
+    store = open_store(demo_store)
+    yield EvidenceReader(store, load_catalog(None))
+    store.close()
+
+
 @pytest.fixture
-def serve(demo_store, issuer, policy_file) -> Iterator[Callable[..., Service]]:
+def serve(demo_reader, issuer, policy_file) -> Iterator[Callable[..., Service]]:
     """``serve(**settings)`` starts the service on a free loopback port (stopped after the test),
     verifying tokens of ``issuer`` against ``NOW``."""
-    running: list[tuple[uvicorn.Server, threading.Thread, Any]] = []
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
     logs = AuditCapture()
     watched = [logging.getLogger("auditor"), logging.getLogger("uvicorn")]
     for logger in watched:
         logger.addHandler(logs)
     previous_level = logging.getLogger("auditor").level
     logging.getLogger("auditor").setLevel(logging.DEBUG)
-    catalog = load_catalog(None)
 
     def start(*, policy: Policy | None = None, auth: bool = True, **options: Any) -> Service:
         key_clock = ManualClock()
@@ -267,9 +284,8 @@ def serve(demo_store, issuer, policy_file) -> Iterator[Callable[..., Service]]:
             keys = KeySet(discover(issuer.url), clock=key_clock, refetch_interval=60)
             keys.load()
             verifier = TokenVerifier(issuer.url, AUDIENCE, keys, now=lambda: NOW, leeway=60)
-        store = open_store(demo_store)
         settings = ServeSettings(
-            reader=EvidenceReader(store, catalog),
+            reader=demo_reader,
             verifier=verifier,
             policy=policy or load_policy(policy_file),
             **{"limits": Limits(), **options},
@@ -285,14 +301,13 @@ def serve(demo_store, issuer, policy_file) -> Iterator[Callable[..., Service]]:
         while not server.started:
             assert time.monotonic() < deadline, "the service did not start"
             time.sleep(0.01)
-        running.append((server, thread, store))
+        running.append((server, thread))
         return Service(f"http://127.0.0.1:{port}", settings, logs, key_clock)
 
     yield start
-    for server, thread, store in running:
+    for server, thread in running:
         server.should_exit = True
         thread.join(timeout=10)
-        store.close()
     for logger in watched:
         logger.removeHandler(logs)
     logging.getLogger("auditor").setLevel(previous_level)

@@ -172,3 +172,25 @@ def test_the_policy_file_is_validated_with_located_errors(tmp_path):
     assert f"{path}:5:" in message
     assert "grants.0.datasets.1" in message
     assert f"{path}:6:5: policy: grants.0.repos: unknown key" in message
+
+
+def test_a_control_reason_that_quotes_people_needs_the_access_grant(serve, issuer):
+    # core-team reads CORE's configuration and control results, not its access evidence: AC-3's
+    # verdict shows, its reason (the administrators' names) does not.
+    core = serve().query(
+        """{ repository(fullName: "acme/payments-api") {
+               controls(controlId: "AC-3") { controlId status reason } } }""",
+        _core_token(issuer),
+    )
+    (result,) = core["data"]["repository"]["controls"]
+    assert result["status"] in {"PASS", "FAIL"}
+    assert result["reason"] is None
+    assert [e["path"] for e in _outside_scope_errors(core)] == [
+        ["repository", "controls", 0, "reason"]
+    ]
+    grc = serve().query(
+        """{ repository(fullName: "acme/payments-api") {
+               controls(controlId: "AC-3") { reason } } }""",
+        issuer.token(),
+    )
+    assert "administrator" in grc["data"]["repository"]["controls"][0]["reason"]
