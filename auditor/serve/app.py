@@ -9,6 +9,7 @@ logger: the service's own audit trail. Neither the token nor variable values are
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from typing import Any
 
 import anyio
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
@@ -44,6 +46,7 @@ audit_log = logging.getLogger("auditor.serve.audit")
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+DOCUMENT_CACHE_SIZE = 256
 REALM = 'Bearer realm="auditor"'
 
 
@@ -83,6 +86,9 @@ def create_app(settings: ServeSettings) -> Starlette:
     rules = [*specified_rules, *limit_rules(settings.limits)]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    checked = functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)(
+        functools.partial(_checked_document, schema, rules, settings.limits)
+    )
 
     async def graphql_endpoint(request: Request) -> Response:
         started = settings.monotonic()
@@ -109,7 +115,7 @@ def create_app(settings: ServeSettings) -> Starlette:
             return _bad_request('"variables" must be an object and "operationName" a string')
         query: str = payload["query"]
         result, scoped = await anyio.to_thread.run_sync(
-            _run, schema, rules, settings, caller, query, variables, operation
+            _run, schema, checked, settings, caller, query, variables, operation
         )
         response = result.formatted
         if scoped is not None and scoped.restricted:
@@ -155,29 +161,42 @@ def _authenticate(settings: ServeSettings, authorization: str | None) -> Caller:
     return Caller(str(claims.get("sub")), str(claims.get("iss")), settings.policy.scope_for(claims))
 
 
+def _checked_document(
+    schema: GraphQLSchema, rules: list[Any], limits: Limits, query: str
+) -> tuple[DocumentNode | None, list[GraphQLError]]:
+    """The parsed document, or why it is refused (syntax, validity, a limit). Cached by query
+    text: automations send the same few documents, and parsing plus validation is most of the
+    cost of a small query."""
+    try:
+        document = parse(query, max_tokens=limits.max_tokens)
+    except GraphQLError as error:
+        if f"more than {limits.max_tokens} tokens" in error.message:
+            error = LimitExceeded(
+                f"query exceeds the token limit of {limits.max_tokens}", "max_tokens"
+            )
+        elif "nested too deeply" in error.message:  # the parser's own recursion guard
+            error = LimitExceeded(
+                f"query exceeds the depth limit of {limits.max_depth}", "max_depth"
+            )
+        return None, [error]
+    errors = validate(schema, document, rules)
+    return (None, errors) if errors else (document, [])
+
+
 def _run(
     schema: GraphQLSchema,
-    rules: list[Any],
+    checked: Callable[[str], tuple[DocumentNode | None, list[GraphQLError]]],
     settings: ServeSettings,
     caller: Caller,
     query: str,
     variables: dict[str, Any],
     operation: str | None,
 ) -> tuple[ExecutionResult, ScopedEvidence | None]:
-    limits = settings.limits
-    try:
-        document = parse(query, max_tokens=limits.max_tokens, no_location=False)
-    except GraphQLError as error:
-        if "token limit" in error.message.lower() or "tokens" in error.message.lower():
-            error = LimitExceeded(
-                f"query exceeds the token limit of {limits.max_tokens}", "max_tokens"
-            )
-        return ExecutionResult(None, [error]), None
-    errors = validate(schema, document, rules)
-    if errors:
+    document, errors = checked(query)
+    if document is None:
         return ExecutionResult(None, errors), None
     scoped = ScopedEvidence(
-        settings.reader, caller.scope, Deadline(limits.seconds, settings.monotonic)
+        settings.reader, caller.scope, Deadline(settings.limits.seconds, settings.monotonic)
     )
     result = execute(
         schema,

@@ -65,6 +65,12 @@ def test_an_alias_and_fragment_cost_bomb_hits_the_cost_limit(serve, issuer):
     assert "cost limit of 2000000" in answer["errors"][0]["message"]
 
 
+def test_a_nesting_bomb_is_refused_before_it_is_parsed_through(serve, issuer):
+    answer = serve().query("{" + "a{" * 2000 + "a" + "}" * 2001, issuer.token())
+    assert answer["data"] is None
+    assert _limit(answer) == ["max_depth"]
+
+
 def test_a_huge_document_hits_the_token_limit(serve, issuer):
     answer = serve().query("{ " + "a " * 5100 + "}", issuer.token())
     assert answer["data"] is None
