@@ -158,13 +158,7 @@ def serve_only(store: str, issuer: str, policy: str, port: int) -> None:
     logging.getLogger("auditor.serve.audit").disabled = True  # the trail is not what we measure
     reader = EvidenceReader(open_store(store), load_catalog(None))
     started = time.perf_counter()
-    for workspace in reader.workspaces():  # as `auditor serve` does before listening
-        entry = reader.latest(workspace, None)
-        if entry is not None:
-            index = reader.index(entry.observation_id)
-            if index.repositories:
-                first = next(iter(index.repositories))
-                index.control_results(reader.catalog, first)
+    reader.warm()  # as `auditor serve` does before listening
     warm = time.perf_counter() - started
     verifier = oidc_verifier(issuer, AUDIENCE)
     settings = ServeSettings(reader=reader, verifier=verifier, policy=load_policy(Path(policy)))

@@ -108,8 +108,10 @@ def serve(
     access = load_policy(policy) if policy is not None else Policy()
     catalog = load_catalog(controls)
     store = open_store(store_url)
+    reader = EvidenceReader(store, catalog)
+    reader.warm()
     settings = ServeSettings(
-        reader=EvidenceReader(store, catalog),
+        reader=reader,
         verifier=verifier,
         policy=access,
         limits=Limits(max_depth=max_depth, max_cost=max_cost, seconds=time_limit),

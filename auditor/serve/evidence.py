@@ -198,6 +198,15 @@ class EvidenceReader:
     def workspaces(self) -> list[str]:
         return sorted({entry.workspace for entry in self.entries()})
 
+    def warm(self) -> None:
+        """Index each workspace's latest observation and evaluate its controls now, so the first
+        callers do not pay for it (seconds for 1,000 repositories)."""
+        for workspace in self.workspaces():
+            entry = self.latest(workspace, None)
+            if entry is not None:
+                index = self.index(entry.observation_id)
+                index.control_results(self.catalog, "")
+
     def index(self, observation_id: str) -> ObservationIndex:
         with self._lock:
             if observation_id in self._indexes:
