@@ -26,6 +26,7 @@ from graphql import (
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
     execute,
+    get_operation_ast,
     parse,
     specified_rules,
     validate,
@@ -60,6 +61,7 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     introspection: bool = True
     graphiql: bool = False
+    worker_threads: int = 4
     monotonic: Callable[[], float] = time.monotonic
 
 
@@ -90,19 +92,21 @@ def create_app(settings: ServeSettings) -> Starlette:
         functools.partial(_checked_document, schema, rules, settings.limits)
     )
 
-    async def graphql_endpoint(request: Request) -> Response:
-        started = settings.monotonic()
+    # Created in the event loop on first use. A few worker threads, not anyio's 40: requests are
+    # CPU-bound under one GIL, and 40 threads slicing it only make every answer late.
+    limiters: list[anyio.CapacityLimiter] = []
+
+    def handle(body: bytes, authorization: str | None, started: float) -> Response:
+        """Everything after reading the body, in a worker thread: a key re-fetch, the store and
+        the execution all block."""
         try:
-            caller = _authenticate(settings, request.headers.get("authorization"))
+            caller = _authenticate(settings, authorization)
         except Unauthorized as refusal:
             return JSONResponse(
                 {"errors": [{"message": "unauthorized"}]},
                 status_code=401,
                 headers={"WWW-Authenticate": refusal.header},
             )
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _bad_request(f"request body over the limit of {MAX_BODY_BYTES} bytes")
         try:
             payload = json.loads(body)
         except ValueError:
@@ -114,8 +118,8 @@ def create_app(settings: ServeSettings) -> Starlette:
         if not isinstance(variables, dict) or not (operation is None or isinstance(operation, str)):
             return _bad_request('"variables" must be an object and "operationName" a string')
         query: str = payload["query"]
-        result, scoped = await anyio.to_thread.run_sync(
-            _run, schema, checked, settings, caller, query, variables, operation
+        result, scoped, operation = _run(
+            schema, checked, settings, caller, query, variables, operation
         )
         response = result.formatted
         if scoped is not None and scoped.restricted:
@@ -124,6 +128,17 @@ def create_app(settings: ServeSettings) -> Starlette:
             }
         _audit(caller, query, operation, variables, result, scoped, settings, started)
         return JSONResponse(response)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        started = settings.monotonic()
+        body = await _read_body(request)
+        if body is None:
+            return _bad_request(f"request body over the limit of {MAX_BODY_BYTES} bytes")
+        if not limiters:
+            limiters.append(anyio.CapacityLimiter(settings.worker_threads))
+        return await anyio.to_thread.run_sync(
+            handle, body, request.headers.get("authorization"), started, limiter=limiters[0]
+        )
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -140,6 +155,20 @@ def create_app(settings: ServeSettings) -> Starlette:
     app = Starlette(routes=routes)
     app.state.settings = settings
     return app
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None past ``MAX_BODY_BYTES`` (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _bad_request(message: str) -> Response:
@@ -191,10 +220,14 @@ def _run(
     query: str,
     variables: dict[str, Any],
     operation: str | None,
-) -> tuple[ExecutionResult, ScopedEvidence | None]:
+) -> tuple[ExecutionResult, ScopedEvidence | None, str | None]:
+    """Execute ``query``; also returns the operation's name, given or read from the document."""
     document, errors = checked(query)
     if document is None:
-        return ExecutionResult(None, errors), None
+        return ExecutionResult(None, errors), None, operation
+    executed = get_operation_ast(document, operation)
+    if executed is not None and executed.name is not None:
+        operation = executed.name.value
     scoped = ScopedEvidence(
         settings.reader, caller.scope, Deadline(settings.limits.seconds, settings.monotonic)
     )
@@ -205,7 +238,7 @@ def _run(
         variable_values=variables,
         operation_name=operation,
     )
-    return result, scoped  # type: ignore[return-value]  # synchronous resolvers only
+    return result, scoped, operation  # type: ignore[return-value]  # synchronous resolvers only
 
 
 def _count_objects(value: Any) -> int:

@@ -189,3 +189,17 @@ def test_graphiql_only_when_asked(serve):
     page = requests.get(f"{serve(graphiql=True).url}/graphiql", timeout=10)
     assert page.status_code == 200
     assert "GraphiQL" in page.text
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(serve, issuer):
+    import requests
+
+    service = serve()
+    response = requests.post(
+        f"{service.url}/graphql",
+        data=b'{"query": "' + b" " * 70_000 + b'{ workspaces { slug } }"}',
+        headers={"Authorization": f"Bearer {issuer.token()}"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert "over the limit of 65536 bytes" in response.text
