@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,13 @@ from typing import Any
 import click
 
 from auditor import __version__, sysdeps
-from auditor.errors import EXIT_INCOMPLETE, EXIT_RUN_FAILED, AuditorError, ConfigError
+from auditor.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_RUN_FAILED,
+    AuditorError,
+    ConfigError,
+    RunInterrupted,
+)
 from auditor.logsetup import configure_logging
 from auditor.redaction import redact
 
@@ -27,25 +34,47 @@ from auditor.redaction import redact
 class AuditorGroup(click.Group):
     """A click group whose commands report ``AuditorError`` as one masked line and exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The arguments as typed, for the run's provenance (masked before they are recorded).
+        ctx.meta.setdefault("auditor.argv", list(args))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from auditor.interrupts import SignalReceived, exit_now
+
         try:
             return super().invoke(ctx)
+        except (RunInterrupted, SignalReceived) as stop:  # Ctrl-C, SIGTERM: one line, 130/143
+            error = stop.interrupted if isinstance(stop, SignalReceived) else stop
+            click.echo(redact(error), err=True)
+            exit_now(error.exit_code)
         except AuditorError as error:
             if ctx.meta.get("auditor.debug"):
                 raise
-            click.echo(f"error: {redact(error)}", err=True)
+            _report_error(ctx, str(redact(error)), error.exit_code)
             sys.exit(error.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as error:  # the tool itself broke: say so, never print a secret
             if ctx.meta.get("auditor.debug"):
                 raise
-            click.echo(
-                f"error: internal error: {type(error).__name__}: {redact(error)} "
+            _report_error(
+                ctx,
+                f"internal error: {type(error).__name__}: {redact(error)} "
                 "(run with --debug for the traceback)",
-                err=True,
+                EXIT_RUN_FAILED,
             )
             sys.exit(EXIT_RUN_FAILED)
+
+
+def _report_error(ctx: click.Context, message: str, exit_code: int) -> None:
+    """One masked line on stderr: plain text, or a JSON log line under --log-format json."""
+    if ctx.meta.get("auditor.log_format") == "json":
+        logging.getLogger("auditor.cli").error(
+            "error: %s", message, extra={"event": "error", "exit_code": exit_code}
+        )
+    else:
+        click.echo(f"error: {message}", err=True)
 
 
 @click.group(
@@ -66,8 +95,24 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-def doctor() -> None:
-    """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font)."""
+@click.option(
+    "--workspace",
+    "-w",
+    multiple=True,
+    help="Also check the credential, this workspace, admin coverage and the rate limit, and "
+    "print the run's plan (a handful of requests plus the listings).",
+)
+@click.option(
+    "--period", help="Period the plan is for: 2026-Q3, 2026-07 or 2026 [previous quarter]."
+)
+@click.option(
+    "--requests-per-hour",
+    type=click.IntRange(0),
+    help="Cap on the request budget, as for `auditor run`.",
+)
+def doctor(workspace: tuple[str, ...], period: str | None, requests_per_hour: int | None) -> None:
+    """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font), and with
+    --workspace, what a run would meet on Bitbucket and what it would cost."""
     requirements = sysdeps.check()
     for requirement in requirements:
         mark = "ok " if requirement.present else "MISSING"
@@ -75,7 +120,42 @@ def doctor() -> None:
     missing = [r for r in requirements if not r.present]
     if missing:
         click.echo(sysdeps.missing_message(missing), err=True)
+    failed = bool(missing)
+    if workspace:
+        failed = _doctor_workspaces(list(workspace), period, requests_per_hour) or failed
+    if failed:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _doctor_workspaces(
+    workspaces: list[str], period_label: str | None, requests_per_hour: int | None
+) -> bool:
+    """Print the Bitbucket checks and the plan; True when a check failed."""
+    from auditor.interrupts import stop_on_signals
+    from auditor.period import parse_period, previous_quarter
+    from auditor.preflight import check_workspace
+    from auditor.run import RunOptions, plan_run
+
+    configure_logging(quiet=True)
+    period = (
+        parse_period(period_label) if period_label else previous_quarter(datetime.now(UTC).date())
+    )
+    failed = False
+    with (
+        _bitbucket_client(False, requests_per_hour=requests_per_hour) as (client, _),
+        stop_on_signals(client.stopper),
+    ):
+        for workspace in workspaces:
+            checks = check_workspace(client, workspace)
+            for check in checks:
+                mark = "FAIL" if not check.ok else "WARN" if check.warning else "ok "
+                click.echo(f"{mark:8} {check.name}: {check.detail}")
+            failed = failed or not all(check.ok for check in checks)
+            if len(checks) < 3 or not all(check.ok for check in checks[:2]):
+                return True  # no credential, workspace or listing: no plan either
+        plan = plan_run(RunOptions(workspaces=workspaces, period=period), client)
+        click.echo(f"{'ok ':8} {plan.describe()}")
+    return failed
 
 
 @main.command()
@@ -90,13 +170,17 @@ def schema() -> None:
 def _bitbucket_client(
     demo: bool, *, requests_per_hour: int | None = None
 ) -> Iterator[tuple[Any, dict[str, str]]]:
-    """A client for the live API (credentials from the environment) or the demo simulator."""
+    """A client for the live API (credentials from the environment) or the demo simulator.
+
+    ``requests_per_hour``: None assumes Bitbucket's 1,000 until it announces another limit;
+    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces."""
     from auditor.bitbucket.client import BitbucketClient, ClientSettings
     from auditor.bitbucket.credentials import load_credential
 
     overrides: dict[str, Any] = {}
     if requests_per_hour is not None:
         overrides["requests_per_hour"] = requests_per_hour or None
+        overrides["requests_per_hour_cap"] = requests_per_hour or None
     if not demo:
         environ = dict(os.environ)
         client = BitbucketClient(
@@ -225,12 +309,24 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "--workspace",
     "-w",
     multiple=True,
-    help="Workspace slug; repeat for several (AUDITOR_RUN_WORKSPACE: space-separated).",
+    help="Workspace slug; repeat for several (space-separated in the environment variable).",
 )
-@click.option("--period", help="Reporting period: 2026-Q3, 2026-07 or 2026 [previous quarter].")
-@click.option("--since", callback=_day, help="Period start day (YYYY-MM-DD), with --until.")
-@click.option("--until", callback=_day, help="Period end day, inclusive (YYYY-MM-DD).")
-@click.option("--as-of", callback=_day, help="Evaluation date for ages and expiries [today, UTC].")
+@click.option(
+    "--period",
+    metavar="YYYY-Qn|YYYY-MM|YYYY",
+    help="Reporting period: a quarter (2026-Q3), a month (2026-07) or a year (2026) "
+    "[the previous quarter].",
+)
+@click.option(
+    "--since", callback=_day, metavar="YYYY-MM-DD", help="Period start day, with --until."
+)
+@click.option("--until", callback=_day, metavar="YYYY-MM-DD", help="Period end day, inclusive.")
+@click.option(
+    "--as-of",
+    callback=_day,
+    metavar="YYYY-MM-DD",
+    help="Evaluation date for ages and expiries [today, UTC].",
+)
 @click.option(
     "--controls",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -250,8 +346,18 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "--format",
     default="html,pdf,csv,json",
     show_default=True,
-    callback=_csv_choice(("html", "pdf", "csv", "json"), "format"),
-    help="Comma-separated outputs.",
+    metavar="FORMAT[,FORMAT…]",
+    callback=_csv_choice(("html", "pdf", "csv", "json", "sarif", "junit", "oscal"), "format"),
+    help=(
+        "Comma-separated outputs, from: html, pdf, csv, json (findings.json), sarif "
+        "(findings.sarif, SARIF 2.1.0), junit (findings.junit.xml), oscal "
+        "(oscal-assessment-results.json)."
+    ),
+)
+@click.option(
+    "--framework",
+    metavar="KEY",
+    help="Report and export only this framework's controls: soc2 or iso27001 [both].",
 )
 @click.option(
     "--out",
@@ -267,21 +373,42 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 )
 @click.option(
     "--requests-per-hour",
-    default=1000,
-    show_default=True,
     type=click.IntRange(0),
-    help="Client-side request budget per rolling hour (0: none).",
+    help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
+    "limit Bitbucket announces].",
+)
+@click.option(
+    "--max-requests",
+    type=click.IntRange(1),
+    help="Refuse (exit 2) a run whose plan needs more requests than this.",
+)
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="List the repositories, print the plan (requests, budget, duration) and stop.",
 )
 @click.option(
     "--fail-on",
     default="fail,error",
     show_default=True,
+    metavar="fail,error|none",
     callback=_csv_choice(("fail", "error", "none"), "--fail-on value"),
     help="What makes the exit code non-zero: fail (1), error (3), none.",
 )
 @click.option("--organisation", help="Organisation name for the report cover.")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign manifest.json with this Ed25519 private key file (PEM or OpenSSH, unencrypted).",
+)
 @click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors; no progress.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Only warnings and errors on stderr; stdout carries the run folder's path alone.",
+)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -295,16 +422,18 @@ def run(ctx: click.Context, **options: Any) -> None:
 
     Exit codes: 0 completed and nothing matched --fail-on; 1 FAIL findings; 3 evidence
     incomplete (ERROR rows; takes precedence over 1); 2 usage or configuration error;
-    4 the run itself failed. With --demo, --fail-on defaults to none: the demo's failing
-    controls are its point.
+    4 the run itself failed; 130 interrupted (Ctrl-C); 143 stopped by SIGTERM. With --demo,
+    --fail-on defaults to none: the demo's failing controls are its point.
     """
     from auditor import demo as demo_settings
     from auditor.controls.facts import load_credential_facts
+    from auditor.interrupts import stop_on_signals
     from auditor.period import parse_period, period_between, previous_quarter
-    from auditor.run import RunOptions, run_audit
+    from auditor.run import RunOptions, plan_run, run_audit
 
     debug = ctx.meta.get("auditor.debug", False)
     configure_logging(quiet=options["quiet"], debug=debug, fmt=options["log_format"])
+    ctx.meta["auditor.log_format"] = options["log_format"]
     config = ctx.meta.get("auditor.run_config")
     demo = options["demo"]
     fail_on = options["fail_on"]
@@ -341,6 +470,10 @@ def run(ctx: click.Context, **options: Any) -> None:
     if not workspaces:
         raise ConfigError("name at least one --workspace (or use --demo)")
 
+    from auditor.provenance import masked_command_line
+    from auditor.signing import SigningKey
+
+    signing_key = SigningKey.from_file(options["sign_key"]) if options["sign_key"] else None
     run_options = RunOptions(
         workspaces=workspaces,
         period=period,
@@ -353,56 +486,103 @@ def run(ctx: click.Context, **options: Any) -> None:
         credential_facts=facts,
         organisation=organisation,
         demo=demo,
+        max_requests=options["max_requests"],
+        command_line=masked_command_line("auditor", ctx.meta.get("auditor.argv", ["run"])),
+        signing_key=signing_key,
+        framework=options["framework"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     with (
         _bitbucket_client(demo, requests_per_hour=options["requests_per_hour"]) as (client, _),
-        _progress_display(show_progress) as on_progress,
+        stop_on_signals(client.stopper),
     ):
-        outcome = run_audit(run_options, client, on_progress=on_progress)
+        if options["plan_only"]:
+            click.echo(plan_run(run_options, client).describe())
+            return
+        with _progress_display(show_progress) as on_progress:
+            outcome = run_audit(run_options, client, on_progress=on_progress)
     counts = outcome.result.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
-    if not options["quiet"]:
-        click.echo(f"{outcome.run_dir}", err=False)
+    exit_code = outcome.exit_code(fail_on)
+    # stdout is for scripts: the run folder's path and nothing else, --quiet or not.
+    click.echo(f"{outcome.run_dir}")
+    if options["log_format"] == "json":
+        logging.getLogger("auditor.cli").info(
+            "results: %s",
+            summary,
+            extra={
+                "event": "results",
+                "counts": counts,
+                "run_dir": str(outcome.run_dir),
+                "exit_code": exit_code,
+            },
+        )
+    elif not options["quiet"]:
         click.echo(f"results: {summary}", err=True)
-    sys.exit(outcome.exit_code(fail_on))
+    sys.exit(exit_code)
 
 
 @contextlib.contextmanager
-def _progress_display(enabled: bool) -> Iterator[Any]:
-    """A live progress line on a terminal; nothing under cron or --quiet."""
+def _progress_display(enabled: bool, console: Any = None) -> Iterator[Any]:
+    """One live progress display for the whole run on a terminal: requests done out of those
+    planned, the ETA, and while the run waits, why and until when. Nothing under cron or
+    --quiet (the log says the same, one line per wait). ``console``: rich's, for tests."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("[bold]collecting[/]"),
         BarColumn(),
-        TextColumn("{task.fields[repos]} repositories"),
-        TextColumn("· {task.fields[requests]} requests"),
-        TextColumn("· {task.fields[waits]} rate-limit waits"),
+        TextColumn("{task.fields[requests]} requests"),
+        TextColumn("· {task.fields[repos]} repositories"),
         TimeElapsedColumn(),
+        TextColumn("· ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[waiting]}"),
     )
-    with Progress(*columns, transient=True) as display:
-        task = display.add_task("collect", total=None, repos="0/?", requests=0, waits=0)
+    with Progress(*columns, transient=True, console=console) as display:
+        task = display.add_task("collect", total=None, repos="?", requests="0/?", waiting="")
 
         def update(progress: Any) -> None:
-            total = progress.repositories_total or None
+            planned = progress.requests_planned
+            waiting = ""
+            notice = progress.waiting
+            if notice is not None and notice.resumes_at > datetime.now(UTC):
+                waiting = "· " + escape(notice.describe())
             display.update(
                 task,
-                total=total,
-                completed=progress.repositories_done,
-                repos=f"{progress.repositories_done}/{progress.repositories_total or '?'}",
-                requests=progress.requests_done,
-                waits=progress.http.get("rate_limited", 0),
+                total=max(planned, progress.requests_done) if planned else None,
+                completed=progress.requests_done,
+                requests=f"{progress.requests_done:,}/{planned:,}"
+                if planned
+                else f"{progress.requests_done:,}",
+                repos=f"{progress.repositories_total or '?'}",
+                waiting=waiting,
             )
 
         yield update
 
 
+# Every option of `auditor run` can come from AUDITOR_RUN_<OPTION>; --help names each variable.
+for _parameter in run.params:
+    if isinstance(_parameter, click.Option):
+        _parameter.show_envvar = True
+
+
 def _register_commands() -> None:
     from auditor.controls.cli import controls
+    from auditor.diff import diff
     from auditor.reporting.cli import verify
     from auditor.serve.cli import serve
     from auditor.simulator.cli import simulator
@@ -410,6 +590,7 @@ def _register_commands() -> None:
 
     main.add_command(collect)
     main.add_command(controls)
+    main.add_command(diff)
     main.add_command(serve)
     main.add_command(simulator)
     main.add_command(store)

@@ -9,6 +9,12 @@ by the pure ``auditor.flatten.evidence_from_results``, which also rebuilds store
 What makes a run fail instead of producing a report: the credential is rejected, Bitbucket is
 unreachable, or a workspace does not exist for the credential. Everything narrower (a 403 on one
 repository's branch restrictions) is an error record, and the run goes on.
+
+Two hooks serve a run under Bitbucket's rate limit: ``on_plan`` receives the cost estimate
+(``auditor.plan``) once the repositories are listed and before any per-repository request, and
+may raise to stop there; and the collection stops within a moment of ``client.interrupt()``
+(Ctrl-C, SIGTERM): the event loop polls the client's stop signal while workers wait, and raises
+``RunInterrupted`` naming what was interrupted instead of returning evidence that looks whole.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import resource
 import threading
 import time
@@ -27,15 +34,25 @@ from typing import Any
 from graphql import ExecutionResult
 
 from auditor.bitbucket.client import BitbucketClient
-from auditor.errors import RunFailed
+from auditor.bitbucket.pacing import (
+    WAITING_FOR_ANSWER,
+    WAITING_FOR_BUDGET,
+    WAITING_TO_RETRY,
+    Interrupted,
+    WaitNotice,
+)
+from auditor.errors import RunFailed, RunInterrupted
 from auditor.evidence import CollectionInfo, Evidence
 from auditor.flatten import datasets_of, evidence_from_results
 from auditor.period import Period
+from auditor.plan import Plan, estimate_workspace
 from auditor.queries import StoredQuery, stored_queries
 from auditor.redaction import redact
 from auditor.schema import build_schema
 from auditor.schema.execution import execute_document
-from auditor.schema.loaders import REPOSITORIES, Fetcher
+from auditor.schema.loaders import Fetcher
+
+log = logging.getLogger(__name__)
 
 # Per-repository requests every repository needs (the rest depend on its data): what the
 # progress display counts a repository as done by.
@@ -47,9 +64,11 @@ class Progress:
     """What the collection has done so far; updated from the event loop thread."""
 
     requests_done: int = 0
+    requests_planned: int | None = None  # known once the plan is made
     repositories_total: int = 0
     repository_requests_done: int = 0
     http: dict[str, Any] = field(default_factory=dict)
+    waiting: WaitNotice | None = None  # the latest long wait (budget spent, 429s)
 
     @property
     def repositories_done(self) -> int:
@@ -93,34 +112,45 @@ def collect(
     *,
     concurrency: int = 16,
     on_progress: Callable[[Progress], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     replay: bool = False,
 ) -> Collection:
     """Collect the evidence of ``workspaces`` for ``period``.
 
-    ``replay`` (for benchmarks) executes the queries a second time from the run's request cache
-    and records how long pure GraphQL execution takes."""
+    ``on_plan`` gets the cost estimate before any per-repository request (and may raise to stop
+    the run there). ``replay`` (for benchmarks) executes the queries a second time from the
+    run's request cache and records how long pure GraphQL execution takes."""
     queries = stored_queries(build_schema().graphql_schema)  # validated before any request
     started_at = now()
     results: dict[tuple[str, str], ExecutionResult] = {}
     timings: dict[str, float] = {}
-    with _cyclic_gc_paused():
-        asyncio.run(
-            _execute_all(
-                client,
-                queries,
-                list(workspaces),
-                period,
-                concurrency,
-                on_progress,
-                results,
-                timings,
+    progress = Progress()
+    stopper = client.stopper
+    stopper.cooperative = True
+    try:
+        with _cyclic_gc_paused():
+            asyncio.run(
+                _execute_all(
+                    client,
+                    queries,
+                    list(workspaces),
+                    period,
+                    concurrency,
+                    on_progress,
+                    on_plan,
+                    progress,
+                    results,
+                    timings,
+                    2 if replay else 1,
+                )
             )
-            if not replay
-            else _execute_all(
-                client, queries, list(workspaces), period, concurrency, None, results, timings, 2
-            )
-        )
+    except Interrupted:
+        raise _interrupted(client, progress) from None
+    finally:
+        stopper.cooperative = False
+    if stopper.stopped:  # the stop came as the last answers arrived: still not whole
+        raise _interrupted(client, progress)
     finished_at = now()
 
     formatted = {key: result.formatted for key, result in results.items()}
@@ -173,6 +203,8 @@ async def _execute_all(
     period: Period,
     concurrency: int,
     on_progress: Callable[[Progress], None] | None,
+    on_plan: Callable[[Plan], None] | None,
+    progress: Progress,
     results: dict[tuple[str, str], ExecutionResult],
     timings: dict[str, float],
     rounds: int = 1,
@@ -182,41 +214,63 @@ async def _execute_all(
     The results are handed over through the dict rather than returned: when ``asyncio.run``
     restores the SIGINT handler it formats the repr of the main task, and with it the task's
     result — the whole evidence — which costs seconds on a large workspace."""
-    progress = Progress()
     loop = asyncio.get_running_loop()
+    # After a stop, tasks end with Interrupted or are cancelled: that is the plan, not news.
+    loop.set_exception_handler(
+        lambda loop, context: (
+            None if client.stopper.stopped else loop.default_exception_handler(context)
+        )
+    )
     lock = threading.Lock()
 
     def on_done(endpoint: str) -> None:  # called on the loop thread by future callbacks
         with lock:
-            progress.requests_done += 1
+            progress.requests_done = client.stats.requests
             if endpoint.startswith("/repositories/{workspace}/{repo_slug}"):
                 progress.repository_requests_done += 1
             progress.http = client.stats.as_dict()
         if on_progress is not None:
             on_progress(progress)
 
+    listener = client.on_wait
+
+    def on_wait(notice: WaitNotice) -> None:  # called on a worker thread
+        if listener is not None:
+            listener(notice)  # the log line: cron reads it, a terminal shows it too
+        progress.waiting = notice
+        if on_progress is not None:
+            loop.call_soon_threadsafe(on_progress, progress)
+
+    client.on_wait = on_wait
     fetcher = Fetcher(client, concurrency, on_done if on_progress else None)
     try:
-        if on_progress is not None:
-            for workspace in workspaces:
-                # Learn the population early for the progress bar (the listing is cached).
-                listing = fetcher.listing(REPOSITORIES, workspace=workspace)
-                task = loop.create_task(listing)
-                task.add_done_callback(lambda t: _count_repositories(t, progress))
+        if on_plan is not None or on_progress is not None:
+            plan = await _until_stopped(
+                client, _make_plan(fetcher, workspaces, period, concurrency)
+            )
+            progress.repositories_total = plan.repositories
+            progress.requests_planned = plan.requests
+            if on_progress is not None:
+                on_progress(progress)
+            if on_plan is not None:
+                on_plan(plan)
         keys = [(name, workspace) for workspace in workspaces for name in queries]
         for round_number in range(rounds):
             started = time.perf_counter()
             cpu_started = time.thread_time()
-            outcomes = await asyncio.gather(
-                *(
-                    execute_document(
-                        queries[name].document,
-                        _variables(queries[name], workspace, period),
-                        fetcher=fetcher,
-                        credential=client.credential,
+            outcomes = await _until_stopped(
+                client,
+                asyncio.gather(
+                    *(
+                        execute_document(
+                            queries[name].document,
+                            _variables(queries[name], workspace, period),
+                            fetcher=fetcher,
+                            credential=client.credential,
+                        )
+                        for name, workspace in keys
                     )
-                    for name, workspace in keys
-                )
+                ),
             )
             if round_number:
                 timings["replay"] = time.perf_counter() - started
@@ -226,7 +280,78 @@ async def _execute_all(
                 timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 results.update(zip(keys, outcomes, strict=True))
     finally:
-        await loop.run_in_executor(None, fetcher.close)
+        client.on_wait = listener
+        if client.stopper.stopped:
+            # Workers still in a request finish on their own; nobody waits for them.
+            fetcher.pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            await loop.run_in_executor(None, fetcher.close)
+
+
+async def _make_plan(
+    fetcher: Fetcher, workspaces: Sequence[str], period: Period, concurrency: int
+) -> Plan:
+    """The cost estimate, from the repository listings (which the run then reuses)."""
+    client = fetcher.client
+    sent_before = client.stats.requests
+    estimates = []
+    for workspace in workspaces:
+        try:
+            estimates.append(await estimate_workspace(fetcher, workspace, period))
+        except Interrupted:
+            raise
+        except Exception as error:  # the queries will meet the same error and report it
+            log.info("no estimate for %s: %s", workspace, redact(error))
+    stats = client.stats.as_dict()
+    answered = max(1, stats["requests"])
+    return Plan(
+        workspaces=estimates,
+        requests_sent=client.stats.requests - sent_before,
+        limit=client.limits.limit_for(),
+        window_seconds=client.limits.window,
+        concurrency=concurrency,
+        seconds_per_request=stats["seconds_in_requests"] / answered,
+        budgets=client.limits.describe(),
+    )
+
+
+async def _until_stopped(client: BitbucketClient, awaitable: Any) -> Any:
+    """Await ``awaitable``, but give up within a moment of ``client.interrupt()``.
+
+    Workers blocked in a budget wait or back-off wake at once; one in the middle of a request
+    cannot be woken, so the loop polls the stop signal instead of waiting for them."""
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            return task.result()
+        if client.stopper.stopped:
+            task.cancel()
+            raise Interrupted(client.stopper.signal_name or "interrupt")
+
+
+_ACTIVITIES_BY_WEIGHT = (WAITING_FOR_BUDGET, WAITING_TO_RETRY, WAITING_FOR_ANSWER)
+
+
+def _interrupted(client: BitbucketClient, progress: Progress) -> RunInterrupted:
+    """The one line an interrupted run says: what it stopped, how far it got, what next."""
+    stopper = client.stopper
+    signal_name = stopper.signal_name or "SIGINT"
+    doing = stopper.interrupted_activities
+    # A wait says more than the requests in flight beside it: it is why the run was quiet.
+    what = next(
+        (activity for activity in _ACTIVITIES_BY_WEIGHT if activity in doing),
+        doing[0] if doing else "collecting evidence",
+    )
+    if what == WAITING_FOR_BUDGET and progress.waiting is not None:
+        what = progress.waiting.describe()
+    sent = client.stats.requests
+    planned = f" of about {progress.requests_planned:,}" if progress.requests_planned else ""
+    return RunInterrupted(
+        f"interrupted by {signal_name} while {what}; {sent:,}{planned} requests were sent and "
+        "no run folder was written: run the same command again to start over",
+        signal_name=signal_name,
+    )
 
 
 @contextlib.contextmanager
@@ -243,11 +368,6 @@ def _cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _count_repositories(task: asyncio.Task[Any], progress: Progress) -> None:
-    if not task.cancelled() and task.exception() is None:
-        progress.repositories_total += len(task.result())
 
 
 def _fail_on_fatal(

@@ -14,6 +14,7 @@ Example::
     out: /var/lib/auditor/latest     # exactly this folder; default reports/<ws>/<period>/<run id>
     concurrency: 16
     requests_per_hour: 1000
+    max_requests: 20000
     fail_on: [fail, error]
     organisation: Acme Corp
     credential:                      # what Bitbucket cannot tell about the token (CR-1, CR-2)
@@ -54,6 +55,7 @@ class RunConfig(BaseModel):
     out: Path | None = None
     concurrency: int | None = Field(default=None, ge=1, le=64)
     requests_per_hour: int | None = Field(default=None, ge=0)
+    max_requests: int | None = Field(default=None, ge=1)
     fail_on: list[Literal["fail", "error", "none"]] | None = None
     organisation: str | None = None
     credential: _Credential | None = None
@@ -72,6 +74,7 @@ class RunConfig(BaseModel):
             "out": str(self.out) if self.out else None,
             "concurrency": self.concurrency,
             "requests_per_hour": self.requests_per_hour,
+            "max_requests": self.max_requests,
             "fail_on": ",".join(self.fail_on) if self.fail_on else None,
             "organisation": self.organisation,
         }

@@ -9,6 +9,8 @@ Exit codes are part of the interface for cron and CI jobs (README, "Exit codes")
 3     completed, but evidence is incomplete: ERROR rows (and ``--fail-on`` includes ``error``)
 4     the run itself failed: authentication, network, Bitbucket unusable, internal error
 5     ``auditor verify`` found a missing, added or altered file
+130   interrupted by Ctrl-C (SIGINT); nothing was written
+143   stopped by SIGTERM; nothing was written
 ====  ==========================================================================
 """
 
@@ -20,6 +22,9 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_RUN_FAILED = 4
 EXIT_VERIFY_FAILED = 5
+# 128 + the signal number, as a shell reports a process a signal ended.
+EXIT_INTERRUPTED = 130  # SIGINT
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 class AuditorError(Exception):
@@ -44,3 +49,12 @@ class VerificationFailed(AuditorError):
     """An evidence folder or PDF does not match its manifest."""
 
     exit_code = EXIT_VERIFY_FAILED
+
+
+class RunInterrupted(AuditorError):
+    """The user stopped the run (Ctrl-C or SIGTERM); the message says what was interrupted."""
+
+    def __init__(self, message: str, *, signal_name: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.exit_code = EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED

@@ -1,4 +1,8 @@
-"""Logging for people at a terminal and for cron: human lines or JSON lines, secrets masked."""
+"""Logging for people at a terminal and for cron: human lines or JSON lines, secrets masked.
+
+JSON lines carry the run id (``null`` until the run has one, e.g. for a usage error), set by
+``auditor.run`` through ``set_run_id``, so a log shipper can group a run's lines.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,14 @@ import sys
 from datetime import UTC, datetime
 
 from auditor.redaction import RedactingFilter
+
+_current_run_id: str | None = None
+
+
+def set_run_id(run_id: str | None) -> None:
+    """The run id every following log line carries (one run per process at a time)."""
+    global _current_run_id
+    _current_run_id = run_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,8 +31,17 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "run_id": getattr(record, "run_id", None) or _current_run_id,
         }
-        for key in ("event", "workspace", "repository", "dataset", "run_id"):
+        for key in (
+            "event",
+            "workspace",
+            "repository",
+            "dataset",
+            "counts",
+            "run_dir",
+            "exit_code",
+        ):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value

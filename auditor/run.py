@@ -1,8 +1,11 @@
 """The batch job: validate the inputs, collect, evaluate, write the run folder.
 
-Everything a run reads from the user (catalog, exceptions, stored queries) is validated before the
-first request is sent, so a typo costs nothing against Bitbucket's hourly limit. The run folder is
-written atomically by the reporting layer: a run that fails leaves no folder that looks complete.
+Everything checkable is checked before the first request is sent — the catalog, exceptions and
+stored queries, that the output folder can be written, that the period has begun — so a typo
+costs nothing against Bitbucket's hourly limit. Once the repositories are listed, the plan
+(``auditor.plan``) says what the rest will cost; ``--max-requests`` refuses a run that needs
+more, and ``--plan`` stops there. The run folder is written atomically by the reporting layer: a
+run that fails leaves no folder that looks complete.
 """
 
 from __future__ import annotations
@@ -14,25 +17,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
+from auditor.bitbucket.credentials import SCOPES_REQUIRED
 from auditor.collector import Collection, Progress, collect
 from auditor.controls.catalog import load_catalog
 from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.facts import CredentialFacts
-from auditor.controls.results import EvaluationResult, Status
-from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from auditor.controls.frameworks import check_framework, restrict_to_framework
+from auditor.controls.period import evaluate_period, observations_in, single_observation_basis
+from auditor.controls.results import EvaluationResult, ObservationRef, Status
+from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError, RunFailed
+from auditor.evidence import Evidence, Observation
+from auditor.logsetup import set_run_id
 from auditor.period import Period
+from auditor.plan import Plan
+from auditor.provenance import collect_provenance
 from auditor.queries import stored_queries
-from auditor.reporting.runfolder import check_destination, write_run_folder
+from auditor.reporting.runfolder import check_destination, check_writable, write_run_folder
+from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
+from auditor.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("html", "pdf", "csv", "json")
+FORMATS = ("html", "pdf", "csv", "json")  # the default; sarif, junit and oscal on request
 
 
 @dataclass
@@ -49,6 +62,10 @@ class RunOptions:
     credential_facts: CredentialFacts | None = None
     organisation: str | None = None
     demo: bool = False
+    max_requests: int | None = None  # refuse a run whose plan needs more
+    command_line: str = "auditor run"  # as typed, secrets masked (auditor.provenance)
+    signing_key: SigningKey | None = None  # sign manifest.json with this Ed25519 key
+    framework: str | None = None  # report and export only this framework's controls
 
 
 @dataclass
@@ -56,7 +73,7 @@ class RunOutcome:
     run_dir: Path
     run_info: RunInfo
     result: EvaluationResult
-    collection: Collection
+    collection: Collection | None  # None for a report from stored observations
 
     def exit_code(self, fail_on: set[str]) -> int:
         """The documented exit code for this outcome under ``--fail-on``.
@@ -85,14 +102,11 @@ def run_audit(
 ) -> RunOutcome:
     started_at = now()
     run_id = new_run_id(started_at)
+    set_run_id(run_id)
     evaluated_on = options.evaluated_on or started_at.date()
 
     # Everything the user wrote is checked before the first request.
-    if options.out_dir is not None:
-        check_destination(options.out_dir)
-    catalog = load_catalog(options.catalog_path)
-    exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
-    stored_queries(build_schema().graphql_schema)
+    catalog, exceptions = _check_before_sending(options, started_at)
 
     log.info(
         "run %s: collecting %s for %s from %s",
@@ -107,6 +121,7 @@ def run_audit(
         options.period,
         concurrency=options.concurrency,
         on_progress=on_progress,
+        on_plan=lambda plan: _check_plan(plan, options),
         now=now,
     )
     log.info(
@@ -126,10 +141,56 @@ def run_audit(
         period=options.period,
         credential=facts,
     )
+    result.basis = single_observation_basis(
+        ObservationRef(run_id, collection.evidence.info.finished_at), options.period, catalog
+    )
     viewer = collection.evidence.table("viewer")
     identity = client.credential.identity
     if len(viewer):
         identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    run_dir, run_info, result = _write_report(
+        options,
+        run_id=run_id,
+        started_at=started_at,
+        evaluated_on=evaluated_on,
+        result=result,
+        evidence=collection.evidence,
+        raw_evidence=collection.raw,
+        queries=collection.queries,
+        data_collected_at=collection.evidence.info.finished_at,
+        api_url=client.settings.base_url,
+        credential_type=client.credential.kind,
+        credential_identity=identity,
+        scopes_required=list(client.credential.scopes_required),
+        http=client.stats.as_dict(),
+        now=now,
+    )
+    log.info("run %s written to %s", run_id, run_dir)
+    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+
+
+def _write_report(
+    options: RunOptions,
+    *,
+    run_id: str,
+    started_at: datetime,
+    evaluated_on: date,
+    result: EvaluationResult,
+    evidence: Evidence,
+    raw_evidence: dict[str, Any],
+    queries: dict[str, str],
+    data_collected_at: datetime,
+    api_url: str,
+    credential_type: str,
+    credential_identity: str,
+    scopes_required: list[str],
+    http: dict[str, Any],
+    now: Callable[[], datetime],
+) -> tuple[Path, RunInfo, EvaluationResult]:
+    """Record the run (provenance, signing) and write its folder: shared by a live run and a
+    period report, so both carry the same metadata, framework view and signature."""
+    if options.framework is not None:
+        result = restrict_to_framework(result, options.framework)
     run_info = RunInfo(
         run_id=run_id,
         tool_version=__version__,
@@ -141,17 +202,21 @@ def run_audit(
         period_since=options.period.since,
         period_until=options.period.until,
         evaluated_on=evaluated_on,
-        data_collected_at=collection.evidence.info.finished_at,
-        api_url=client.settings.base_url,
-        credential_type=client.credential.kind,
-        credential_identity=identity,
-        scopes_required=list(client.credential.scopes_required),
+        data_collected_at=data_collected_at,
+        api_url=api_url,
+        credential_type=credential_type,
+        credential_identity=credential_identity,
+        scopes_required=scopes_required,
         catalog_path=str(result.catalog_path),
         catalog_sha256=result.catalog_sha256,
         exceptions_path=str(options.exceptions_path) if options.exceptions_path else None,
         counts=result.counts(),
-        http=client.stats.as_dict(),
+        http=http,
         demo=options.demo,
+        provenance=collect_provenance(
+            command_line=options.command_line, demo=options.demo, templates=templates_dir()
+        ),
+        signing=options.signing_key.describe() if options.signing_key else None,
     )
     run_dir = options.out_dir or (
         options.reports_root / "+".join(options.workspaces) / options.period.label / run_id
@@ -160,11 +225,165 @@ def run_audit(
     write_run_folder(
         run_dir,
         run_info=run_info,
-        evidence=collection.evidence,
+        evidence=evidence,
         result=result,
-        raw_evidence=collection.raw,
-        queries=collection.queries,
+        raw_evidence=raw_evidence,
+        queries=queries,
         formats=options.formats,
+        signing_key=options.signing_key,
     )
-    log.info("run %s written to %s", run_id, run_dir)
-    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+    return run_dir, run_info, result
+
+
+class _PlanReady(Exception):
+    """Not an error: how ``--plan`` stops the collection once the plan is made."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__("plan ready")
+        self.plan = plan
+
+
+def plan_run(
+    options: RunOptions,
+    client: BitbucketClient,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Plan:
+    """``auditor run --plan``: validate, list the repositories, estimate, and stop there."""
+    _check_before_sending(options, now())
+
+    def stop_at(plan: Plan) -> None:
+        _check_plan(plan, options)
+        raise _PlanReady(plan)
+
+    try:
+        collect(client, options.workspaces, options.period, on_plan=stop_at, now=now)
+    except _PlanReady as ready:
+        return ready.plan
+    raise ConfigError("no plan could be made: the repositories could not be listed")
+
+
+def _check_before_sending(options: RunOptions, started_at: datetime) -> tuple[Any, Any]:
+    """What can be checked without Bitbucket: the output folder, the period, the catalog, the
+    exceptions and the stored queries (ConfigError, exit 2, nothing sent)."""
+    if options.out_dir is not None:
+        check_destination(options.out_dir)
+    check_writable(options.out_dir or options.reports_root)
+    if options.period.since > started_at:
+        raise ConfigError(
+            f"period {options.period.label} has not begun yet (it starts on "
+            f"{options.period.since:%Y-%m-%d}): there is nothing to collect"
+        )
+    if options.period.until > started_at:
+        log.warning(
+            "period %s is still running (it ends on %s): the evidence covers it only up to now",
+            options.period.label,
+            f"{options.period.until:%Y-%m-%d}",
+        )
+    catalog = load_catalog(options.catalog_path)
+    if options.framework is not None:
+        check_framework(options.framework, catalog.frameworks, str(catalog.path))
+    exceptions = load_exceptions(options.exceptions_path) if options.exceptions_path else None
+    stored_queries(build_schema().graphql_schema)
+    return catalog, exceptions
+
+
+def _check_plan(plan: Plan, options: RunOptions) -> None:
+    """Say the plan (terminal and log), and refuse it when it needs more than allowed."""
+    log.info("%s", plan.describe(), extra={"event": "plan"})
+    if options.max_requests is not None and plan.requests > options.max_requests:
+        shortfall = plan.shortfall(options.max_requests)
+        raise ConfigError(
+            f"the run needs about {plan.requests:,} requests, {shortfall:,} "
+            f"more than --max-requests {options.max_requests:,}: raise --max-requests, or audit "
+            "fewer workspaces"
+        )
+
+
+def report_period(
+    observations: list[Observation],
+    options: RunOptions,
+    *,
+    raw_evidence: dict[str, dict[str, Any]] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RunOutcome:
+    """Write the run folder of a period report from stored observations; no request is sent.
+
+    Every configuration control is evaluated on every observation in ``options.period``
+    (``auditor.controls.period``). ``raw_evidence`` maps an observation id to its raw query
+    results (evidence file name -> document); the last observation's are written as the run
+    folder's evidence files, so ``auditor diff`` and ``auditor verify`` read it like any run. The
+    folder's ``evidence/observations.json`` names every observation the report rests on.
+    """
+    started_at = now()
+    run_id = new_run_id(started_at)
+    set_run_id(run_id)
+    evaluated_on = options.evaluated_on or started_at.date()
+    catalog, exceptions = _check_before_sending(options, started_at)
+    wanted = set(options.workspaces)
+    chosen = [
+        o
+        for o in observations_in(observations, options.period)
+        if set(o.evidence.info.workspaces) == wanted
+    ]
+    if not chosen:
+        raise RunFailed(
+            f"no observation of {', '.join(options.workspaces)} in {options.period.label}: "
+            "nothing to report"
+        )
+    last = chosen[-1].evidence
+    facts = dataclasses.replace(
+        options.credential_facts or CredentialFacts(),
+        required_scopes=tuple(_scopes_required(last.info.credential_type)),
+    )
+    result = evaluate_period(
+        chosen,
+        catalog,
+        exceptions,
+        period=options.period,
+        evaluated_on=evaluated_on,
+        credential=facts,
+    )
+    viewer = last.table("viewer")
+    identity = last.info.credential_identity
+    if len(viewer):
+        identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    requests = sum(int(o.evidence.info.http.get("requests", 0)) for o in chosen)
+    raw = dict((raw_evidence or {}).get(chosen[-1].observation_id, {}))
+    raw["observations.json"] = {
+        "period": options.period.label,
+        "observations": [
+            {
+                "observation_id": o.observation_id,
+                "observed_at": o.observed_at.isoformat(),
+                "workspaces": list(o.evidence.info.workspaces),
+                "requests": int(o.evidence.info.http.get("requests", 0)),
+                "collection_errors": len(o.evidence.errors),
+            }
+            for o in chosen
+        ],
+    }
+    run_dir, run_info, result = _write_report(
+        options,
+        run_id=run_id,
+        started_at=started_at,
+        evaluated_on=evaluated_on,
+        result=result,
+        evidence=last,
+        raw_evidence=raw,
+        queries=dict(last.info.queries),
+        data_collected_at=chosen[-1].observed_at,
+        api_url=last.info.api_url,
+        credential_type=last.info.credential_type,
+        credential_identity=identity,
+        scopes_required=list(facts.required_scopes),
+        http={"requests": requests, "observations": len(chosen)},
+        now=now,
+    )
+    log.info("period report %s written to %s", run_id, run_dir)
+    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=None)
+
+
+def _scopes_required(credential_type: str) -> list[str]:
+    """The scopes a collection with this kind of credential needs (for CR-1)."""
+    return list(SCOPES_REQUIRED.get(credential_type, []))

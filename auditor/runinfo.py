@@ -34,6 +34,12 @@ class RunInfo:
     counts: dict[str, int] = field(default_factory=dict)  # findings per status
     http: dict[str, Any] = field(default_factory=dict)  # {"requests": N, "retries": …, …}
     demo: bool = False
+    # auditor.provenance.collect_provenance: operator, host, masked command line, tool digest,
+    # Python and dependency versions, backend and server version.
+    provenance: dict[str, Any] = field(default_factory=dict)
+    # auditor.signing.SigningKey.describe() when the manifest is signed, else None. Recorded
+    # before the reports are rendered, so the report can say which key signs its folder.
+    signing: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """``run.json`` content: ISO 8601 strings for dates, no secret anywhere."""

@@ -13,7 +13,7 @@ contracts (``tests/reporting/fixtures.py``; later the real pipeline can feed it)
 
 Target: html + pdf under 60 s and under 1.5 GiB peak together.
 
-    .venv/bin/python bench/bench_render.py [--repositories 1000] [--merged-prs 50000]
+    .venv/bin/python bench/bench_render.py [--repositories 1000] [--merged-prs 50000] [--untagged]
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def main() -> int:
     parser.add_argument("--merged-prs", type=int, default=50_000)
     parser.add_argument("--skip-folder", action="store_true", help="skip the end-to-end run")
     parser.add_argument("--keep", action="store_true", help="keep the output folder")
+    parser.add_argument(
+        "--untagged", action="store_true", help="render an untagged PDF, to see what tags cost"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -143,12 +146,14 @@ def main() -> int:
             attachments=attachments,
             identifier=bundle.run_info.run_id,
             timestamp=bundle.run_info.started_at,
+            tagged=not args.untagged,
         )
         pdf_seconds = time.perf_counter() - started
         child_peak = outcome.max_rss_kib / 1024
         size = (scratch / "report.pdf").stat().st_size / MIB
         print(
-            f"pdf:  {pdf_seconds:6.1f} s  {size:6.1f} MiB  {outcome.pages} pages, "
+            f"pdf ({'untagged' if args.untagged else 'tagged'}):  {pdf_seconds:6.1f} s  "
+            f"{size:6.1f} MiB  {outcome.pages} pages, "
             f"{len(attachments)} attachments; body {body_seconds:.1f} s here, child "
             f"{outcome.seconds:.1f} s; child peak RSS {child_peak:.0f} MiB (its VmHWM); "
             f"getrusage(RUSAGE_CHILDREN) says {_children_peak_mib():.0f} MiB"

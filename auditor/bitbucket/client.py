@@ -2,8 +2,9 @@
 
 ``BitbucketClient`` owns the session of each worker thread (``requests.Session`` is not documented
 as thread-safe), the retry policy (tenacity: exponential backoff with jitter for 429, 5xx,
-connection errors and broken bodies, honouring ``Retry-After``), the shared rolling-window request
-budget, the per-run statistics, and the mapping of HTTP statuses to typed errors. Pagination is a
+connection errors and broken bodies, honouring ``Retry-After``; every pause an interruptible
+event wait), the shared request budgets per resource group (``auditor.bitbucket.pacing``), the
+per-run statistics, and the mapping of HTTP statuses to typed errors. Pagination is a
 generator that follows ``next`` exactly as Bitbucket gives it, refuses a ``next`` on another host
 (credentials never leave the configured host) and stops with an error on a repeated ``next``.
 
@@ -18,8 +19,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -44,8 +46,15 @@ from auditor.bitbucket.errors import (
     TransportError,
     hint_for,
 )
-from auditor.bitbucket.pacing import RequestBudget
+from auditor.bitbucket.pacing import (
+    WAITING_FOR_ANSWER,
+    WAITING_TO_RETRY,
+    RateLimits,
+    Stopper,
+    WaitNotice,
+)
 from auditor.bitbucket.stats import HttpStats
+from auditor.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +82,51 @@ class ClientSettings:
     backoff_max: float = 60.0
     rate_limit_backoff: float = 60.0  # first wait after a 429 that carries no Retry-After
     max_retry_after: float = 900.0  # give up rather than sleep longer than this on one 429
+    # A server that keeps answering 429: once Bitbucket has answered nothing but 429s for this
+    # long, every request still waiting on one gives up (ERROR naming the budget) instead of
+    # retrying for hours.
+    max_rate_limited_wait: float = 900.0
+    # The budget assumed until Bitbucket announces one (X-RateLimit-Limit); None: no budget.
     requests_per_hour: int | None = 1000
+    # The user's cap (--requests-per-hour): announced limits above it are not adopted.
+    requests_per_hour_cap: int | None = None
     budget_window: float = 3600.0
     pool_size: int = 4  # connections kept per worker session
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ClientSettings:
         base_url = environ.get("BITBUCKET_API_URL") or DEFAULT_API_URL
+        check_api_url(base_url)
         return cls(base_url=base_url.rstrip("/"), **overrides)
+
+
+def check_api_url(url: str) -> None:
+    """Refuse (``ConfigError``, before any request) an API URL that cannot be Bitbucket's:
+    retrying ``notaurl`` six times teaches nothing."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("https", "http"):
+        problem = "it must start with https://"
+    elif not parts.hostname:
+        problem = "it has no host"
+    elif parts.username or parts.password:
+        problem = (
+            "it carries credentials; give them in BITBUCKET_EMAIL/BITBUCKET_API_TOKEN or "
+            "BITBUCKET_ACCESS_TOKEN instead"
+        )
+    elif parts.query or parts.fragment:
+        problem = "it has a query or fragment"
+    else:
+        try:
+            parts.port  # noqa: B018 (a malformed port raises here)
+        except ValueError:
+            problem = "its port is not a number"
+    if problem:
+        shown = url if not (parts.username or parts.password) else "(not shown: it has credentials)"
+        raise ConfigError(
+            f"BITBUCKET_API_URL {shown!s} is not an API URL: {problem} "
+            f"(for example {DEFAULT_API_URL})"
+        )
 
 
 class _CredentialAuth(requests.auth.AuthBase):
@@ -136,14 +182,31 @@ class BitbucketClient:
         settings: ClientSettings | None = None,
         *,
         stats: HttpStats | None = None,
-        budget: RequestBudget | None = None,
+        limits: RateLimits | None = None,
+        stopper: Stopper | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.credential = credential
         self.settings = settings or ClientSettings()
         self.stats = stats or HttpStats()
-        self.budget = budget or RequestBudget(
-            self.settings.requests_per_hour, self.settings.budget_window
+        self.stopper = stopper or (limits.stopper if limits else Stopper())
+        self.limits = limits or RateLimits(
+            self.settings.requests_per_hour,
+            self.settings.budget_window,
+            cap=self.settings.requests_per_hour_cap,
+            clock=clock,
+            wall_clock=wall_clock,
+            stopper=self.stopper,
+            on_wait=log_wait,
         )
+        self._clock = clock
+        self._wall_clock = wall_clock
+        # Per resource group, when Bitbucket started answering only 429s (absent while it
+        # answers anything else): webhook data can be spent while the rest is not.
+        self._rate_limited_since: dict[str, float] = {}
+        self._rate_limited_lock = threading.Lock()
+        self._announced_retry_until = float("-inf")
         self._origin = urlsplit(self.settings.base_url)[:2]
         self._auth = _CredentialAuth(credential)
         self._local = threading.local()
@@ -202,6 +265,19 @@ class BitbucketClient:
         """Every item of a paginated listing."""
         for page in self.pages(endpoint, params=params, pagelen=pagelen, **path_params):
             yield from page["values"]
+
+    @property
+    def on_wait(self) -> Callable[[WaitNotice], None] | None:
+        """Told of every long wait (budget spent, 429 back-off); logs an INFO line by default."""
+        return self.limits.on_wait
+
+    @on_wait.setter
+    def on_wait(self, listener: Callable[[WaitNotice], None] | None) -> None:
+        self.limits.on_wait = listener
+
+    def interrupt(self, signal_name: str = "interrupt") -> None:
+        """Stop: every wait ends at once with ``Interrupted``, and no new request is sent."""
+        self.stopper.stop(signal_name)
 
     def close(self) -> None:
         with self._sessions_lock:
@@ -278,6 +354,7 @@ class BitbucketClient:
             stop=self._should_stop,
             wait=self._wait,
             before_sleep=self._before_sleep,
+            sleep=self._pause,
             reraise=True,
         )
         try:
@@ -295,10 +372,12 @@ class BitbucketClient:
         *,
         refreshed: bool = False,
     ) -> dict[str, Any]:
-        self.stats.record_budget_wait(self.budget.acquire())
+        self.stats.record_budget_wait(self.limits.acquire(endpoint))
+        self._give_up_if_rate_limited_too_long(endpoint, path_params)
         where = _describe(endpoint, path_params)
         started = time.monotonic()
         try:
+            self.stopper.check()
             session = self._session()
             # Prepared by hand and sent with Session.send: Session.request would merge cookies,
             # hooks and environment settings on every call, a large share of requests' cost per
@@ -307,10 +386,11 @@ class BitbucketClient:
             prepared.prepare(
                 method="GET", url=url, headers=session.headers, params=params, auth=self._auth
             )
-            response = session.send(
-                prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
-            )
-            body = response.content
+            with self.stopper.doing(WAITING_FOR_ANSWER):
+                response = session.send(
+                    prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
+                )
+                body = response.content
         except requests.Timeout:
             self.stats.record_response(f"GET {endpoint}", "timeout", 0, time.monotonic() - started)
             raise TransportError(
@@ -327,7 +407,8 @@ class BitbucketClient:
         log.debug(
             "GET %s -> %d (%.0f ms, %d bytes)", response.url, status, elapsed * 1000, len(body)
         )
-        self._observe_rate_headers(response.headers)
+        self._observe_rate_headers(endpoint, response.headers)
+        self._note_rate_limited(endpoint, status == 429)
         if status == 401 and not refreshed and self.credential.refresh():
             return self._send(url, endpoint, path_params, params, refreshed=True)
         if status >= 400:
@@ -349,12 +430,46 @@ class BitbucketClient:
             )
         return document
 
-    def _observe_rate_headers(self, headers: Mapping[str, str]) -> None:
-        limit = headers.get("X-RateLimit-Limit")
-        if limit and limit.isdigit():
-            self.budget.adopt_limit(int(limit))
-        if headers.get("X-RateLimit-NearLimit", "").lower() == "true":
-            self.budget.near_limit()
+    def _observe_rate_headers(self, endpoint: str, headers: Mapping[str, str]) -> None:
+        self.limits.observe(
+            endpoint,
+            headers.get("X-RateLimit-Limit"),
+            headers.get("X-RateLimit-Resource"),
+            headers.get("X-RateLimit-NearLimit"),
+        )
+
+    def _note_rate_limited(self, endpoint: str, rate_limited: bool) -> None:
+        group = self.limits.group_of(endpoint)
+        with self._rate_limited_lock:
+            if not rate_limited:
+                self._rate_limited_since.pop(group, None)
+            else:
+                self._rate_limited_since.setdefault(group, self._clock())
+
+    def _rate_limited_for(self, group: str) -> float:
+        """How long Bitbucket has answered the group's requests with nothing but 429s."""
+        with self._rate_limited_lock:
+            since = self._rate_limited_since.get(group)
+        return 0.0 if since is None else self._clock() - since
+
+    def _give_up_if_rate_limited_too_long(
+        self, endpoint: str, path_params: Mapping[str, str]
+    ) -> None:
+        group = self.limits.group_of(endpoint)
+        limited_for = self._rate_limited_for(group)
+        if limited_for < self.settings.max_rate_limited_wait:
+            return
+        limit = self.limits.limit_for(group)
+        budget = f"{limit:,} requests per hour" if limit else "no client-side budget"
+        raise RateLimited(
+            f"gave up on {_describe(endpoint, path_params)}: Bitbucket has answered every request "
+            f"of {group} with 429 (rate limit) for {limited_for / 60:.0f} min; its request "
+            f"budget ({budget}) is spent on Bitbucket's side",
+            endpoint=endpoint,
+            hint="run again after the hour has passed, with a lower --requests-per-hour, or "
+            "when fewer other tools use this credential",
+            give_up=True,
+        )
 
     def _error_for(
         self, response: requests.Response, endpoint: str, path_params: Mapping[str, str]
@@ -392,6 +507,8 @@ class BitbucketClient:
 
     def _should_stop(self, state: RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited) and error.give_up:
+            return True
         if (
             isinstance(error, RateLimited)
             and error.retry_after is not None
@@ -415,10 +532,34 @@ class BitbucketClient:
         # "Full jitter" (AWS architecture blog): uniform in [ceiling/2, ceiling].
         return ceiling / 2 + random.random() * ceiling / 2  # noqa: S311
 
+    def _pause(self, seconds: float) -> None:
+        """Tenacity's sleep: an event wait that Ctrl-C or SIGTERM ends at once."""
+        with self.stopper.doing(WAITING_TO_RETRY):
+            self.stopper.wait(seconds)
+
     def _before_sleep(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         waited = state.next_action.sleep if state.next_action else 0.0
         self.stats.record_retry(waited)
+        if isinstance(error, RateLimited) and self.limits.on_wait is not None:
+            endpoint = error.endpoint or ""
+            group = self.limits.group_of(endpoint)
+            resumes = self._clock() + waited
+            with self._rate_limited_lock:
+                # One notice per wave of 429s, however many workers were refused at once.
+                if resumes <= self._announced_retry_until + max(1.0, waited / 10):
+                    return
+                self._announced_retry_until = resumes
+            self.limits.on_wait(
+                WaitNotice(
+                    "rate_limited",
+                    group,
+                    self.limits.limit_for(group),
+                    waited,
+                    self._wall_clock() + timedelta(seconds=waited),
+                )
+            )
+            return  # the notice is the log line
         log.info(
             "%s; retrying in %.1f s (attempt %d of %d)",
             error,
@@ -426,6 +567,11 @@ class BitbucketClient:
             state.attempt_number + 1,
             self.settings.max_attempts,
         )
+
+
+def log_wait(notice: WaitNotice) -> None:
+    """The default wait listener: one INFO line per wait (cron sees why the run is quiet)."""
+    log.info("%s", notice.describe(), extra={"event": "wait"})
 
 
 def _error_body(response: requests.Response) -> tuple[str | None, Any]:

@@ -110,9 +110,18 @@ class Gone(BitbucketError):
 class RateLimited(BitbucketError):
     code = "RATE_LIMITED"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        give_up: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        # Bitbucket has answered only 429s for longer than the client waits in all: not retried.
+        self.give_up = give_up
 
 
 class ServerError(BitbucketError):

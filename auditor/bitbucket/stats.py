@@ -18,6 +18,7 @@ class HttpStats:
         self.bytes_received = 0
         self.seconds_in_requests = 0.0
         self.seconds_waiting_budget = 0.0
+        self.budget_waits = 0  # requests that waited for the client-side budget
         self.seconds_waiting_backoff = 0.0
         self.by_endpoint: collections.Counter[str] = collections.Counter()
         self.by_status: collections.Counter[str] = collections.Counter()
@@ -41,6 +42,7 @@ class HttpStats:
     def record_budget_wait(self, waited: float) -> None:
         if waited > 0:
             with self._lock:
+                self.budget_waits += 1
                 self.seconds_waiting_budget += waited
 
     def record_failure(self, endpoint: str) -> None:
@@ -55,6 +57,7 @@ class HttpStats:
                 "rate_limited": self.rate_limited,
                 "bytes": self.bytes_received,
                 "seconds_in_requests": round(self.seconds_in_requests, 3),
+                "budget_waits": self.budget_waits,
                 "seconds_waiting_for_budget": round(self.seconds_waiting_budget, 3),
                 "seconds_waiting_to_retry": round(self.seconds_waiting_backoff, 3),
                 "by_endpoint": dict(sorted(self.by_endpoint.items())),

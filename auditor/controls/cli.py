@@ -9,6 +9,7 @@ import click
 
 from auditor.controls.catalog import Catalog, load_catalog
 from auditor.controls.exceptions import load_exceptions
+from auditor.controls.frameworks import check_framework
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -58,27 +59,40 @@ def _counts(catalog: Catalog) -> str:
     show_default=True,
     help="Print a table for people or JSON for scripts.",
 )
-def list_controls(catalog_file: Path | None, output_format: str) -> None:
+@click.option(
+    "--framework",
+    metavar="KEY",
+    help="Only the controls mapped to this framework (soc2 or iso27001 in the shipped catalog).",
+)
+def list_controls(catalog_file: Path | None, output_format: str, framework: str | None) -> None:
     """List the controls of a catalog (default: the shipped controls.yaml).
 
     Shows each control's ID, title, framework criteria, whether it is automated or manual, and
-    whether it is enabled.
+    whether it is enabled. With --framework, only that framework's controls and criteria.
     """
     catalog = load_catalog(catalog_file)
+    controls = catalog.controls
+    if framework is not None:
+        check_framework(framework, catalog.frameworks, str(catalog.path))
+        controls = [c for c in controls if any(r.framework == framework for r in c.frameworks)]
     records = [
         {
             "id": control.id,
             "title": control.title,
             "family": control.family_title,
             "severity": control.severity,
-            "frameworks": [catalog.framework_label(ref) for ref in control.frameworks],
+            "frameworks": [
+                catalog.framework_label(ref)
+                for ref in control.frameworks
+                if framework is None or ref.framework == framework
+            ],
             "automated": control.automated,
             "check": control.check,
             "parameters": control.parameter_values(),
             "enabled": control.enabled,
             "scope": control.scope.describe(),
         }
-        for control in catalog.controls
+        for control in controls
     ]
     if output_format == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))

@@ -66,12 +66,23 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+# The version of findings.json's shape (docs/findings.schema.json). Raise the major number when a
+# key is removed or changes meaning, the minor number when one is added.
+FINDINGS_SCHEMA_VERSION = "2.0"
+
+
+def _finding_object(row: dict[str, Any]) -> dict[str, Any]:
+    item = {column: _json_value(value) for column, value in row.items()}
+    # The findings table joins a row's framework references with "; " for CSV; JSON readers get
+    # them as a list.
+    labels = item.get("frameworks")
+    item["frameworks"] = [label for label in (labels or "").split("; ") if label]
+    return item
+
+
 def findings_document(result: EvaluationResult) -> dict[str, Any]:
     """The JSON export as a dictionary (see ``write_findings_json``)."""
-    findings = [
-        {column: _json_value(value) for column, value in row.items()}
-        for row in result.findings.to_dict(orient="records")
-    ]
+    findings = [_finding_object(row) for row in result.findings.to_dict(orient="records")]
     controls = [
         {
             "id": outcome.id,
@@ -85,6 +96,7 @@ def findings_document(result: EvaluationResult) -> dict[str, Any]:
             "frameworks": outcome.framework_labels,
             "scope": outcome.scope,
             "population": outcome.population,
+            "verdict": outcome.verdict,
             "counts": {
                 status.value: outcome.counts.get(status.value, 0) for status in STATUS_ORDER
             },
@@ -92,9 +104,14 @@ def findings_document(result: EvaluationResult) -> dict[str, Any]:
         for outcome in result.controls
     ]
     return {
+        "schema_version": FINDINGS_SCHEMA_VERSION,
         "evaluated_on": result.evaluated_on.isoformat(),
         "period": result.operating_effectiveness.period_label,
         "catalog": {"path": result.catalog_path, "sha256": result.catalog_sha256},
+        "frameworks": [
+            {"key": key, "name": framework.name, "version": framework.version}
+            for key, framework in result.frameworks.items()
+        ],
         "counts": result.counts(),
         "controls": controls,
         "findings": findings,
@@ -102,10 +119,12 @@ def findings_document(result: EvaluationResult) -> dict[str, Any]:
 
 
 def write_findings_json(result: EvaluationResult, path: Path) -> None:
-    """``{"evaluated_on", "period", "catalog": {path, sha256}, "counts", "controls", "findings"}``.
+    """``{"schema_version", "evaluated_on", "period", "catalog": {path, sha256}, "frameworks",
+    "counts", "controls", "findings"}``, described by ``docs/findings.schema.json``.
 
     ``controls`` holds one summary per catalog control with its counts by status; ``findings``
-    one object per row with the ``FINDING_COLUMNS`` keys (missing values are ``null``).
+    one object per row with the ``FINDING_COLUMNS`` keys (missing values are ``null``;
+    ``frameworks`` is a list of labels such as ``"SOC 2 CC8.1"``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(findings_document(result), ensure_ascii=False, indent=2)

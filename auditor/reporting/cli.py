@@ -8,11 +8,17 @@ import click
 
 from auditor.errors import VerificationFailed
 from auditor.reporting.manifest import MANIFEST_NAME, verify_folder, verify_pdf
+from auditor.signing import load_trusted_key
 
 
 @click.command()
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
-def verify(target: Path) -> None:
+@click.option(
+    "--trusted-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 public key (PEM or OpenSSH .pub) the manifest must be signed with.",
+)
+def verify(target: Path, trusted_key: Path | None) -> None:
     """Check a run folder (or a report PDF) against its manifest.json.
 
     For a folder, every file listed in manifest.json is hashed again (SHA-256); files that are
@@ -20,12 +26,17 @@ def verify(target: Path) -> None:
     files are checked against the list of hashes the PDF carries and, when the PDF sits in its
     run folder, against that folder's manifest.json. Exit code 0 when everything matches, 5 when
     anything does not.
+
+    A signed folder (manifest.sig.json) is checked too: the signature must match manifest.json
+    and come from --trusted-key when given, else from the key run.json records; any other key is
+    reported as an unknown key. Key fingerprints are OpenSSH's (ssh-keygen -lf KEY.pub).
     """
+    key = load_trusted_key(trusted_key) if trusted_key else None
     if target.is_dir():
-        report = verify_folder(target)
+        report = verify_folder(target, key)
         what = f"{target} ({MANIFEST_NAME})"
     elif target.suffix.lower() == ".pdf":
-        report = verify_pdf(target)
+        report = verify_pdf(target, key)
         what = f"{target} (embedded evidence)"
     else:
         raise click.UsageError(f"{target} is neither a run folder nor a PDF report")
@@ -37,4 +48,5 @@ def verify(target: Path) -> None:
     if not report.ok:
         names = ", ".join(dict.fromkeys(problem.path for problem in report.problems))
         raise VerificationFailed(f"{what}{run}: {len(report.problems)} problem(s): {names}")
-    click.echo(f"OK {what}{run}: {report.checked} files match")
+    signed = f"; manifest signed by {report.signed_by}" if report.signed_by else "; not signed"
+    click.echo(f"OK {what}{run}: {report.checked} files match{signed}")

@@ -18,7 +18,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -26,7 +26,9 @@ import pandas as pd
 
 from auditor.controls.effectiveness import POPULATION_COLUMNS
 from auditor.controls.results import (
+    DISABLED,
     STATUS_ORDER,
+    VERDICT_ORDER,
     ControlOutcome,
     EvaluationResult,
     ExceptionEntry,
@@ -35,7 +37,10 @@ from auditor.controls.results import (
 from auditor.evidence import TABLES, Evidence
 from auditor.reporting.charts import STATUS_STYLE, family_results_chart
 from auditor.reporting.manifest import FileEntry
+from auditor.reporting.period_coverage import basis_sentence, period_coverage
 from auditor.reporting.populations import access_listing, repositories_population
+from auditor.reporting.provenance import provenance_rows, sign_off
+from auditor.reporting.resource_links import ResourceNamer, evidence_paths, label_for
 from auditor.reporting.views import (
     AccessRow,
     AccessView,
@@ -126,18 +131,6 @@ PDF_LIMITS = RowLimits(
 # What a severity means for ordering (highest first).
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
-# The order in which a control's verdict is decided: a control with any FAIL row fails, and so
-# on; PASS outranks NOT_APPLICABLE so that a control with nine PASS rows and one empty repository
-# reads PASS.
-VERDICT_ORDER: tuple[Status, ...] = (
-    Status.FAIL,
-    Status.ERROR,
-    Status.EXCEPTED,
-    Status.MANUAL,
-    Status.PASS,
-    Status.NOT_APPLICABLE,
-)
-
 STATUS_WORDS: dict[str, str] = {
     Status.PASS: "the evidence shows the requirement is met",
     Status.FAIL: "the evidence shows the requirement is not met",
@@ -154,10 +147,6 @@ CREDENTIAL_TYPES: dict[str, str] = {
 }
 
 _STATUS_RANK = {status.value: index for index, status in enumerate(STATUS_ORDER)}
-
-# The overall result shown for a control that the catalog disables (it has no rows).
-DISABLED = "DISABLED"
-
 
 # --- small helpers -------------------------------------------------------------------------------
 
@@ -226,13 +215,6 @@ def _natural_key(value: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", value))
 
 
-def _verdict(counts: Mapping[str, int]) -> str:
-    for status in VERDICT_ORDER:
-        if counts.get(status.value, 0) > 0:
-            return status.value
-    return Status.NOT_APPLICABLE.value
-
-
 def css_class(status: str) -> str:
     if status == DISABLED:
         return "status-none"
@@ -285,14 +267,22 @@ def build_report_context(
         raise ValueError(f"unknown report target {target!r}")
     limits = PDF_LIMITS if target == "pdf" else HTML_LIMITS
     exceptions = tuple(_exception_view(entry) for entry in result.exceptions)
-    controls = _control_views(result, exceptions, limits)
-    cover = _cover(run_info, evidence, generated_at)
+    controls = _control_views(result, exceptions, limits, ResourceNamer(evidence))
+    basis = basis_sentence(result.basis)
+    cover = replace(_cover(run_info, evidence, generated_at), basis_sentence=basis)
+    coverage = period_coverage(
+        result,
+        titles={control.id: control.title for control in controls},
+        anchors={control.id: control.anchor for control in controls},
+        is_pdf=target == "pdf",
+    )
     return ReportContext(
         target=target,
         is_pdf=target == "pdf",
         meta=_meta(run_info),
         cover=cover,
-        summary=_summary(result, controls, exceptions),
+        summary=replace(_summary(result, controls, exceptions), basis_sentence=basis),
+        period_coverage=coverage,
         frameworks=_framework_views(result, controls),
         inventory=_inventory(evidence, result, limits),
         families=_families(controls),
@@ -302,6 +292,8 @@ def build_report_context(
         appendix=_appendix(
             run_info, queries, evidence_files, set(embedded_files), cover, limits, target
         ),
+        provenance=provenance_rows(run_info),
+        signoff=sign_off(run_info, result, cover.period_text),
     )
 
 
@@ -403,7 +395,7 @@ def _exception_view(entry: ExceptionEntry) -> ExceptionView:
     )
 
 
-def _finding_row(record: Mapping[str, Any]) -> FindingRow:
+def _finding_row(record: Mapping[str, Any], namer: ResourceNamer | None = None) -> FindingRow:
     status = text(record["status"])
     note = ""
     exception_id = text(record.get("exception_id"))
@@ -421,9 +413,15 @@ def _finding_row(record: Mapping[str, Any]) -> FindingRow:
         note = ", ".join(parts) + (f": {reason}" if reason else "")
         if status != Status.EXCEPTED:
             note += " (not applied)"
+    label = label_for(namer, record)
     return FindingRow(
         status=status,
         css_class=css_class(status),
+        resource_name=label.name,
+        resource_key=label.key,
+        resource_url=label.url,
+        resource_link_title=label.link_title,
+        evidence_paths=evidence_paths(text(record["evidence"])),
         resource=text(record["resource"]),
         resource_type=text(record["resource_type"]),
         reason=text(record["reason"]),
@@ -434,7 +432,10 @@ def _finding_row(record: Mapping[str, Any]) -> FindingRow:
 
 
 def _control_views(
-    result: EvaluationResult, exceptions: Sequence[ExceptionView], limits: RowLimits
+    result: EvaluationResult,
+    exceptions: Sequence[ExceptionView],
+    limits: RowLimits,
+    namer: ResourceNamer | None = None,
 ) -> list[ControlView]:
     short_names = {key: framework.short_name for key, framework in result.frameworks.items()}
     findings = result.findings
@@ -448,7 +449,7 @@ def _control_views(
     views = []
     for outcome in result.controls:
         rows = by_control.get(outcome.id)
-        views.append(_control_view(outcome, rows, exceptions, limits, short_names))
+        views.append(_control_view(outcome, rows, exceptions, limits, short_names, namer))
     return views
 
 
@@ -458,6 +459,7 @@ def _control_view(
     exceptions: Sequence[ExceptionView],
     limits: RowLimits,
     short_names: Mapping[str, str],
+    namer: ResourceNamer | None = None,
 ) -> ControlView:
     shown: list[FindingRow] = []
     total = 0
@@ -476,7 +478,7 @@ def _control_view(
         nonpassing_kept = _head(nonpassing_rows, bound)
         passing_kept = _head(passing_rows, limits.passing_per_control)
         for frame in (nonpassing_kept, passing_kept):
-            shown.extend(_finding_row(record) for record in frame.to_dict("records"))
+            shown.extend(_finding_row(record, namer) for record in frame.to_dict("records"))
         if len(nonpassing_kept) < len(nonpassing_rows):
             omitted.append(f"{len(nonpassing_rows) - len(nonpassing_kept):,} non-passing")
         if len(passing_kept) < len(passing_rows):
@@ -494,7 +496,7 @@ def _control_view(
             )
         )
     enabled = outcome.enabled
-    verdict = _verdict(outcome.counts) if enabled else DISABLED
+    verdict = outcome.verdict
     labels = list(outcome.framework_labels)
     if not labels:
         labels = [
@@ -657,7 +659,7 @@ def _summary(
         fail_total = next((c.count for c in control.counts if c.status == Status.FAIL), 0)
         if not fail_total:
             continue
-        examples = tuple(row.resource for row in failing[:3])
+        examples = tuple(row.resource_name or row.resource for row in failing[:3])
         headline.append(
             HeadlineFailure(
                 severity=control.severity,

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from auditor.signing import SIGNATURE_NAME, check_signature
+
 ALGORITHM = "sha256"
 MANIFEST_NAME = "manifest.json"
 EVIDENCE_HASHES_NAME = "evidence-hashes.json"
@@ -110,7 +112,7 @@ def write_manifest(folder: Path, run_id: str) -> list[FileEntry]:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | added | altered | invalid
+    kind: str  # missing | added | altered | invalid | signature
     path: str
     detail: str
 
@@ -125,6 +127,7 @@ class VerificationReport:
     checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signed_by: str | None = None  # the fingerprint of the key whose signature held
 
     @property
     def ok(self) -> bool:
@@ -190,8 +193,12 @@ def _compare(
             )
 
 
-def verify_folder(folder: Path) -> VerificationReport:
-    """Recompute every hash in ``folder/manifest.json``; report missing, added, altered files."""
+def verify_folder(folder: Path, trusted_key: Any = None) -> VerificationReport:
+    """Recompute every hash in ``folder/manifest.json``; report missing, added, altered files.
+
+    The manifest's signature (``manifest.sig.json``), when there is one, is checked too, against
+    ``trusted_key`` (an Ed25519 public key) when given, else against the key ``run.json`` records.
+    """
     report = VerificationReport(target=folder, run_id=None)
     manifest_path = folder / MANIFEST_NAME
     if not manifest_path.is_file():
@@ -215,7 +222,7 @@ def verify_folder(folder: Path) -> VerificationReport:
     actual: dict[str, FileEntry] = {}
     for path in folder_files(folder):
         full = folder / path
-        if path == MANIFEST_NAME:
+        if path in (MANIFEST_NAME, SIGNATURE_NAME):
             continue
         if full.is_symlink() or not full.is_file():
             # a link could point anywhere; evidence is only ever regular files
@@ -225,16 +232,42 @@ def verify_folder(folder: Path) -> VerificationReport:
         actual[path] = FileEntry(path, size, digest)
     _compare(report, expected, actual)
     run_json = folder / "run.json"
+    recorded_signing = None
     if run_json.is_file() and "run.json" in expected:
         try:
-            recorded = json.loads(run_json.read_bytes()).get("run_id")
+            content = json.loads(run_json.read_bytes())
+            recorded, recorded_signing = content.get("run_id"), content.get("signing")
         except (ValueError, AttributeError):
             recorded = None
         if recorded is not None and recorded != run_id:
             report.problems.append(
                 Problem("invalid", "run.json", f"run id {recorded!r}, manifest says {run_id!r}")
             )
+    _check_signature(report, folder, trusted_key, recorded_signing)
     return report
+
+
+def _recorded_signing(folder: Path) -> Any:
+    try:
+        return json.loads((folder / "run.json").read_bytes()).get("signing")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _check_signature(
+    report: VerificationReport, folder: Path, trusted_key: Any, recorded: Any
+) -> None:
+    outcome = check_signature(
+        folder,
+        trusted_key=trusted_key,
+        recorded=recorded if isinstance(recorded, dict) else None,
+        manifest_name=MANIFEST_NAME,
+    )
+    report.signed_by = outcome.fingerprint if outcome.problem is None else None
+    if outcome.problem:
+        report.problems.append(Problem("signature", SIGNATURE_NAME, outcome.problem))
+    if outcome.note:
+        report.notes.append(outcome.note)
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -261,7 +294,7 @@ def pdf_attachments(pdf_path: Path) -> dict[str, bytes]:
     return attachments
 
 
-def verify_pdf(pdf_path: Path) -> VerificationReport:
+def verify_pdf(pdf_path: Path, trusted_key: Any = None) -> VerificationReport:
     """Check the files embedded in a report PDF.
 
     Against the ``evidence-hashes.json`` the PDF carries, and, when the PDF sits in its run folder,
@@ -335,13 +368,24 @@ def verify_pdf(pdf_path: Path) -> VerificationReport:
                         Problem("altered", name, f"embedded copy differs from {MANIFEST_NAME}")
                     )
         report.checked = len(actual) + (1 if pdf_path.name in folder_entries else 0)
-    elif carried is None:
-        report.problems.append(
-            Problem(
-                "missing",
-                EVIDENCE_HASHES_NAME,
-                f"the PDF carries no {EVIDENCE_HASHES_NAME} and no {MANIFEST_NAME} is beside it",
+        _check_signature(report, pdf_path.parent, trusted_key, _recorded_signing(pdf_path.parent))
+    else:
+        if carried is None:
+            report.problems.append(
+                Problem(
+                    "missing",
+                    EVIDENCE_HASHES_NAME,
+                    f"the PDF carries no {EVIDENCE_HASHES_NAME} and no {MANIFEST_NAME} is "
+                    "beside it",
+                )
             )
-        )
+        if trusted_key is not None:
+            report.problems.append(
+                Problem(
+                    "signature",
+                    MANIFEST_NAME,
+                    "a trusted key was given but no signed manifest.json is beside the PDF",
+                )
+            )
     report.problems = _dedupe(report.problems)
     return report

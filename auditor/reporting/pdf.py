@@ -62,6 +62,7 @@ class PdfJob:
     timestamp: str  # ISO 8601: the attachments' creation and modification time
     attachments: list[AttachmentSpec] = field(default_factory=list)
     variant: str = PDF_VARIANT
+    tagged: bool = True  # a tagged (structured) PDF for screen readers
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -95,8 +96,12 @@ def render_pdf(
     identifier: str,
     timestamp: datetime,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    tagged: bool = True,
 ) -> PdfRenderResult:
-    """Render ``html`` to ``output`` as PDF/A-3 with ``attachments``, in a child process."""
+    """Render ``html`` to ``output`` as PDF/A-3 with ``attachments``, in a child process.
+
+    ``tagged`` (the default) gives the PDF its logical structure, which screen readers need;
+    only the rendering benchmark turns it off, to measure what it costs."""
     with tempfile.TemporaryDirectory(prefix="auditor-pdf-") as scratch:
         scratch_dir = Path(scratch)
         html_path = scratch_dir / "report.html"
@@ -110,6 +115,7 @@ def render_pdf(
             identifier=identifier,
             timestamp=timestamp.isoformat(),
             attachments=attachments,
+            tagged=tagged,
         ).dump(job_path)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(

@@ -112,6 +112,8 @@ def render_pdf_in_process(job: PdfJob) -> PdfRenderResult:
     )
     options = {
         "pdf_variant": job.variant,
+        # Tagged PDF (logical structure), so screen readers can read it; PDF/A-3b allows it.
+        "pdf_tags": job.tagged,
         "pdf_identifier": job.identifier.encode("utf-8"),
         "attachments": attachments,
     }

@@ -8,11 +8,16 @@ Layout (``formats`` chooses the optional files)::
     populations/repositories.csv, access.csv, merged_pull_requests.csv
     findings.csv                 "csv" (written by auditor.controls.export)
     findings.json                "json" (written by auditor.controls.export)
+    findings.sarif               "sarif": SARIF 2.1.0 (auditor.reporting.sarif)
+    findings.junit.xml           "junit": JUnit XML (auditor.reporting.junit)
+    oscal-assessment-results.json  "oscal": OSCAL assessment-results (auditor.reporting.oscal)
     evidence-hashes.json         SHA-256 of every file above, computed before rendering
     report.html                  "html"
     report.pdf                   "pdf": PDF/A-3 embedding evidence-hashes.json and every file it
                                  marks "embedded" (all but findings.json)
-    manifest.json                written last: SHA-256 and size of every other file
+    manifest.json                SHA-256 and size of every other file
+    manifest.sig.json            with a signing key: Ed25519 signature of manifest.json, written
+                                 last (run.json, and so the reports, already name the key)
 
 Everything is written into a hidden sibling folder ``.<name>.partial-<random>`` and renamed into
 place at the end, so the folder either appears complete, with its manifest, or not at all. An
@@ -29,6 +34,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,6 +49,7 @@ from auditor.reporting.html import environment, render_report
 from auditor.reporting.manifest import (
     EVIDENCE_HASHES_FORMAT,
     EVIDENCE_HASHES_NAME,
+    MANIFEST_NAME,
     document_bytes,
     folder_files,
     hash_paths,
@@ -52,13 +59,23 @@ from auditor.reporting.pdf import DEFAULT_TIMEOUT_SECONDS, AttachmentSpec, rende
 from auditor.reporting.populations import write_population_csvs
 from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
+from auditor.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
-FORMATS = frozenset({"html", "pdf", "csv", "json"})
+FORMATS = frozenset({"html", "pdf", "csv", "json", "sarif", "junit", "oscal"})
+# The standard machine-readable outputs: format -> (file name, description).
+STANDARD_OUTPUTS = {
+    "sarif": ("findings.sarif", "Every finding as a SARIF 2.1.0 result"),
+    "junit": ("findings.junit.xml", "Every finding as a JUnit XML test case"),
+    "oscal": ("oscal-assessment-results.json", "The run as OSCAL Assessment Results"),
+}
 # Evidence files the PDF does not carry: findings.json repeats findings.csv (which it does carry)
 # and is the largest file of a run; embedding it would double the PDF's rendering time.
-NOT_EMBEDDED = frozenset({"findings.json"})
+# The standard outputs repeat the findings too, in other shapes.
+NOT_EMBEDDED = frozenset(
+    {"findings.json", "findings.sarif", "findings.junit.xml", "oscal-assessment-results.json"}
+)
 _PARTIAL_MARK = ".partial-"
 _EVIDENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.json$")
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -73,6 +90,7 @@ _DESCRIPTIONS = {
         "Every pull request merged in the period with its CM-10/11/12 results"
     ),
     EVIDENCE_HASHES_NAME: "SHA-256 and size of the evidence files embedded in this PDF",
+    **{name: description for name, description in STANDARD_OUTPUTS.values()},
 }
 
 
@@ -87,6 +105,7 @@ def write_run_folder(
     formats: set[str],
     generated_at: datetime | None = None,
     pdf_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    signing_key: SigningKey | None = None,
 ) -> Path:
     """Write the run folder ``out_dir`` atomically and return it.
 
@@ -100,6 +119,10 @@ def write_run_folder(
     """
     out_dir = Path(out_dir)
     chosen = _check_formats(formats)
+    if signing_key is not None and (run_info.signing or {}).get("fingerprint") != (
+        signing_key.fingerprint
+    ):
+        raise ValueError("run_info.signing must describe the signing key before rendering")
     _check_names(raw_evidence, queries)
     _prepare_destination(out_dir)
     generated_at = generated_at or run_info.finished_at or datetime.now(UTC)
@@ -116,6 +139,8 @@ def write_run_folder(
             generated_at=generated_at,
             pdf_timeout=pdf_timeout,
         )
+        if signing_key is not None:
+            signing_key.sign_manifest(partial, MANIFEST_NAME)
         _fsync_tree(partial)
         _publish(partial, out_dir)
     except BaseException:
@@ -137,7 +162,9 @@ def _check_formats(formats: set[str]) -> frozenset[str]:
             f"{', '.join(sorted(FORMATS))}"
         )
     if not chosen:
-        raise ConfigError("no report format chosen: give at least one of html, pdf, csv, json")
+        raise ConfigError(
+            f"no report format chosen: give at least one of {', '.join(sorted(FORMATS))}"
+        )
     return chosen
 
 
@@ -169,6 +196,27 @@ def check_destination(out_dir: Path) -> None:
                 "refusing to mix two runs in one folder: choose a new output folder or remove "
                 "this one"
             )
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse (``ConfigError``) a folder the run could not create or write into: called before
+    any request, so that hours of requests are never spent on a run that cannot be saved."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write the run folder {folder}: {existing} is not a folder")
+    # Trying is the only reliable test: permission bits say nothing for root, read-only mounts
+    # or /proc.
+    try:
+        probe = tempfile.mkdtemp(prefix=".auditor-write-check-", dir=existing)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the run folder {folder}: {existing} is not writable "
+            f"({error.strerror or type(error).__name__})"
+        ) from None
+    os.rmdir(probe)
 
 
 def _prepare_destination(out_dir: Path) -> None:
@@ -239,6 +287,7 @@ def _write_contents(
     write_population_csvs(folder, evidence, result)
     if formats & {"csv", "json"}:
         _write_findings(folder, result, formats)
+    _write_standard_outputs(folder, result, run_info, formats)
 
     evidence_entries = [
         replace(entry, embedded="pdf" in formats and entry.path not in NOT_EMBEDDED)
@@ -300,6 +349,24 @@ def _write_findings(folder: Path, result: EvaluationResult, formats: frozenset[s
         write_findings_csv(result, folder / "findings.csv")
     if "json" in formats:
         write_findings_json(result, folder / "findings.json")
+
+
+def _write_standard_outputs(
+    folder: Path, result: EvaluationResult, run_info: RunInfo, formats: frozenset[str]
+) -> None:
+    # Each writer's library is imported only when its format is asked for.
+    if "sarif" in formats:
+        from auditor.reporting.sarif import write_sarif
+
+        write_sarif(result, run_info, folder / STANDARD_OUTPUTS["sarif"][0])
+    if "junit" in formats:
+        from auditor.reporting.junit import write_junit
+
+        write_junit(result, run_info, folder / STANDARD_OUTPUTS["junit"][0])
+    if "oscal" in formats:
+        from auditor.reporting.oscal import write_oscal
+
+        write_oscal(result, run_info, folder / STANDARD_OUTPUTS["oscal"][0])
 
 
 def _attachment(folder: Path, relative: str) -> AttachmentSpec:

@@ -13,6 +13,8 @@ from typing import Literal
 
 from auditor.controls.results import Status
 from auditor.reporting.charts import StackedBarChart
+from auditor.reporting.period_coverage import PeriodCoverageView
+from auditor.reporting.provenance import ProvenanceRow, SignOff
 
 Target = Literal["html", "pdf"]
 
@@ -55,6 +57,8 @@ class Cover:
     exceptions_path: str
     demo: bool
     running_header: str  # workspace · period · run id, repeated on every PDF page
+    # What the configuration verdicts rest on, one sentence (auditor.reporting.period_coverage)
+    basis_sentence: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class Summary:
     repositories_fully_assessed: int
     not_assessable: tuple[NotAssessable, ...]
     exceptions: tuple[ExceptionView, ...]
+    basis_sentence: str = ""  # as on the cover
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,14 @@ class FindingRow:
     observed: str
     evidence: str
     exception_note: str  # the exception that applied (or an expired one that matched), or ""
+    # Readable evidence (auditor.reporting.resource_links): the resource's human name, its stable
+    # key when that differs, a validated https://bitbucket.org link (or ""), and the evidence
+    # pointers as paths into evidence/*.json.
+    resource_name: str = ""
+    resource_key: str = ""
+    resource_url: str = ""
+    resource_link_title: str = ""
+    evidence_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -437,4 +450,7 @@ class ReportContext:
     access: AccessView
     gaps: GapsView
     appendix: Appendix
+    period_coverage: PeriodCoverageView | None = None
     content_security_policy: str = ""  # filled by the HTML renderer, which knows the inline assets
+    provenance: tuple[ProvenanceRow, ...] = ()  # the cover's "how this was produced" rows
+    signoff: SignOff | None = None  # the sign-off page (auditor.reporting.provenance)

@@ -51,6 +51,7 @@ BRANCH = _REPO + "/refs/branches/{name}"
 COMMIT_STATUSES = _REPO + "/commit/{commit}/statuses"
 PULL_REQUESTS = _REPO + "/pullrequests"
 PULL_REQUEST_ACTIVITY = _REPO + "/pullrequests/{pull_request_id}/activity"
+REPOSITORY_ACTIVITY = _REPO + "/pullrequests/activity"
 PULL_REQUEST_STATUSES = _REPO + "/pullrequests/{pull_request_id}/statuses"
 PIPELINES = _REPO + "/pipelines"
 
@@ -165,6 +166,40 @@ class Fetcher:
 
         return await self._cached(key, PIPELINES, read)
 
+    async def recent_merges(
+        self,
+        workspace: str,
+        repo: str,
+        *,
+        oldest: str,
+        max_pages: int,
+        pull_requests: frozenset[int],
+    ) -> dict[int, list[str]]:
+        """The MERGED updates of ``pull_requests`` from the repository-wide activity log (newest
+        first, 50 a page), read until every one of them is found, the entries are older than
+        ``oldest``, or ``max_pages`` pages were read — whichever comes first. One listing instead
+        of one activity request per pull request."""
+        key = ("merges", workspace, repo, oldest, max_pages, pull_requests)
+        cutoff = parse_time(oldest)
+
+        def read() -> dict[int, list[str]]:
+            found: dict[int, list[str]] = collections.defaultdict(list)
+            pages = self.client.pages(REPOSITORY_ACTIVITY, workspace=workspace, repo_slug=repo)
+            for number, page in enumerate(pages, start=1):
+                too_old = False
+                for entry in page["values"]:
+                    moment = parse_time(dig(entry, "update", "date"))
+                    if moment is not None and cutoff is not None and moment < cutoff:
+                        too_old = True
+                    pr_id = dig(entry, "pull_request", "id")
+                    if dig(entry, "update", "state") == "MERGED" and pr_id in pull_requests:
+                        found[pr_id].append(str(dig(entry, "update", "date")))
+                if too_old or set(found) >= pull_requests or number >= max_pages:
+                    break
+            return dict(found)
+
+        return await self._cached(key, REPOSITORY_ACTIVITY, read)
+
     async def _cached(self, key: Hashable, endpoint: str, call: Callable[[], Any]) -> Any:
         future = self._cache.get(key)
         if future is None:
@@ -234,6 +269,11 @@ class Loaders:
         )
         self.pull_requests = loader(self._pull_requests)
         self.merge_time = loader(self._merge_time)
+        self.recent_merges = loader(
+            lambda ws, repo, oldest, max_pages, prs: f.recent_merges(
+                ws, repo, oldest=oldest, max_pages=max_pages, pull_requests=prs
+            )
+        )
         self.recent_pipelines = loader(
             lambda ws, repo, oldest, max_pages, commits: f.recent_pipelines(
                 ws, repo, oldest=oldest, max_pages=max_pages, commits=commits
@@ -277,7 +317,7 @@ class Loaders:
             if isinstance(listing, BaseException):
                 continue
             for entry in listing:
-                slug = _repository_slug(entry.get("repository"))
+                slug = repository_slug(entry.get("repository"))
                 grouped[(workspace, slug)].append(entry)
         results: list[Any] = []
         for workspace, slug in keys:
@@ -313,21 +353,11 @@ class Loaders:
         updated_since: str | None,
         destination: str | None,
     ) -> list[dict[str, Any]]:
-        conditions = []
-        if updated_since:
-            conditions.append(f"updated_on >= {updated_since}")
-        if destination:
-            conditions.append(f'destination.branch.name = "{_bbql_string(destination)}"')
-        params: dict[str, Any] = {
-            "state": list(states),
-            # The list omits participants unless asked (reference digest, gotcha 3).
-            "fields": "+values.participants",
-            "sort": "-updated_on",
-        }
-        if conditions:
-            params["q"] = " AND ".join(conditions)
         return await self.fetcher.listing(
-            PULL_REQUESTS, params, workspace=workspace, repo_slug=repo
+            PULL_REQUESTS,
+            pull_request_listing_params(states, updated_since, destination),
+            workspace=workspace,
+            repo_slug=repo,
         )
 
     async def _merge_time(self, workspace: str, repo: str, pr_id: int) -> Any:
@@ -342,6 +372,27 @@ class Loaders:
         ]
         merged = [moment for moment in merged if moment is not None]
         return min(merged) if merged else None
+
+
+def pull_request_listing_params(
+    states: tuple[str, ...], updated_since: str | None, destination: str | None
+) -> dict[str, Any]:
+    """The query of a pull request listing (shared with the run's plan, so that the listings
+    the plan reads are the ones the run reuses from the cache)."""
+    conditions = []
+    if updated_since:
+        conditions.append(f"updated_on >= {updated_since}")
+    if destination:
+        conditions.append(f'destination.branch.name = "{_bbql_string(destination)}"')
+    params: dict[str, Any] = {
+        "state": list(states),
+        # The list omits participants unless asked (reference digest, gotcha 3).
+        "fields": "+values.participants",
+        "sort": "-updated_on",
+    }
+    if conditions:
+        params["q"] = " AND ".join(conditions)
+    return params
 
 
 async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> tuple[Any, Any]:
@@ -363,7 +414,7 @@ def pipeline_result(run: dict[str, Any]) -> str:
     return {"SUCCESSFUL": "SUCCESSFUL", "STOPPED": "STOPPED"}.get(str(result), "FAILED")
 
 
-def _repository_slug(repository: Any) -> str:
+def repository_slug(repository: Any) -> str:
     if not isinstance(repository, dict):
         return ""
     if repository.get("slug"):

@@ -124,7 +124,7 @@ async def list_pull_requests(
     )
     listing = await loaders.pull_requests.load(key)
     pull_requests = [PullRequestNode(node.workspace, node.slug, data) for data in listing]
-    await _establish_merge_times(pull_requests, loaders)
+    await _establish_merge_times(pull_requests, loaders, merged_since)
     if merged_since is not None or merged_until is not None:
         pull_requests = [
             pr for pr in pull_requests if _merged_within(pr, merged_since, merged_until)
@@ -223,7 +223,22 @@ def _as_status(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _establish_merge_times(nodes: list[PullRequestNode], loaders: Any) -> None:
+# From this many pull requests without closed_on in a repository, the repository-wide activity
+# log is read instead of each one's.
+_REPOSITORY_ACTIVITY_WORTHWHILE = 2
+
+
+async def _establish_merge_times(
+    nodes: list[PullRequestNode], loaders: Any, merged_since: datetime | None = None
+) -> None:
+    """Each merged pull request's merge time: ``closed_on``, else its activity's MERGED update.
+
+    Several without ``closed_on`` in a merged-in-period listing share one read of the
+    repository-wide activity log, newest first and cut at the period start: a pull request is
+    set to MERGED once (it cannot be updated after), so a MERGED update found there is the one
+    its own activity would give. Those not found there (merged before the period, or with no
+    MERGED update at all) still get their own activity request, so the outcome is the same as
+    reading each one's."""
     without_closed_on: list[PullRequestNode] = []
     for node in nodes:
         if node.data.get("state") != "MERGED":
@@ -235,6 +250,31 @@ async def _establish_merge_times(nodes: list[PullRequestNode], loaders: Any) -> 
             without_closed_on.append(node)
     if not without_closed_on:
         return
+    if merged_since is not None and len(without_closed_on) >= _REPOSITORY_ACTIVITY_WORTHWHILE:
+        first = without_closed_on[0]
+        key = (
+            first.workspace,
+            first.slug,
+            merged_since.isoformat(),
+            max(1, -(-len(without_closed_on) // 2)),  # never dearer than half the requests
+            frozenset(node.id for node in without_closed_on),
+        )
+        try:
+            merges = await loaders.recent_merges.load(key)
+        except Exception as error:  # each one's own activity below still gives the answer
+            log.info("activity of %s/%s unavailable (%s)", first.workspace, first.slug, error)
+            merges = {}
+        rest = []
+        for node in without_closed_on:
+            moments = [parse_time(moment) for moment in merges.get(node.id, [])]
+            moments = [moment for moment in moments if moment is not None]
+            if moments:
+                node.merged_on, node.merged_on_source = min(moments), "activity"
+            else:
+                rest.append(node)
+        without_closed_on = rest
+        if not without_closed_on:
+            return
     found = await asyncio.gather(
         *(loaders.merge_time.load((n.workspace, n.slug, n.id)) for n in without_closed_on),
         return_exceptions=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from datetime import UTC, datetime
 
 import click
 
@@ -82,6 +83,13 @@ def simulator() -> None:
     help="Requests per credential per hour before answering 429 (default: unlimited).",
 )
 @click.option(
+    "--scaled-budget",
+    default=None,
+    type=click.IntRange(1),
+    help="The scaled limit access tokens get (and are told in X-RateLimit-Limit) on "
+    "/2.0/repositories/*, as in large Bitbucket workspaces (default: --hourly-budget).",
+)
+@click.option(
     "--rate-window",
     default=3600.0,
     show_default=True,
@@ -107,6 +115,15 @@ def simulator() -> None:
     type=click.FloatRange(min=0.001),
     help="Lifetime of issued OAuth access tokens, in seconds.",
 )
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help=(
+        "Serve the demo workspace as it stood on this date or time of the scripted quarter "
+        '(docs/DEMO.md); POST /__simulator__/as-of {"as_of": DATE} moves it while serving.'
+    ),
+)
 def serve(
     host: str,
     port: int,
@@ -118,10 +135,12 @@ def serve(
     latency_ms: float,
     jitter_ms: float,
     hourly_budget: int | None,
+    scaled_budget: int | None,
     rate_window: float,
     no_retry_after: bool,
     error_rate: float,
     oauth_token_ttl: float,
+    as_of: str | None,
 ) -> None:
     """Serve a simulated Bitbucket Cloud 2.0 API until interrupted (Ctrl-C).
 
@@ -137,17 +156,34 @@ def serve(
         )
     else:
         dataset = demo_dataset()
+    scenario = None
+    if dataset_kind != "synthetic":
+        from auditor.simulator.quarter import scripted_dataset
+
+        scenario = scripted_dataset
+        if as_of is not None:
+            dataset = scripted_dataset(_moment(as_of))
+    elif as_of is not None:
+        raise click.BadParameter(
+            "only the demo workspace has a scripted past", param_hint="--as-of"
+        )
     faults = Faults(
         latency_ms=latency_ms,
         jitter_ms=jitter_ms,
         hourly_budget=hourly_budget,
+        scaled_budget=scaled_budget,
         rate_window_s=rate_window,
         retry_after=not no_retry_after,
         error_rate=error_rate,
         seed=seed,
     )
     server = Simulator(
-        dataset, faults=faults, host=host, port=port, oauth_token_ttl=oauth_token_ttl
+        dataset,
+        faults=faults,
+        host=host,
+        port=port,
+        oauth_token_ttl=oauth_token_ttl,
+        scenario=scenario,
     )
     try:
         server.bind()
@@ -166,3 +202,13 @@ def serve(
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date or time (2026-08-05)", param_hint="--as-of"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,5 +1,12 @@
 """Faults on demand: latency, hourly request budgets (429), server errors and broken bodies.
 
+Request budgets are kept as Bitbucket keeps them (reference digest §4): per credential and per
+resource group — ``webhooks`` (repository hooks) apart from ``api-repositories`` (everything
+else; Bitbucket documents no other group for what the auditor reads) — over a rolling window.
+Access tokens (the credentials Bitbucket sends ``X-RateLimit-*`` headers to) may get a scaled
+limit on ``api-repositories`` (``scaled_budget``); the other groups and credentials keep
+``hourly_budget``.
+
 ``Faults`` is the standing configuration (random faults use a ``random.Random`` seeded from it,
 so a run is reproducible); ``FaultRule`` is a scripted fault that applies to the next ``count``
 requests whose path (and query) matches a regular expression, consumed in the order the rules
@@ -15,10 +22,19 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "Decision", "FaultRule", "FaultState", "Faults", "RateLimitVerdict"]
+__all__ = [
+    "FAULT_KINDS",
+    "Decision",
+    "FaultRule",
+    "FaultState",
+    "Faults",
+    "RateLimitVerdict",
+    "resource_group",
+]
 
 FAULT_KINDS = (
     "status",
@@ -28,7 +44,21 @@ FAULT_KINDS = (
     "slow",
     "foreign_next",
     "repeat_next",
+    "rate_limit_forever",
 )
+
+API_REPOSITORIES = "api-repositories"
+WEBHOOKS = "webhooks"
+
+
+def resource_group(path: str) -> str:
+    """The rate-limit resource group of a request path below ``/2.0``."""
+    if path.startswith("/repositories/"):
+        parts = path.split("/")
+        # /repositories/{workspace}/{repo_slug}/hooks[/{uid}]
+        if len(parts) >= 5 and parts[4] == "hooks":
+            return WEBHOOKS
+    return API_REPOSITORIES
 
 
 @dataclass(frozen=True)
@@ -37,7 +67,10 @@ class Faults:
 
     latency_ms: float = 0.0  # added to every request before it is answered
     jitter_ms: float = 0.0  # latency varies uniformly by ± this much (never below zero)
-    hourly_budget: int | None = None  # requests per credential per window; then 429
+    hourly_budget: int | None = None  # requests per credential per group per window; then 429
+    # The scaled limit access tokens get on api-repositories (Bitbucket: up to 10,000 an hour in
+    # large workspaces); None: hourly_budget for them too.
+    scaled_budget: int | None = None
     rate_window_s: float = 3600.0  # the rolling window of the budget (tests use seconds)
     retry_after: bool = True  # send Retry-After (seconds) with budget 429s
     error_rate: float = 0.0  # share of /2.0 requests answered with one of error_statuses
@@ -58,6 +91,8 @@ class Faults:
             raise ValueError(f"the random fault rates add up to {total}, more than 1")
         if self.hourly_budget is not None and self.hourly_budget < 1:
             raise ValueError("Faults.hourly_budget must be at least 1 (or None for no budget)")
+        if self.scaled_budget is not None and self.scaled_budget < 1:
+            raise ValueError("Faults.scaled_budget must be at least 1 (or None)")
         object.__setattr__(self, "error_statuses", tuple(self.error_statuses))
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,7 +120,9 @@ class FaultRule:
     ``Retry-After: retry_after`` when given), ``truncate`` (the real JSON body cut short),
     ``non_json`` (an HTML page with ``status``, default 200), ``slow`` (answer after ``delay`` s),
     ``foreign_next`` (the page's ``next`` link points at another host, http://evil.example),
-    ``repeat_next`` (the page's ``next`` link is the page itself: a paging loop).
+    ``repeat_next`` (the page's ``next`` link is the page itself: a paging loop),
+    ``rate_limit_forever`` (429, with ``Retry-After: retry_after`` when given, to every matching
+    request from now on: the rule is never used up).
     The path is matched against the request path including its query string.
     """
 
@@ -146,12 +183,16 @@ class RateLimitVerdict:
     limit: int
     remaining: int
     retry_after: int | None  # seconds until a slot frees, when not allowed
+    group: str = API_REPOSITORIES
 
 
 class FaultState:
     """The running fault machinery of one server; every method is thread-safe."""
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock  # the budgets' time (tests share a fake one with the client)
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._windows: dict[str, deque[float]] = {}
@@ -193,9 +234,10 @@ class FaultState:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(method, target):
-                    rule.count -= 1
-                    if rule.count == 0:
-                        self._rules.remove(rule)
+                    if rule.kind != "rate_limit_forever":
+                        rule.count -= 1
+                        if rule.count == 0:
+                            self._rules.remove(rule)
                     return self._from_rule(rule)
             if not random_faults:
                 return Decision()
@@ -217,7 +259,7 @@ class FaultState:
     def _from_rule(self, rule: FaultRule) -> Decision:
         if rule.kind == "status":
             return Decision("status", status=rule.status or 503, retry_after=rule.retry_after)
-        if rule.kind == "rate_limit":
+        if rule.kind in ("rate_limit", "rate_limit_forever"):
             return Decision("rate_limit", status=429, retry_after=rule.retry_after)
         if rule.kind == "non_json":
             return Decision("non_json", status=rule.status or 200)
@@ -228,19 +270,31 @@ class FaultState:
             return Decision(rule.kind)
         return Decision("truncate", status=rule.status)
 
-    def take(self, credential_key: str) -> RateLimitVerdict | None:
-        """Count one request against the credential's budget; None when no budget is set."""
+    def limit_for(self, group: str, scaled: bool) -> int | None:
+        """The hourly limit of a resource group for a credential (``scaled``: an access token)."""
         faults = self._faults
         if faults.hourly_budget is None:
             return None
-        now = time.monotonic()
+        if scaled and group == API_REPOSITORIES and faults.scaled_budget is not None:
+            return faults.scaled_budget
+        return faults.hourly_budget
+
+    def take(
+        self, credential_key: str, group: str = API_REPOSITORIES, *, scaled: bool = False
+    ) -> RateLimitVerdict | None:
+        """Count one request against the credential's budget for ``group``; None when no
+        budget is set."""
+        faults = self._faults
+        limit = self.limit_for(group, scaled)
+        if limit is None:
+            return None
+        now = self._clock()
         with self._lock:
-            window = self._windows.setdefault(credential_key, deque())
+            window = self._windows.setdefault(f"{credential_key} {group}", deque())
             while window and window[0] <= now - faults.rate_window_s:
                 window.popleft()
-            limit = faults.hourly_budget
             if len(window) >= limit:
                 wait = window[0] + faults.rate_window_s - now
-                return RateLimitVerdict(False, limit, 0, max(1, math.ceil(wait)))
+                return RateLimitVerdict(False, limit, 0, max(1, math.ceil(wait)), group)
             window.append(now)
-            return RateLimitVerdict(True, limit, limit - len(window), None)
+            return RateLimitVerdict(True, limit, limit - len(window), None, group)

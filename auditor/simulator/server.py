@@ -18,14 +18,24 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
 from auditor.simulator import api
 from auditor.simulator.auth import Authenticator, TokenError
-from auditor.simulator.faults import Decision, FaultRule, Faults, FaultState
+from auditor.simulator.faults import (
+    API_REPOSITORIES,
+    Decision,
+    FaultRule,
+    Faults,
+    FaultState,
+    resource_group,
+)
 from auditor.simulator.model import Credential, Dataset
 from auditor.simulator.render import Renderer
 from auditor.simulator.stats import RequestStats
@@ -100,12 +110,20 @@ class _Handler(BaseHTTPRequestHandler):
 class _App:
     """Everything a request needs: dataset, auth, faults, statistics."""
 
-    def __init__(self, dataset: Dataset, faults: Faults, oauth_token_ttl: float) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        faults: Faults,
+        oauth_token_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.dataset = dataset
-        self.faults = FaultState(faults)
+        self.faults = FaultState(faults, clock=clock)
         self.stats = RequestStats()
         self.auth = Authenticator(dataset, oauth_token_ttl)
         self.stopping = threading.Event()
+        # moment -> the dataset as it stood then (the scripted quarter), when there is a past
+        self.scenario: Callable[[datetime], Dataset] | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -168,7 +186,8 @@ class _App:
         decision = self.faults.decide(method, handler.path, random_faults=is_api)
         if decision.kind in ("status", "rate_limit", "non_json"):
             credential = self.auth.authenticate(authorization).credential if is_api else None
-            return self._fault_response(decision, credential)
+            group = resource_group(path[len(API_PREFIX) :]) if is_api else API_REPOSITORIES
+            return self._fault_response(decision, credential, group, path[len(API_PREFIX) :])
         if decision.kind == "slow":
             self.stopping.wait(decision.delay)
         if is_api:
@@ -181,14 +200,16 @@ class _App:
             response = _rewrite_next(response, decision.kind, handler)
         return response
 
-    def _fault_response(self, decision: Decision, credential: Credential | None) -> _Response:
+    def _fault_response(
+        self, decision: Decision, credential: Credential | None, group: str, path: str
+    ) -> _Response:
         headers: dict[str, str] = {}
         if decision.retry_after is not None:
             headers["Retry-After"] = _seconds(decision.retry_after)
         if decision.kind == "rate_limit":
-            if credential is not None and credential.rate_limit_headers:
-                limit = self.faults.faults.hourly_budget or 1000
-                headers.update(_rate_headers(limit, 0))
+            if credential is not None and _announces(credential, group, path):
+                limit = self.faults.limit_for(group, scaled=True) or 1000
+                headers.update(_rate_headers(limit, 0, group))
             return _error(429, RATE_LIMIT_MESSAGE, headers)
         if decision.kind == "non_json":
             status = decision.status or 200
@@ -239,9 +260,10 @@ class _App:
         headers: dict[str, str] = {}
         if credential.report_scopes:
             headers["X-OAuth-Scopes"] = ", ".join(credential.scopes)
-        verdict = self.faults.take(credential.kind)
-        if verdict is not None and credential.rate_limit_headers:
-            headers.update(_rate_headers(verdict.limit, verdict.remaining))
+        group = resource_group(below)
+        verdict = self.faults.take(credential.kind, group, scaled=credential.rate_limit_headers)
+        if verdict is not None and _announces(credential, group, below):
+            headers.update(_rate_headers(verdict.limit, verdict.remaining, group))
         if verdict is not None and not verdict.allowed:
             if self.faults.faults.retry_after and verdict.retry_after is not None:
                 headers["Retry-After"] = str(verdict.retry_after)
@@ -272,6 +294,8 @@ class _App:
         if route == "/stats/reset" and method == "POST":
             self.stats.reset()
             return _json(200, self.stats.as_dict())
+        if route == "/as-of" and method == "POST":
+            return self._set_as_of(body)
         if route == "/faults" and method == "GET":
             return _json(200, self.fault_config())
         if route == "/faults" and method == "POST":
@@ -284,6 +308,25 @@ class _App:
                 return _error(400, f"Invalid fault configuration: {error}")
             return _json(200, self.fault_config())
         return _error(404, f"No simulator control endpoint {method} {route or '/'}")
+
+    def _set_as_of(self, body: bytes) -> _Response:
+        """Serve the scripted workspace as it stood at the posted moment (a period demo)."""
+        if self.scenario is None:
+            return _error(409, "This simulator serves a fixed dataset; it has no scripted past.")
+        try:
+            document = json.loads(body or b"{}")
+            moment = datetime.fromisoformat(str(document["as_of"]))
+        except (ValueError, TypeError, KeyError) as error:
+            return _error(400, f'Expected {{"as_of": "<ISO date or time>"}}: {error}')
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        self.use(self.scenario(moment))
+        return _json(200, {"as_of": moment.isoformat()})
+
+    def use(self, dataset: Dataset) -> None:
+        """Serve ``dataset`` from the next request on (credentials and tokens stay)."""
+        self.dataset = dataset
+        self.auth.dataset = dataset
 
     def fault_config(self) -> dict[str, Any]:
         return {
@@ -310,10 +353,20 @@ def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _rate_headers(limit: int, remaining: int) -> dict[str, str]:
+def _announces(credential: Credential, group: str, path: str) -> bool:
+    """Bitbucket sends X-RateLimit-* to access tokens only, on the scaled-limit endpoints
+    (most of /2.0/repositories/*; not webhook data) — reference digest §4."""
+    return (
+        credential.rate_limit_headers
+        and group == API_REPOSITORIES
+        and path.startswith("/repositories/")
+    )
+
+
+def _rate_headers(limit: int, remaining: int, group: str) -> dict[str, str]:
     return {
         "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Resource": "api-repositories",
+        "X-RateLimit-Resource": group,
         # Bitbucket flags the last fifth of the allowance.
         "X-RateLimit-NearLimit": "true" if remaining < limit * 0.2 else "false",
     }
@@ -324,7 +377,8 @@ class Simulator:
 
     ``with Simulator(dataset) as sim:`` starts it on 127.0.0.1 and a free port; ``sim.base_url`` is
     what ``BITBUCKET_API_URL`` should be. ``oauth_token_ttl`` is the lifetime of OAuth tokens in
-    seconds (tests use a fraction of a second to see them expire).
+    seconds (tests use a fraction of a second to see them expire). ``clock`` is the time of the
+    request budgets' windows (tests share a fake clock with the client's budget).
     """
 
     def __init__(
@@ -335,11 +389,14 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         oauth_token_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+        scenario: Callable[[datetime], Dataset] | None = None,
     ) -> None:
         self.dataset = dataset
         self._host = host
         self._port = port
-        self._app = _App(dataset, faults or Faults(), oauth_token_ttl)
+        self._app = _App(dataset, faults or Faults(), oauth_token_ttl, clock)
+        self._app.scenario = scenario
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -451,6 +508,13 @@ class Simulator:
 
     def fault_rules(self) -> list[FaultRule]:
         return self._app.faults.rules()
+
+    def set_as_of(self, moment: datetime) -> None:
+        """Serve the scenario's dataset as it stood at ``moment`` (the simulator's "today")."""
+        if self._app.scenario is None:
+            raise RuntimeError("this simulator has no scenario (pass scenario=...)")
+        self.dataset = self._app.scenario(moment)
+        self._app.use(self.dataset)
 
     def revoke_oauth_tokens(self) -> None:
         """Invalidate every OAuth access token issued so far (they then get 401)."""

@@ -133,7 +133,18 @@ def test_findings_json_document(tmp_path):
     path = tmp_path / "findings.json"
     write_findings_json(result, path)
     document = json.loads(path.read_text(encoding="utf-8"))
-    assert list(document) == ["evaluated_on", "period", "catalog", "counts", "controls", "findings"]
+    assert list(document) == [
+        "schema_version",
+        "evaluated_on",
+        "period",
+        "catalog",
+        "frameworks",
+        "counts",
+        "controls",
+        "findings",
+    ]
+    assert document["schema_version"] == "2.0"
+    assert [framework["key"] for framework in document["frameworks"]] == ["soc2", "iso27001"]
     assert document["evaluated_on"] == AS_OF.isoformat()
     assert document["catalog"] == {"path": result.catalog_path, "sha256": result.catalog_sha256}
     assert document["counts"] == result.counts()
@@ -150,6 +161,8 @@ def test_findings_json_document(tmp_path):
     first = document["findings"][0]
     assert list(first) == list(FINDING_COLUMNS)
     assert first["repository"] is None
+    assert isinstance(first["frameworks"], list)
+    assert all(label.startswith(("SOC 2 ", "ISO 27001 ")) for label in first["frameworks"])
     excepted = [f for f in document["findings"] if f["status"] == "EXCEPTED"]
     assert [(f["control_id"], f["exception_ticket"]) for f in excepted] == [("AC-1", "SEC-142")]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,21 @@ def pages_text(reader: PdfReader) -> list[str]:
 def _squash(text: str) -> str:
     """Text without whitespace: table cells wrap long strings at arbitrary points."""
     return re.sub(r"\s+", "", text)
+
+
+def test_pdf_is_tagged_for_screen_readers_and_stays_pdf_a_3b(reader, pdf_path):
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"])
+    structure = root["/StructTreeRoot"].get_object()
+    assert structure["/K"], "the structure tree is empty"
+    assert root["/Lang"] == "en"
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    assert re.search(r'pdfaid:part(="|>)3', xmp), xmp
+    assert re.search(r'pdfaid:conformance(="|>)B', xmp), xmp
+    pdfinfo = shutil.which("pdfinfo")
+    if pdfinfo:  # what an auditor's own tool says (poppler-utils)
+        output = subprocess.run([pdfinfo, str(pdf_path)], capture_output=True, text=True).stdout
+        assert re.search(r"^Tagged:\s+yes$", output, re.M), output
 
 
 def test_pdf_names_every_control_and_its_verdicts(pages_text, bundle):
@@ -216,3 +233,15 @@ def test_a_failing_render_surfaces_in_the_parent_with_its_cause(tmp_path):
             timestamp=GENERATED_AT,
         )
     assert not (tmp_path / "report.pdf").exists()
+
+
+def test_pdf_links_lead_only_into_bitbucket(reader):
+    uris = {
+        str(annotation.get_object()["/A"]["/URI"])
+        for page in reader.pages
+        for annotation in page.get("/Annots") or []
+        if "/URI" in (annotation.get_object().get("/A") or {})
+    }
+    assert uris, "resources should link to their pages in Bitbucket"
+    for uri in uris:
+        assert re.fullmatch(r"https://bitbucket\.org/[A-Za-z0-9._/-]+", uri), uri

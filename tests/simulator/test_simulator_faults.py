@@ -43,7 +43,9 @@ def test_hourly_budget_answers_429_with_retry_after(make_simulator):
 def test_budget_without_retry_after_and_headers_for_access_tokens(make_simulator):
     simulator = make_simulator(faults=Faults(hourly_budget=5, rate_window_s=60, retry_after=False))
     client = session(simulator, "access_token")
-    answers = [client.get(simulator.base_url + "/user", timeout=10) for _ in range(6)]
+    # Bitbucket announces limits on /2.0/repositories/* only (reference digest §4).
+    url = simulator.base_url + "/repositories/acme"
+    answers = [client.get(url, timeout=10) for _ in range(6)]
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert "Retry-After" not in answers[-1].headers
     assert answers[0].headers["X-RateLimit-Limit"] == "5"
