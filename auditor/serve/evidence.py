@@ -22,6 +22,8 @@ from graphql import GraphQLError
 
 from auditor.controls.catalog import Catalog
 from auditor.controls.engine import evaluate
+from auditor.controls.period import evaluate_period
+from auditor.controls.results import EvaluationResult
 from auditor.evidence import TABLES, Observation
 from auditor.period import Period
 from auditor.serve.limits import Deadline
@@ -69,8 +71,7 @@ class ObservationIndex:
     workspace_rows: dict[str, list[dict[str, Any]]]  # non-repository datasets -> records
     errors: dict[tuple[str | None, str], str]  # (full name or None, dataset) -> message
     collected: frozenset[str]  # datasets the collection attempted
-    _controls: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
-    _control_classes: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    _controls: ControlFindings | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -123,34 +124,43 @@ class ObservationIndex:
     def observation_id(self) -> str:
         return self.observation.observation_id
 
-    def control_results(self, catalog: Catalog, full_name: str) -> list[dict[str, Any]]:
-        """The findings of this observation for one repository (evaluated once, then cached)."""
+    def control_findings(self, catalog: Catalog) -> ControlFindings:
+        """The findings of this observation (evaluated once, then cached)."""
         with self._lock:
             if self._controls is None:
                 info = self.observation.evidence.info
                 period = Period(info.period_label, info.period_since, info.period_until)
-                result = evaluate(
-                    self.observation.evidence,
-                    catalog,
-                    evaluated_on=self.observation.observed_at.date(),
-                    period=period,
-                )
-                grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-                for record in _records(result.findings):
-                    if record["repository"]:
-                        grouped[record["repository"]].append(record)
-                self._controls = dict(grouped)
-                self._control_classes = {
-                    outcome.id: frozenset(
-                        CLASS_OF_DATASET[d] for d in outcome.datasets if d in CLASS_OF_DATASET
+                self._controls = ControlFindings.of(
+                    evaluate(
+                        self.observation.evidence,
+                        catalog,
+                        evaluated_on=self.observation.observed_at.date(),
+                        period=period,
                     )
-                    for outcome in result.controls
-                }
-        return self._controls.get(full_name, [])
+                )
+            return self._controls
 
-    def control_classes(self, control_id: str) -> frozenset[str]:
-        """The dataset classes a control reads (its reason may quote them: names, titles)."""
-        return self._control_classes.get(control_id, frozenset())
+
+@dataclass(frozen=True)
+class ControlFindings:
+    """An evaluation's findings by repository, and the dataset classes each control reads."""
+
+    by_repository: dict[str, list[dict[str, Any]]]
+    classes: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, result: EvaluationResult) -> ControlFindings:
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in _records(result.findings):
+            if record["repository"]:
+                grouped[record["repository"]].append(record)
+        classes = {
+            outcome.id: frozenset(
+                CLASS_OF_DATASET[d] for d in outcome.datasets if d in CLASS_OF_DATASET
+            )
+            for outcome in result.controls
+        }
+        return cls(dict(grouped), classes)
 
 
 class EvidenceReader:
@@ -174,6 +184,8 @@ class EvidenceReader:
         self.monotonic = monotonic or _time.monotonic
         self._indexes: OrderedDict[str, ObservationIndex] = OrderedDict()
         self._building: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._periods: OrderedDict[tuple[Any, ...], ControlFindings] = OrderedDict()
+        self._period_lock = threading.Lock()
         self._entries: list[ObservationEntry] = []
         self._entries_at: float | None = None
         self._lock = threading.Lock()
@@ -204,8 +216,41 @@ class EvidenceReader:
         for workspace in self.workspaces():
             entry = self.latest(workspace, None)
             if entry is not None:
-                index = self.index(entry.observation_id)
-                index.control_results(self.catalog, "")
+                self.index(entry.observation_id).control_findings(self.catalog)
+
+    def period_findings(self, workspace: str, since: datetime, until: datetime) -> ControlFindings:
+        """The period evaluation of ``workspace`` over [since, until): every observation in it,
+        through ``evaluate_period``, the same code as a period report (cached; one at a time,
+        since it loads every observation of the period)."""
+        chosen = tuple(
+            entry.observation_id
+            for entry in self.entries()
+            if entry.workspace == workspace and since <= entry.observed_at < until
+        )
+        key = (workspace, since, until, chosen)
+        with self._period_lock:
+            if key in self._periods:
+                self._periods.move_to_end(key)
+                return self._periods[key]
+            if not chosen:
+                raise NotAssessed(
+                    f"no observation of {workspace} between {since:%Y-%m-%d %H:%M} and "
+                    f"{until:%Y-%m-%d %H:%M}: the period cannot be evaluated"
+                )
+            period = Period(f"{since:%Y-%m-%d}_{until:%Y-%m-%d}", since, until)
+            observations = self.store.observations_by_reference(list(chosen))
+            findings = ControlFindings.of(
+                evaluate_period(
+                    observations,
+                    self.catalog,
+                    period=period,
+                    evaluated_on=(until - timedelta(microseconds=1)).date(),
+                )
+            )
+            self._periods[key] = findings
+            while len(self._periods) > self.cache_size:
+                self._periods.popitem(last=False)
+            return findings
 
     def index(self, observation_id: str) -> ObservationIndex:
         with self._lock:
@@ -227,7 +272,9 @@ class EvidenceReader:
 
 
 def as_of_moment(value: datetime | date | None) -> datetime | None:
-    """``asOf`` as a moment: a day means the end of that UTC day."""
+    """A query's time argument as an aware moment (UTC when it has no offset; a bare date, which
+    graphene's DateTime does not produce but a caller of this module may, means the end of that
+    UTC day)."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -306,29 +353,35 @@ class ScopedEvidence:
         return index.dataset(dataset, None)
 
     def control_results(
-        self, index: ObservationIndex, repository: dict[str, Any]
+        self,
+        index: ObservationIndex,
+        repository: dict[str, Any],
+        period: tuple[datetime, datetime] | None = None,
     ) -> list[dict[str, Any]]:
+        """A repository's findings on the observation, or over ``period`` (since, until)."""
         self.deadline.check()
         full_name = repository["repository"]
-        if not self.scope.dataset_readable(
-            "controls", index.workspace, repository["project_key"], full_name
-        ):
+        project = repository["project_key"]
+        if not self.scope.dataset_readable("controls", index.workspace, project, full_name):
             raise OutsideScope(f"control results of {full_name!r}")
+        if period is None:
+            findings = index.control_findings(self.reader.catalog)
+        else:
+            findings = self.reader.period_findings(index.workspace, *period)
         readable = {
             name
             for name in DATASET_CLASSES
-            if self.scope.dataset_readable(
-                name, index.workspace, repository["project_key"], full_name
-            )
+            if self.scope.dataset_readable(name, index.workspace, project, full_name)
         }
         # A verdict is not personal data, but its reason may quote what the control read (the
         # administrators' names for AC-3): those fields need every class the control reads.
         return [
             {
                 **record,
-                "_quotes_hidden": not index.control_classes(record["control_id"]) <= readable,
+                "_quotes_hidden": not findings.classes.get(record["control_id"], frozenset())
+                <= readable,
             }
-            for record in index.control_results(self.reader.catalog, full_name)
+            for record in findings.by_repository.get(full_name, [])
         ]
 
     def entries(

@@ -42,6 +42,8 @@ LIST_SIZES: Mapping[str, int] = {
     "Repository.pullRequests": 20,
 }
 DEFAULT_LIST_SIZE = 5
+# Fields whose own work is far above a field's: a period evaluation loads every observation.
+FIELD_COSTS: Mapping[str, int] = {"Repository.controlsOverPeriod": 1000}
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,9 @@ class _Measure:
         }.get(name)
         if definition is None and isinstance(parent, GraphQLObjectType):
             definition = parent.fields.get(name)
+        own = FIELD_COSTS.get(f"{parent.name}.{name}", 1)
         if definition is None or node.selection_set is None:
-            return depth, 1
+            return depth, own
         nullable = get_nullable_type(definition.type)
         size = 1
         if isinstance(nullable, GraphQLList):
@@ -166,7 +169,7 @@ class _Measure:
         child_depth, child_cost = self.selection_set(
             node.selection_set, get_named_type(definition.type), depth + 1
         )
-        return child_depth, 1 + size * child_cost
+        return child_depth, own + size * child_cost
 
 
 class Deadline:

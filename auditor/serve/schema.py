@@ -197,6 +197,15 @@ class Repository(_table_type("_RepositoryFields", "repositories", "A repository 
         control_id=graphene.String(),
         description="Control results for this repository on this observation.",
     )
+    controls_over_period = graphene.List(
+        graphene.NonNull(ControlResult),
+        since=graphene.DateTime(required=True),
+        until=graphene.DateTime(required=True),
+        control_id=graphene.String(),
+        description="Did each control hold for this repository throughout [since, until)? The "
+        "period evaluation of the reports over every observation in it: FAIL names the first "
+        "failing day, ERROR a gap between observations longer than the control allows.",
+    )
 
     @staticmethod
     def resolve_full_name(parent: dict[str, Any], info: Any) -> str:
@@ -286,6 +295,20 @@ class Repository(_table_type("_RepositoryFields", "repositories", "A repository 
         results = _scoped(info).control_results(parent["_index"], parent)
         return [r for r in results if control_id is None or r["control_id"] == control_id]
 
+    @staticmethod
+    def resolve_controls_over_period(
+        parent: dict[str, Any],
+        info: Any,
+        since: datetime,
+        until: datetime,
+        control_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        period = (as_of_moment(since), as_of_moment(until))
+        if period[1] <= period[0]:
+            raise NotAssessed("controlsOverPeriod: until must be after since")
+        results = _scoped(info).control_results(parent["_index"], parent, period)
+        return [r for r in results if control_id is None or r["control_id"] == control_id]
+
 
 def _repository(index: ObservationIndex, record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "_index": index}
@@ -337,8 +360,8 @@ class Workspace(graphene.ObjectType):
 
 
 class Query(graphene.ObjectType):
-    """Evidence from the store; ``asOf`` picks the latest observation at or before it (a date
-    means the end of that UTC day), else the latest."""
+    """Evidence from the store; ``asOf`` picks the latest observation at or before that time
+    (UTC when it has no offset), else the latest."""
 
     workspaces = graphene.List(
         graphene.NonNull(Workspace), required=True, as_of=graphene.DateTime()

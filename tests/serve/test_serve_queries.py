@@ -203,3 +203,33 @@ def test_an_oversized_body_is_refused_before_it_is_read(serve, issuer):
     )
     assert response.status_code == 400
     assert "over the limit of 65536 bytes" in response.text
+
+
+def test_controls_over_a_period_come_from_the_period_evaluation(serve, issuer):
+    answer = serve().query(
+        """{ repository(fullName: "acme/payments-api") {
+               controls { controlId status }
+               held: controlsOverPeriod(since: "2026-08-14T00:00:00+00:00",
+                                        until: "2026-08-22T00:00:00+00:00") { controlId status }
+               gap: controlsOverPeriod(since: "2026-07-01T00:00:00+00:00",
+                                       until: "2026-08-22T00:00:00+00:00", controlId: "AC-1") {
+                 status reason }
+               none: controlsOverPeriod(since: "2026-01-01T00:00:00+00:00",
+                                        until: "2026-02-01T00:00:00+00:00") { status } } }""",
+        issuer.token(),
+    )
+    repository = answer["data"]["repository"]
+    # Two identical observations a week apart cover 08-14..08-21: each configuration control's
+    # period verdict is what either observation said.
+    held = {r["controlId"]: r["status"] for r in repository["held"]}
+    observed = {r["controlId"]: r["status"] for r in repository["controls"]}
+    for control in ("CM-1", "CM-3", "AC-1", "AC-3"):
+        assert held[control] == observed[control], control
+    # Observed on 08-14 and 08-21 only: 2026-07-01 to 08-14 is longer than the 7-day gap allowed.
+    (ac1,) = repository["gap"]
+    assert ac1["status"] == "ERROR"
+    assert "not observed" in ac1["reason"]
+    assert repository["none"] is None
+    (error,) = answer["errors"]
+    assert error["path"] == ["repository", "none"]
+    assert "no observation of acme between 2026-01-01" in error["message"]
