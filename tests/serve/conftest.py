@@ -136,6 +136,9 @@ class Issuer:
     def jwks(self) -> dict[str, Any]:
         keys = []
         for kid, key in self.keys.items():
+            if isinstance(key, bytes):  # a symmetric key, as a careless JWKS might publish
+                keys.append({"kty": "oct", "kid": kid, "k": _b64(key), "use": "sig"})
+                continue
             algorithm = jwt.algorithms.RSAAlgorithm if kid.startswith("rsa") else None
             if algorithm is None:
                 jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))

@@ -175,3 +175,21 @@ def test_an_issuer_needs_a_policy(tmp_path):
     )
     assert code == 2, output
     assert "--policy" in output
+
+
+def test_a_symmetric_key_in_the_jwks_is_never_used(serve, issuer):
+    # An issuer (or whoever controls its JWKS) publishing an "oct" key must not turn HS256 on.
+    issuer.keys["oct-1"] = b"shared-secret-shared-secret-32by"
+    service = serve()
+    forged = issuer.unsigned("HS256", b"shared-secret-shared-secret-32by", kid="oct-1")
+    assert service.post(QUERY, forged).status_code == 401
+
+
+def test_insecure_no_auth_serves_everything_without_a_token(serve):
+    service = serve(auth=False)
+    response = service.post(QUERY)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["workspaces"][0]["slug"] == "acme"
+    (line,) = service.logs.audit()
+    assert line["subject"] is None
+    assert line["grants"] == ["*"]
