@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 import anyio
@@ -33,10 +34,9 @@ from graphql import (
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from auditor import resources
 from auditor.serve.auth import InvalidToken, TokenVerifier
 from auditor.serve.evidence import EvidenceReader, ScopedEvidence
 from auditor.serve.limits import Deadline, LimitExceeded, Limits, limit_rules
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 DOCUMENT_CACHE_SIZE = 256
+# A static page (no data from Bitbucket or the caller), shipped beside this module.
+GRAPHIQL_PAGE = (files("auditor.serve") / "graphiql.html").read_text(encoding="utf-8")
 REALM = 'Bearer realm="auditor"'
 
 
@@ -144,7 +146,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def graphiql(request: Request) -> Response:
-        return FileResponse(resources.templates_dir() / "graphiql.html")
+        return HTMLResponse(GRAPHIQL_PAGE)
 
     routes = [
         Route("/graphql", graphql_endpoint, methods=["POST"]),

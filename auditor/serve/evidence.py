@@ -11,10 +11,11 @@ nested field, alias or fragment can reach past it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -173,15 +174,13 @@ class EvidenceReader:
         *,
         cache_size: int = 4,
         entries_ttl: float = 30.0,
-        monotonic: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        import time as _time
-
         self.store = store
         self.catalog = catalog
         self.cache_size = cache_size
         self.entries_ttl = entries_ttl
-        self.monotonic = monotonic or _time.monotonic
+        self.monotonic = monotonic
         self._indexes: OrderedDict[str, ObservationIndex] = OrderedDict()
         self._building: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._periods: OrderedDict[tuple[Any, ...], ControlFindings] = OrderedDict()
@@ -279,7 +278,7 @@ def as_of_moment(value: datetime | date | None) -> datetime | None:
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.combine(value, time.min, tzinfo=UTC) + timedelta(days=1)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC) + timedelta(days=1)
 
 
 @dataclass
