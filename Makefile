@@ -39,8 +39,11 @@ bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering
 	$(BIN)/python bench/bench_collect.py
 	$(BIN)/python bench/bench_controls.py
 	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_requests.py
+	$(BIN)/python bench/bench_period.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_long_strings.py
+	$(BIN)/python bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,363 @@
+"""Benchmark: `auditor serve` over a store of 1,000 repositories, 50 concurrent clients.
+
+Builds the store (one collection of the synthetic simulator's workspace, as bench_store does)
+unless ``--store`` names one, runs a local OIDC issuer on loopback (RSA key made here), starts
+the service in a child process (uvicorn, one process, as `auditor serve` runs) and sends, from
+50 client threads each with its own token, a fixed number of single-repository queries and then
+of workspace-wide queries. Every request carries a bearer token the service verifies (RS256).
+
+Prints: p50/p95 latency of the single-repository query (target p95 < 200 ms) and of the
+workspace-wide query, throughput of each, and the share of the service's CPU time spent
+verifying tokens (thread CPU time inside the verifier / the service process's CPU time).
+
+    python bench/bench_serve.py                        # 1000 repositories, SQLite in a temp dir
+    python bench/bench_serve.py --repos 200 --single 500 --wide 20
+    python bench/bench_serve.py --store reports/evidence.db --workspace acme
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+AUDIENCE = "auditor-bench"
+OBSERVED_AT = datetime(2026, 8, 14, 6, 0, tzinfo=UTC)
+
+SINGLE = """query One($name: String!) {
+  repository(fullName: $name) {
+    fullName mainBranch isPrivate
+    branchRestrictions { kind pattern value }
+    pullRequests { prId mergedOn participants { approved } builds { state } }
+    controls { controlId status }
+  }
+}"""
+WIDE = """query All($workspace: String!) {
+  workspace(slug: $workspace) {
+    repositories { fullName isPrivate mainBranch branchRestrictions { kind pattern } }
+  }
+}"""
+POLICY = """grants:
+  - name: bench
+    when: {groups: bench}
+    workspaces: ["*"]
+    datasets: [configuration, changes, controls, access]
+"""
+
+
+def build_store(url: str, repos: int, prs: int, seed: int) -> str:
+    """Collect the synthetic workspace once into the store; returns the workspace slug."""
+    from bench_collect import SimulatorProcess
+
+    from auditor.bitbucket.client import BitbucketClient, ClientSettings
+    from auditor.bitbucket.credentials import load_credential
+    from auditor.collector import collect
+    from auditor.simulator import synthetic_dataset
+    from auditor.store import open_store
+    from auditor.store.collecting import pull_request_window
+
+    dataset = synthetic_dataset(repos=repos, prs_per_repo=prs, seed=seed)
+    workspace = dataset.workspaces[0]
+    simulator = SimulatorProcess(repos, prs, seed, 0)
+    try:
+        env = {"BITBUCKET_API_URL": f"{simulator.root}/2.0", **dataset.credential_env("api_token")}
+        client = BitbucketClient(
+            load_credential(env), ClientSettings.from_env(env, requests_per_hour=None)
+        )
+        with client:
+            collection = collect(
+                client, [workspace], pull_request_window(OBSERVED_AT), now=lambda: OBSERVED_AT
+            )
+    finally:
+        simulator.stop()
+    with open_store(url) as store:
+        store.append(collection.raw, collection.evidence.info)
+    return workspace
+
+
+class Issuer:
+    """Discovery and JWKS on loopback; mints RS256 tokens."""
+
+    def __init__(self) -> None:
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwks = {"keys": [{**jwk, "kid": "bench", "use": "sig", "alg": "RS256"}]}
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                document = (
+                    {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                    if self.path == "/.well-known/openid-configuration"
+                    else jwks
+                )
+                data = json.dumps(document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, subject: str) -> str:
+        import jwt
+
+        now = int(time.time())
+        claims = {
+            "iss": self.url,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "iat": now,
+            "exp": now + 3600,
+            "groups": ["bench"],
+        }
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "bench"})
+
+
+def serve_only(store: str, issuer: str, policy: str, port: int) -> None:
+    """Child process: the service, as `auditor serve` builds it; prints its CPU figures at exit."""
+    import logging
+
+    import uvicorn
+
+    from auditor.controls.catalog import load_catalog
+    from auditor.serve.app import ServeSettings, create_app
+    from auditor.serve.auth import oidc_verifier
+    from auditor.serve.evidence import EvidenceReader
+    from auditor.serve.policy import load_policy
+    from auditor.store import open_store
+
+    # The audit trail's durations: the time inside the service, without the clients' queueing.
+    durations: dict[str, list[float]] = {}
+
+    class Durations(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            line = json.loads(record.getMessage())
+            durations.setdefault(line["operation"], []).append(line["duration_ms"])
+
+    audit = logging.getLogger("auditor.serve.audit")
+    audit.addHandler(Durations())
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+    reader = EvidenceReader(open_store(store), load_catalog(None))
+    started = time.perf_counter()
+    reader.warm()  # as `auditor serve` does before listening
+    warm = time.perf_counter() - started
+    verifier = oidc_verifier(issuer, AUDIENCE)
+    settings = ServeSettings(reader=reader, verifier=verifier, policy=load_policy(Path(policy)))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+
+    def stop_on_request() -> None:  # a line on stdin; a signal would be re-raised by uvicorn
+        sys.stdin.readline()
+        server.should_exit = True
+
+    threading.Thread(target=stop_on_request, daemon=True).start()
+    cpu_before = os.times()
+    server.run()
+    cpu_after = os.times()
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    stats = verifier.stats
+    print(
+        json.dumps(
+            {
+                "warm_seconds": warm,
+                "process_cpu_seconds": cpu,
+                "verify_cpu_seconds": stats.cpu_seconds,
+                "verified": stats.verified,
+                "refused": stats.refused,
+                "durations": durations,
+            }
+        ),
+        flush=True,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run_clients(
+    url: str, tokens: list[str], body_of, requests_total: int, time_cap: float
+) -> tuple[list[float], float, int]:
+    """``requests_total`` requests spread over one thread per token; latencies in ms."""
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + time_cap
+    per_client = max(1, requests_total // len(tokens))
+
+    def client(index: int) -> None:
+        nonlocal failures
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {tokens[index]}"}
+        rng = random.Random(index)
+        for _ in range(per_client):
+            if time.perf_counter() > stop_at:
+                return
+            started = time.perf_counter()
+            response = session.post(url, json=body_of(rng), headers=headers, timeout=120)
+            elapsed = (time.perf_counter() - started) * 1000
+            # Evidence the collection could not get is an error in the answer (NOT_COLLECTED),
+            # as it must be; anything else is a failure of the service.
+            ok = response.status_code == 200 and all(
+                (error.get("extensions") or {}).get("code") == "NOT_COLLECTED"
+                for error in response.json().get("errors", [])
+            )
+            if not ok and not failures:
+                print(f"first failure: {response.status_code} {response.text[:300]}")
+            with lock:
+                latencies.append(elapsed)
+                failures += not ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        list(pool.map(client, range(len(tokens))))
+    return latencies, time.perf_counter() - started, failures
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _report(name: str, latencies: list[float], seconds: float, failures: int) -> None:
+    print(
+        f"{name}: {len(latencies)} requests in {seconds:.1f} s = "
+        f"{len(latencies) / seconds:.1f} req/s; latency p50 {statistics.median(latencies):.0f} ms, "
+        f"p95 {_percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms; "
+        f"failed {failures}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repos", type=int, default=1000)
+    parser.add_argument("--prs-per-repo", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", help="an existing store [build one in a temp dir]")
+    parser.add_argument("--workspace", help="workspace to query (with --store)")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--single", type=int, default=2000, help="single-repository requests")
+    parser.add_argument("--wide", type=int, default=100, help="workspace-wide requests")
+    parser.add_argument("--time-cap", type=float, default=120.0, help="seconds per phase, at most")
+    parser.add_argument("--serve-only", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_only:
+        store, issuer_url, policy, port = args.serve_only
+        serve_only(store, issuer_url, policy, int(port))
+        return
+
+    temporary = tempfile.TemporaryDirectory(prefix="bench-serve-")
+    if args.store:
+        url, workspace = args.store, args.workspace
+    else:
+        url = str(Path(temporary.name) / "evidence.db")
+        started = time.perf_counter()
+        workspace = build_store(url, args.repos, args.prs_per_repo, args.seed)
+        print(f"store of {args.repos} repositories built in {time.perf_counter() - started:.0f} s")
+    from auditor.store import open_store
+
+    with open_store(url) as store:
+        observation = store.observation(store.entries([workspace])[-1].observation_id)
+    names = list(observation.evidence.table("repositories")["repository"])
+
+    issuer = Issuer()
+    policy = Path(temporary.name) / "policy.yaml"
+    policy.write_text(POLICY)
+    port = _free_port()
+    command = [sys.executable, __file__, "--serve-only", url, issuer.url, str(policy), str(port)]
+    service = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.time() > deadline or service.poll() is not None:
+                    raise RuntimeError("the service did not start") from None
+                time.sleep(0.2)
+        endpoint = f"http://127.0.0.1:{port}/graphql"
+        tokens = [issuer.token(f"client-{n}") for n in range(args.clients)]
+
+        def single(rng: random.Random) -> dict:
+            return {"query": SINGLE, "variables": {"name": rng.choice(names)}}
+
+        def wide(rng: random.Random) -> dict:
+            return {"query": WIDE, "variables": {"workspace": workspace}}
+
+        one = requests.post(endpoint, json=wide(random.Random()),
+            headers={"Authorization": f"Bearer {tokens[0]}"}, timeout=300).json()  # fmt: skip
+        returned = len(one["data"]["workspace"]["repositories"])
+        print(f"workspace-wide answer: {returned} repositories, {len(json.dumps(one)) >> 10} KiB")
+        _report(
+            f"single-repository query, {args.clients} clients",
+            *_run_clients(endpoint, tokens, single, args.single, args.time_cap),
+        )
+        _report(
+            f"workspace-wide query ({returned} repositories), {args.clients} clients",
+            *_run_clients(endpoint, tokens, wide, args.wide, args.time_cap),
+        )
+    finally:
+        output, _ = service.communicate("stop\n", timeout=60)
+    figures = json.loads(output.strip().splitlines()[-1])
+    print(
+        f"service: indexes and control results built in {figures['warm_seconds']:.1f} s at start; "
+        f"{figures['verified']} tokens verified, {figures['refused']} refused"
+    )
+    for operation, name in (("One", "single-repository"), ("All", "workspace-wide")):
+        inside = figures["durations"].get(operation) or [0.0]
+        print(
+            f"{name} query, time inside the service (audit trail duration_ms): "
+            f"p50 {statistics.median(inside):.0f} ms, p95 {_percentile(inside, 0.95):.0f} ms"
+        )
+    print(
+        f"token verification: {figures['verify_cpu_seconds']:.2f} s of "
+        f"{figures['process_cpu_seconds']:.1f} s service CPU = "
+        f"{100 * figures['verify_cpu_seconds'] / max(figures['process_cpu_seconds'], 1e-9):.1f} %"
+    )
+    temporary.cleanup()
+
+
+if __name__ == "__main__":
+    main()
