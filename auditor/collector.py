@@ -347,9 +347,14 @@ def _interrupted(client: BitbucketClient, progress: Progress) -> RunInterrupted:
         what = progress.waiting.describe()
     sent = client.stats.requests
     planned = f" of about {progress.requests_planned:,}" if progress.requests_planned else ""
+    next_step = (
+        client.journal.resume_hint()
+        if client.journal is not None
+        else "run the same command again to start over"
+    )
     return RunInterrupted(
         f"interrupted by {signal_name} while {what}; {sent:,}{planned} requests were sent and "
-        "no run folder was written: run the same command again to start over",
+        f"no run folder was written; {next_step}",
         signal_name=signal_name,
     )
 

@@ -14,6 +14,7 @@ statistics and errors speak in the API's own terms.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -46,6 +47,7 @@ from auditor.bitbucket.errors import (
     TransportError,
     hint_for,
 )
+from auditor.bitbucket.journal import JOURNALED_ERROR_STATUSES, JournaledAnswer, ResponseJournal
 from auditor.bitbucket.pacing import (
     WAITING_FOR_ANSWER,
     WAITING_TO_RETRY,
@@ -186,8 +188,11 @@ class BitbucketClient:
         stopper: Stopper | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        journal: ResponseJournal | None = None,
     ) -> None:
         self.credential = credential
+        # Every answer is kept as it arrives and served again instead of re-sent (resumed runs).
+        self.journal = journal
         self.settings = settings or ClientSettings()
         self.stats = stats or HttpStats()
         self.stopper = stopper or (limits.stopper if limits else Stopper())
@@ -358,6 +363,11 @@ class BitbucketClient:
             reraise=True,
         )
         try:
+            if self.journal is not None:
+                answer = self.journal.lookup(_request_url(url, params))
+                if answer is not None:
+                    self.stats.record_reused(endpoint)
+                    return self._replay(answer, endpoint, path_params)
             return retrying(self._send, url, endpoint, path_params, params)
         except BitbucketError:
             self.stats.record_failure(endpoint)
@@ -412,6 +422,8 @@ class BitbucketClient:
         if status == 401 and not refreshed and self.credential.refresh():
             return self._send(url, endpoint, path_params, params, refreshed=True)
         if status >= 400:
+            if status in JOURNALED_ERROR_STATUSES:
+                self._journal(prepared.url, response, body)
             raise self._error_for(response, endpoint, path_params)
         try:
             document = response.json()
@@ -428,7 +440,32 @@ class BitbucketClient:
                 status=status,
                 endpoint=endpoint,
             )
+        self._journal(prepared.url, response, body)
         return document
+
+    def _journal(self, url: str | None, response: requests.Response, body: bytes) -> None:
+        if self.journal is not None and url:
+            self.journal.record(
+                url,
+                response.status_code,
+                body,
+                content_type=response.headers.get("Content-Type"),
+                etag=response.headers.get("ETag"),
+            )
+
+    def _replay(
+        self, answer: JournaledAnswer, endpoint: str, path_params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """A journaled answer, returned or raised exactly as when it was received."""
+        if answer.status >= 400:
+            response = requests.Response()
+            response.status_code = answer.status
+            response._content = answer.body
+            response.url = answer.url
+            if answer.content_type:
+                response.headers["Content-Type"] = answer.content_type
+            raise self._error_for(response, endpoint, path_params)
+        return json.loads(answer.body)
 
     def _observe_rate_headers(self, endpoint: str, headers: Mapping[str, str]) -> None:
         self.limits.observe(
@@ -572,6 +609,13 @@ class BitbucketClient:
 def log_wait(notice: WaitNotice) -> None:
     """The default wait listener: one INFO line per wait (cron sees why the run is quiet)."""
     log.info("%s", notice.describe(), extra={"event": "wait"})
+
+
+def _request_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """The URL a GET of ``url`` with ``params`` is sent to (the journal's key)."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, params)
+    return str(prepared.url)
 
 
 def _error_body(response: requests.Response) -> tuple[str | None, Any]:

@@ -18,6 +18,7 @@ class HttpStats:
         self.bytes_received = 0
         self.seconds_in_requests = 0.0
         self.seconds_waiting_budget = 0.0
+        self.reused = 0  # answers served from the response journal instead of sent again
         self.budget_waits = 0  # requests that waited for the client-side budget
         self.seconds_waiting_backoff = 0.0
         self.by_endpoint: collections.Counter[str] = collections.Counter()
@@ -33,6 +34,10 @@ class HttpStats:
             self.seconds_in_requests += seconds
             if status == 429:
                 self.rate_limited += 1
+
+    def record_reused(self, endpoint: str) -> None:
+        with self._lock:
+            self.reused += 1
 
     def record_retry(self, waited: float) -> None:
         with self._lock:
@@ -53,6 +58,7 @@ class HttpStats:
         with self._lock:
             return {
                 "requests": self.requests,
+                "reused": self.reused,
                 "retries": self.retries,
                 "rate_limited": self.rate_limited,
                 "bytes": self.bytes_received,
