@@ -8,6 +8,11 @@ per-run statistics, and the mapping of HTTP statuses to typed errors. Pagination
 generator that follows ``next`` exactly as Bitbucket gives it, refuses a ``next`` on another host
 (credentials never leave the configured host) and stops with an error on a repeated ``next``.
 
+Two optional hooks on the request path: a response journal (``auditor.bitbucket.journal``)
+keeps every answer as it arrives and serves it again instead of re-sending (resumed runs), and
+known responses (``auditor.bitbucket.conditional``) turn a request into a conditional one
+(``If-None-Match``) whose 304 reuses the body already held.
+
 Callers name endpoints by their template (``/repositories/{workspace}/{repo_slug}/hooks``) so
 statistics and errors speak in the API's own terms.
 """
@@ -31,6 +36,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from auditor import __version__
+from auditor.bitbucket.conditional import KnownResponses
 from auditor.bitbucket.credentials import Credential
 from auditor.bitbucket.errors import (
     RETRYABLE,
@@ -189,10 +195,13 @@ class BitbucketClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         journal: ResponseJournal | None = None,
+        conditional: KnownResponses | None = None,
     ) -> None:
         self.credential = credential
         # Every answer is kept as it arrives and served again instead of re-sent (resumed runs).
         self.journal = journal
+        # Validators of earlier answers: sent as If-None-Match, a 304 reuses the body held.
+        self.conditional = conditional
         self.settings = settings or ClientSettings()
         self.stats = stats or HttpStats()
         self.stopper = stopper or (limits.stopper if limits else Stopper())
@@ -396,6 +405,9 @@ class BitbucketClient:
             prepared.prepare(
                 method="GET", url=url, headers=session.headers, params=params, auth=self._auth
             )
+            known = self.conditional.validator(str(prepared.url)) if self.conditional else None
+            if known is not None:
+                prepared.headers["If-None-Match"] = known[0]
             with self.stopper.doing(WAITING_FOR_ANSWER):
                 response = session.send(
                     prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
@@ -423,10 +435,14 @@ class BitbucketClient:
             return self._send(url, endpoint, path_params, params, refreshed=True)
         if status >= 400:
             if status in JOURNALED_ERROR_STATUSES:
-                self._journal(prepared.url, response, body)
+                self._journal(prepared.url, status, response, body)
             raise self._error_for(response, endpoint, path_params)
+        if status == 304 and known is not None:
+            # Not modified: Bitbucket confirms, now, that the body we hold is current.
+            self.stats.record_not_modified()
+            status, body = 200, known[1]
         try:
-            document = response.json()
+            document = json.loads(body)
         except ValueError:
             raise MalformedResponse(
                 f"Bitbucket answered {status} for {where} with a body that is not JSON "
@@ -440,14 +456,19 @@ class BitbucketClient:
                 status=status,
                 endpoint=endpoint,
             )
-        self._journal(prepared.url, response, body)
+        self._journal(prepared.url, status, response, body)
+        etag = response.headers.get("ETag")
+        if self.conditional is not None and etag and response.status_code == 200:
+            self.conditional.remember(str(prepared.url), etag, body)
         return document
 
-    def _journal(self, url: str | None, response: requests.Response, body: bytes) -> None:
+    def _journal(
+        self, url: str | None, status: int, response: requests.Response, body: bytes
+    ) -> None:
         if self.journal is not None and url:
             self.journal.record(
                 url,
-                response.status_code,
+                status,
                 body,
                 content_type=response.headers.get("Content-Type"),
                 etag=response.headers.get("ETag"),

@@ -47,6 +47,10 @@ def collect_into_store(
     ``observed_at`` replaces the clock (replays, simulated quarters): the collection is dated
     then and its pull request window ends then."""
     recorded = []
+    # Conditional requests: what an earlier collection received with an ETag is asked for with
+    # If-None-Match; a 304 is Bitbucket confirming it now, so the data is observed today.
+    known = store.known_responses(client.settings.base_url)
+    client.conditional = known
     for workspace in workspaces:
         now: Callable[[], datetime] = (
             (lambda: observed_at) if observed_at is not None else (lambda: datetime.now(UTC))
@@ -63,6 +67,7 @@ def collect_into_store(
         info = collection.evidence.info
         info.http = _difference(client.stats.as_dict(), before)
         recorded.extend(store.append(collection.raw, info))
+        store.keep_responses(known)
     return recorded
 
 

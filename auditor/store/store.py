@@ -40,6 +40,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from auditor import __version__
+from auditor.bitbucket.conditional import KnownResponses
 from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import CollectionInfo, Evidence, Observation
 from auditor.flatten import datasets_of, error_rows, evidence_from_results
@@ -55,7 +56,13 @@ from auditor.store.payloads import (
     sha256_hex,
     split_result,
 )
-from auditor.store.tables import observation_parts, observations, payloads, prunes
+from auditor.store.tables import (
+    known_responses,
+    observation_parts,
+    observations,
+    payloads,
+    prunes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -627,6 +634,52 @@ class EvidenceStore:
                     )
                 )
         return outcomes
+
+    # -- conditional requests ---------------------------------------------------------------
+
+    def known_responses(self, api_url: str) -> KnownResponses:
+        """The validators of earlier answers from ``api_url``, for ``If-None-Match``."""
+        prefix = api_url.rstrip("/") + "/"
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(known_responses.c.url, known_responses.c.etag, known_responses.c.content)
+            ).all()
+        return KnownResponses(
+            {
+                row.url: (row.etag, zlib.decompress(row.content))
+                for row in rows
+                if row.url.startswith(prefix)
+            }
+        )
+
+    def keep_responses(self, known: KnownResponses) -> int:
+        """Save what ``known`` learnt (new or changed validators); returns how many."""
+        changed = known.changed()
+        if not changed:
+            return 0
+        dialect = postgresql if self.is_postgres else sqlite
+        received_at = datetime.now(UTC)
+        rows = [
+            {
+                "url_sha256": sha256_hex(url.encode()),
+                "url": url,
+                "etag": etag,
+                "content": zlib.compress(body),
+                "received_at": received_at,
+            }
+            for url, (etag, body) in changed.items()
+        ]
+        statement = dialect.insert(known_responses)
+        statement = statement.on_conflict_do_update(
+            index_elements=["url_sha256"],
+            set_={
+                name: statement.excluded[name] for name in ("url", "etag", "content", "received_at")
+            },
+        )
+        with self._writing() as connection:
+            for chunk in range(0, len(rows), _CHUNK):
+                connection.execute(statement, rows[chunk : chunk + _CHUNK])
+        return len(rows)
 
     def payload_count(self) -> int:
         with _database_errors(self), self.engine.connect() as connection:

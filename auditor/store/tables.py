@@ -83,3 +83,15 @@ prunes = sa.Table(
     sa.Column("last_removed_sequence", sa.Integer, nullable=False),
     sa.Column("last_removed_hash", sa.String(64), nullable=False),
 )
+
+# Revision 0003: the validators of answers that carried an ETag, so the next collection asks
+# If-None-Match (auditor.bitbucket.conditional). A cache, not evidence: outside the hash chain.
+known_responses = sa.Table(
+    "known_responses",
+    metadata,
+    sa.Column("url_sha256", sa.String(64), primary_key=True),  # of the request URL
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("etag", sa.String(400), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),  # zlib-compressed body
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
