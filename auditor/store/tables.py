@@ -66,6 +66,9 @@ observation_parts = sa.Table(
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("repository", sa.String(400), nullable=True),
     sa.Column("sha256", sa.String(64), sa.ForeignKey("payloads.sha256"), nullable=False),
+    # Revision 0003: when this part's data was read from Bitbucket — the observation's time,
+    # an earlier one when carried forward by an incremental collection, NULL if never read.
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_observation_parts_sha256", "sha256"),
 )
 

@@ -23,7 +23,9 @@ def _collect(simulator, store, moment):
         load_credential(env), ClientSettings.from_env(env, requests_per_hour=None)
     )
     with client:
-        (recorded,) = collect_into_store(client, store, ["acme"], observed_at=moment)
+        (recorded,) = collect_into_store(
+            client, store, ["acme"], observed_at=moment, incremental=False
+        )
     return recorded, client.stats.as_dict()
 
 
