@@ -68,6 +68,9 @@ class Selection(Protocol):
     def gate(self, endpoint: str, path: Mapping[str, str]) -> None:
         """Raise ``NotDue`` for a request not wanted in this collection."""
 
+    def pull_requests_after(self, workspace: str, slug: str) -> str | None:
+        """Read only the pull requests updated after this moment (None: the whole window)."""
+
 
 @dataclass
 class Progress:
@@ -282,6 +285,7 @@ async def _execute_all(
                     continue
                 selection.choose(workspace, listing)
             fetcher.gate = selection.gate
+            fetcher.pull_requests_after = selection.pull_requests_after
         keys = [(name, workspace) for workspace in workspaces for name in queries]
         for round_number in range(rounds):
             started = time.perf_counter()

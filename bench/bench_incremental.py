@@ -97,7 +97,7 @@ def main() -> None:
         per_day = requests / len(repositories) / days
         print(
             f"weekly incremental collection over {days} days: {requests:,} requests "
-            f"({not_modified:,} of them 304) = {per_day:.2f} requests per repository per day "
+            f"({not_modified:,} of them 304) = {per_day:.3f} requests per repository per day "
             f"(target at most 1.5; no pull request was newly merged)"
         )
 

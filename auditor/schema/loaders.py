@@ -120,7 +120,11 @@ class Fetcher:
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bitbucket")
         self._cache: dict[Hashable, asyncio.Future[Any]] = {}
         self._on_done = on_done
-        self.gate: RequestGate | None = None  # incremental collection (auditor.store.incremental)
+        # Incremental collection (auditor.store.incremental): which requests are sent, and for
+        # a repository whose pull requests were read before, the moment after which its pull
+        # request listing is read again (updated_on > it).
+        self.gate: RequestGate | None = None
+        self.pull_requests_after: Callable[[str, str], str | None] | None = None
 
     async def listing(
         self, endpoint: str, params: Mapping[str, Any] | None = None, **path: str
@@ -375,9 +379,11 @@ class Loaders:
         updated_since: str | None,
         destination: str | None,
     ) -> list[dict[str, Any]]:
+        after = self.fetcher.pull_requests_after
+        updated_after = after(workspace, repo) if after is not None else None
         return await self.fetcher.listing(
             PULL_REQUESTS,
-            pull_request_listing_params(states, updated_since, destination),
+            pull_request_listing_params(states, updated_since, destination, updated_after),
             workspace=workspace,
             repo_slug=repo,
         )
@@ -397,13 +403,19 @@ class Loaders:
 
 
 def pull_request_listing_params(
-    states: tuple[str, ...], updated_since: str | None, destination: str | None
+    states: tuple[str, ...],
+    updated_since: str | None,
+    destination: str | None,
+    updated_after: str | None = None,
 ) -> dict[str, Any]:
     """The query of a pull request listing (shared with the run's plan, so that the listings
-    the plan reads are the ones the run reuses from the cache)."""
+    the plan reads are the ones the run reuses from the cache). ``updated_after``: only those
+    updated after it (an incremental collection's pull requests since their last reading)."""
     conditions = []
     if updated_since:
         conditions.append(f"updated_on >= {updated_since}")
+    if updated_after:
+        conditions.append(f"updated_on > {updated_after}")
     if destination:
         conditions.append(f'destination.branch.name = "{_bbql_string(destination)}"')
     params: dict[str, Any] = {

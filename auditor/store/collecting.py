@@ -67,7 +67,7 @@ def collect_into_store(
         selection = None
         if incremental:
             selection = _selection(
-                store, client, workspace, now(), window, max_gap, max_requests, budget_share
+                store, client, workspace, now(), max_gap, max_requests, budget_share
             )
         collection = collect(
             client,
@@ -80,7 +80,8 @@ def collect_into_store(
         )
         info = collection.evidence.info
         info.http = _difference(client.stats.as_dict(), before)
-        recorded.extend(store.append(collection.raw, info))
+        extend = selection.extended if selection is not None else set()
+        recorded.extend(store.append(collection.raw, info, extend=extend))
         store.keep_responses(known)
     return recorded
 
@@ -90,7 +91,6 @@ def _selection(
     client: BitbucketClient,
     workspace: str,
     now: datetime,
-    window: Period,
     max_gap: timedelta,
     max_requests: int | None,
     budget_share: float | None,
@@ -111,7 +111,7 @@ def _selection(
     return IncrementalSelection(
         last_read,
         now=now,
-        pull_request_since=window.since,
+        pull_request_window_since=lambda moment: pull_request_window(moment).since,
         max_gap=max_gap,
         budget=budget,
         spent=lambda: client.stats.requests - sent_before,

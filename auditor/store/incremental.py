@@ -2,8 +2,11 @@
 
 Bitbucket gives a change signal for pull requests only: the repository listing's ``updated_on``
 moves when anything is pushed, merges included. So a repository's pull-request data
-(``change_management``) is read again when the repository was updated after its last reading,
-when it was never read, or when the last reading predates the collection's pull-request window.
+(``change_management``) is read again in full when it was never read or was read under another
+pull-request window (``auditor.store.collecting.pull_request_window``); and when the repository
+was updated after its last reading, only the pull requests updated since (``updated_on >`` the
+reading) are listed — their builds and merge times with them — and the store adds them to the
+last reading, so the builds of a merged pull request are read once.
 
 Configuration (restrictions, branching model, permissions, deploy keys, webhooks, Pipelines
 setting: the ``access``, ``branch_protection`` and ``integrations`` queries) has no change
@@ -68,7 +71,7 @@ class IncrementalSelection:
         last_read: Mapping[tuple[str, str], datetime],
         *,
         now: datetime,
-        pull_request_since: datetime,
+        pull_request_window_since: Callable[[datetime], datetime],
         max_gap: timedelta = DEFAULT_MAX_OBSERVATION_GAP,
         budget: int | Callable[[], int | None] | None = None,
         spent: Callable[[], int] = lambda: 0,
@@ -80,12 +83,19 @@ class IncrementalSelection:
         has sent so far; ``interval``: the time since the previous collection."""
         self.last_read = last_read
         self.now = now
-        self.pull_request_since = pull_request_since
+        # When the pull-request window of a collection at a given moment begins: a reading
+        # made under another window is read again in full.
+        self.window_since = pull_request_window_since
+        self.pull_request_since = pull_request_window_since(now)
         self.max_gap = max_gap
         self.budget = budget
         self.spent = spent
         self.interval = interval
         self.due: dict[tuple[str, str], set[str]] = {}  # (workspace, slug) -> queries read
+        # Repositories whose pull requests were read before, within the window: only those
+        # updated since that reading are listed, and the store adds them to that reading.
+        self.after: dict[tuple[str, str], datetime] = {}
+        self.names: dict[tuple[str, str], str] = {}  # (workspace, slug) -> full name
         self.workspaces: set[str] = set()
         self.summary: dict[str, Any] = {}
         self.shortfall: str | None = None
@@ -101,9 +111,12 @@ class IncrementalSelection:
                 last = self.last_read.get((query, name))
                 if last is None or self.now - last >= self.max_gap - DUE_MARGIN:
                     candidates.append((self._age(last), slug, name, query))
+            self.names[(workspace, slug)] = name
             if self._pull_requests_changed(name, repository):
                 last = self.last_read.get((CHANGE_QUERY, name))
                 candidates.append((self._age(last), slug, name, CHANGE_QUERY))
+                if last is not None and self.window_since(last) == self.pull_request_since:
+                    self.after[(workspace, slug)] = last
         # Oldest first; never read is oldest of all.
         candidates.sort(key=lambda candidate: (-candidate[0], candidate[1], candidate[3]))
         if callable(self.budget):
@@ -163,6 +176,22 @@ class IncrementalSelection:
             endpoint=endpoint,
         )
 
+    def pull_requests_after(self, workspace: str, slug: str) -> str | None:
+        if CHANGE_QUERY not in self.due.get((workspace, slug), set()):
+            return None
+        after = self.after.get((workspace, slug))
+        return after.isoformat() if after is not None else None
+
+    @property
+    def extended(self) -> set[tuple[str, str]]:
+        """(query, repository full name) of the readings that hold only what changed since the
+        last one: the store adds them to it (``EvidenceStore.append(extend=…)``)."""
+        return {
+            (CHANGE_QUERY, self.names[key])
+            for key in self.after
+            if CHANGE_QUERY in self.due.get(key, set())
+        }
+
     # ------------------------------------------------------------------ internals
 
     def _age(self, last: datetime | None) -> float:
@@ -170,7 +199,7 @@ class IncrementalSelection:
 
     def _pull_requests_changed(self, name: str, repository: Mapping[str, Any]) -> bool:
         last = self.last_read.get((CHANGE_QUERY, name))
-        if last is None or last < self.pull_request_since:
+        if last is None or self.window_since(last) != self.pull_request_since:
             return True
         updated = parse_time(repository.get("updated_on"))
         return updated is None or updated > last

@@ -25,7 +25,7 @@ import json
 import logging
 import secrets
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -234,16 +234,29 @@ class EvidenceStore:
                         )
                 yield connection
 
-    def append(self, raw: Mapping[str, Any], info: CollectionInfo) -> list[Recorded]:
+    def append(
+        self,
+        raw: Mapping[str, Any],
+        info: CollectionInfo,
+        *,
+        extend: Collection[tuple[str, str]] = (),
+    ) -> list[Recorded]:
         """Add one observation per workspace of a collection.
 
         ``raw`` is the collection's evidence files (``Collection.raw``: query file name ->
         ``{"query", "document", "results": {workspace: {"variables", "data", "errors"}}}``);
-        the observation is dated ``info.finished_at``."""
-        return [self._append_workspace(raw, info, workspace) for workspace in info.workspaces]
+        the observation is dated ``info.finished_at``. ``extend``: (query, repository) readings
+        of pull requests updated since the last reading only, to be added to it."""
+        return [
+            self._append_workspace(raw, info, workspace, extend) for workspace in info.workspaces
+        ]
 
     def _append_workspace(
-        self, raw: Mapping[str, Any], info: CollectionInfo, workspace: str
+        self,
+        raw: Mapping[str, Any],
+        info: CollectionInfo,
+        workspace: str,
+        extend: Collection[tuple[str, str]] = (),
     ) -> Recorded:
         parts: list[Part] = []
         variables: dict[str, Any] = {}
@@ -252,7 +265,8 @@ class EvidenceStore:
         # Incremental collection: what was not read this time (NOT_DUE) is the last reading,
         # carried forward with the time it was actually read.
         read_at: dict[tuple[str, str], datetime | None] = {}
-        latest = self.latest_readings(workspace) if _has_not_due(raw, workspace) else {}
+        needed = extend or _has_not_due(raw, workspace)
+        latest = self.latest_readings(workspace) if needed else {}
         for document in sorted(raw.values(), key=lambda d: _query_order(d["query"])):
             query = document["query"]
             result = document["results"][workspace]
@@ -260,6 +274,7 @@ class EvidenceStore:
             formatted = {key: value for key, value in result.items() if key != "variables"}
             if latest:
                 formatted = self._carry_forward(query, formatted, latest, read_at)
+                formatted = self._add_to_last_reading(query, formatted, latest, extend)
             query_parts = split_result(query, formatted)
             parts.append(Part(query, DOCUMENT, 0, None, document["document"].encode()))
             parts.extend(query_parts)
@@ -776,6 +791,54 @@ class EvidenceStore:
         else:  # as GraphQL gives a result without errors
             result.pop("errors", None)
         return result
+
+    def _add_to_last_reading(
+        self,
+        query: str,
+        formatted: dict[str, Any],
+        latest: Mapping[tuple[str, str], Reading],
+        extend: Collection[tuple[str, str]],
+    ) -> dict[str, Any]:
+        """Each repository of ``extend`` read only its pull requests updated since its last
+        reading: add the last reading's others (by id; the new reading wins), so the part holds
+        the whole window as of now. Only when neither reading has errors — an error's path
+        points into its own list — otherwise the new reading stands alone (its errors show)."""
+        data = formatted.get("data")
+        space = data.get("workspace") if isinstance(data, dict) else None
+        items = space.get("repositories") if isinstance(space, dict) else None
+        if not isinstance(items, list):
+            return formatted
+        wanted = {
+            index: latest[(query, item["fullName"])]
+            for index, item in enumerate(items)
+            if isinstance(item, dict)
+            and (query, item.get("fullName")) in extend
+            and (query, item.get("fullName")) in latest
+            and isinstance(item.get("pullRequests"), list)
+        }
+        with_errors = {
+            (error.get("path") or [None] * 3)[2]
+            for error in formatted.get("errors") or []
+            if len(error.get("path") or []) > 2
+        }
+        wanted = {index: r for index, r in wanted.items() if index not in with_errors}
+        if not wanted:
+            return formatted
+        cache: dict[str, Any] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            _fill_cache(connection, cache, {r.sha256: REPOSITORY for r in wanted.values()})
+        items = list(items)
+        for index, reading in wanted.items():
+            last = cache[reading.sha256]
+            earlier = (last.get("repository") or {}).get("pullRequests")
+            if last.get("errors") or not isinstance(earlier, list):
+                continue
+            fresh = items[index]["pullRequests"]
+            known = {pr.get("id") for pr in fresh}
+            merged = [*fresh, *(pr for pr in earlier if pr.get("id") not in known)]
+            merged.sort(key=lambda pr: pr.get("id") or 0)
+            items[index] = {**items[index], "pullRequests": merged}
+        return {**formatted, "data": {**data, "workspace": {**space, "repositories": items}}}
 
     # -- conditional requests ---------------------------------------------------------------
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
+
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
 from auditor.store import open_store
 from auditor.store.collecting import collect_into_store
 
-DAY0 = datetime(2026, 10, 16, 6, 0, tzinfo=UTC)  # after the demo's last push
+DAY0 = datetime(2026, 9, 30, 6, 0, tzinfo=UTC)  # after the demo's last push; window Q3
 GRANTS = "GET /repositories/{workspace}/{repo_slug}/permissions-config/users"
 RESTRICTIONS = "GET /repositories/{workspace}/{repo_slug}/branch-restrictions"
 PULL_REQUESTS = "GET /repositories/{workspace}/{repo_slug}/pullrequests"
@@ -53,6 +55,9 @@ def test_only_what_is_due_is_read_and_the_rest_keeps_the_day_it_was_read(
         listed = [url for url in sent["by_url"] if "/pullrequests?" in url]
         assert listed, sent["by_url"]
         assert all("/acme/mobile-app/" in url for url in listed)
+        # Only the pull requests updated after the last reading are listed …
+        assert all("updated_on+%3E+2026-09-30T06" in url for url in listed), listed
+        assert not [e for e in sent["by_endpoint"] if "statuses" in e or "activity" in e]
         assert sent["total"] < full["total"] / 4
 
         observation = store.observations(["acme"])[-1]
@@ -65,6 +70,13 @@ def test_only_what_is_due_is_read_and_the_rest_keeps_the_day_it_was_read(
         assert observation.observed_at_of("acme/infra-terraform", "pull_requests") == DAY0
         assert observation.observed_at_of("acme/mobile-app", "pull_requests") == day3
         assert observation.observed_at_of("acme/mobile-app", "branch_restrictions") == DAY0
+        # … and added to it: the window's pull requests are all there, read as of day 3.
+        first, third = store.observations(["acme"])[0], observation
+        for table in ("pull_requests", "pr_participants", "build_statuses"):
+            before = first.evidence.table(table)
+            after = third.evidence.table(table)
+            assert len(before[before["repository"] == "acme/mobile-app"]) > 0, table
+            pd.testing.assert_frame_equal(after, before, obj=table)
 
         # Day 7: every repository's configuration is due again and read; the new admin shows.
         day7 = DAY0 + timedelta(days=7)
