@@ -124,10 +124,12 @@ class ResponseJournal:
         self._now = now
         self._lock = threading.Lock()
         self._closed = False
+        self._recorded = 0  # answers recorded by this run
         self.reused = 0  # answers served from the journal in this run
         self._reused_range: tuple[datetime, datetime] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         started = now()
+        self.created_at = started
         self.resumed_from: datetime | None = None  # the interrupted attempt's first answer
         self.kept_at_start = 0
         if path.exists():
@@ -212,6 +214,7 @@ class ResponseJournal:
                 "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
                 (url, status, content_type, etag, body, self._now().isoformat()),
             )
+            self._recorded += 1
 
     # ------------------------------------------------------------------ what the run reports
 
@@ -246,21 +249,18 @@ class ResponseJournal:
         }
 
     def resume_hint(self) -> str:
-        """The end of an interrupted run's message: how to go on from here."""
+        """The end of an interrupted run's message: how to go on from here. Called from the
+        signal handler, possibly while this thread holds the lock: it reads counters only."""
+        kept = self.kept_at_start + self._recorded
         if self._closed:
             return "run the same command again to start over"
-        first = self.resumed_from or self._first_answer()
-        if first is None:
+        if not kept:
             return "no request was answered yet: run the same command again to start over"
-        until = first + self.window
+        until = (self.resumed_from or self.created_at) + self.window
         return (
-            f"{self.answers():,} answers are kept in {self.path}: run the same command again "
+            f"{kept:,} answers are kept in {self.path}: run the same command again "
             f"before {until:%Y-%m-%d %H:%M} UTC to resume (--no-resume starts over)"
         )
-
-    def _first_answer(self) -> datetime | None:
-        answered = self.answered_range()
-        return answered[0] if answered else None
 
     # ------------------------------------------------------------------ end of life
 

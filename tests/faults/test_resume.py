@@ -104,7 +104,7 @@ def _kill_after(simulator: Simulator, out: Path, requests: int, number: int) -> 
 
 @pytest.mark.parametrize(
     ("kill_at", "number"),
-    [(5, signal.SIGKILL), (60, signal.SIGTERM), (140, signal.SIGKILL)],
+    [(5, signal.SIGKILL), (60, signal.SIGTERM), (120, signal.SIGKILL)],
     ids=["sigkill-early", "sigterm-midway", "sigkill-late"],
 )
 def test_a_killed_run_resumes_without_repeating_an_answered_request(
