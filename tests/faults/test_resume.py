@@ -128,6 +128,9 @@ def test_a_killed_run_resumes_without_repeating_an_answered_request(
         assert code == -signal.SIGKILL
     assert not (tmp_path / "resumed").exists()
     kept = _journaled_paths(journal_dir)
+    secret = simulator.credential_env("api_token")["BITBUCKET_API_TOKEN"].encode()
+    for written in journal_dir.iterdir():  # the journal, its WAL: answers, never the token
+        assert secret not in written.read_bytes(), written
     assert kept
     assert kept <= set(first)
 
