@@ -383,6 +383,19 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     help="Refuse (exit 2) a run whose plan needs more requests than this.",
 )
 @click.option(
+    "--resume-window",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="Running the same command again within this time of an interrupted attempt resumes "
+    "it: answered requests are reused, not sent again (24h, 90m, 2d).",
+)
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="Start over: discard the answers an interrupted attempt kept.",
+)
+@click.option(
     "--plan",
     "plan_only",
     is_flag=True,
@@ -484,10 +497,12 @@ def run(ctx: click.Context, **options: Any) -> None:
     if not workspaces:
         raise ConfigError("name at least one --workspace (or use --demo)")
 
+    from auditor.bitbucket.journal import parse_duration
     from auditor.provenance import masked_command_line
     from auditor.signing import SigningKey
 
     signing_key = SigningKey.from_file(options["sign_key"]) if options["sign_key"] else None
+    resume_window = parse_duration(options["resume_window"])
     run_options = RunOptions(
         workspaces=workspaces,
         period=period,
@@ -504,6 +519,8 @@ def run(ctx: click.Context, **options: Any) -> None:
         command_line=masked_command_line("auditor", ctx.meta.get("auditor.argv", ["run"])),
         signing_key=signing_key,
         framework=options["framework"],
+        resume=not options["no_resume"],
+        resume_window=resume_window,
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     if options["from_store"] is not None:
@@ -521,7 +538,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     else:
         with (
             _bitbucket_client(demo, requests_per_hour=options["requests_per_hour"]) as (client, _),
-            stop_on_signals(client.stopper),
+            stop_on_signals(client.stopper, next_step=lambda: _next_step(client)),
         ):
             if options["plan_only"]:
                 click.echo(plan_run(run_options, client).describe())
@@ -547,6 +564,13 @@ def run(ctx: click.Context, **options: Any) -> None:
     elif not options["quiet"]:
         click.echo(f"results: {summary}", err=True)
     sys.exit(exit_code)
+
+
+def _next_step(client: Any) -> str:
+    """How to go on after an interrupt: resume from the journal, or start over."""
+    if client.journal is not None:
+        return client.journal.resume_hint()
+    return "run the same command again to start over"
 
 
 @contextlib.contextmanager

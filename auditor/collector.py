@@ -26,10 +26,10 @@ import logging
 import resource
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import ExecutionResult
 
@@ -50,13 +50,26 @@ from auditor.queries import StoredQuery, stored_queries
 from auditor.redaction import redact
 from auditor.schema import build_schema
 from auditor.schema.execution import execute_document
-from auditor.schema.loaders import Fetcher
+from auditor.schema.loaders import REPOSITORIES, Fetcher
 
 log = logging.getLogger(__name__)
 
 # Per-repository requests every repository needs (the rest depend on its data): what the
 # progress display counts a repository as done by.
 _PER_REPOSITORY_BASE = 10
+
+
+class Selection(Protocol):
+    """Incremental collection's say in what is read (``auditor.store.incremental``)."""
+
+    def choose(self, workspace: str, repositories: list[dict[str, Any]]) -> None:
+        """Decide, from the repository listing, what of each repository is read."""
+
+    def gate(self, endpoint: str, path: Mapping[str, str]) -> None:
+        """Raise ``NotDue`` for a request not wanted in this collection."""
+
+    def pull_requests_after(self, workspace: str, slug: str) -> str | None:
+        """Read only the pull requests updated after this moment (None: the whole window)."""
 
 
 @dataclass
@@ -115,12 +128,15 @@ def collect(
     on_plan: Callable[[Plan], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     replay: bool = False,
+    selection: Selection | None = None,
 ) -> Collection:
     """Collect the evidence of ``workspaces`` for ``period``.
 
     ``on_plan`` gets the cost estimate before any per-repository request (and may raise to stop
     the run there). ``replay`` (for benchmarks) executes the queries a second time from the
-    run's request cache and records how long pure GraphQL execution takes."""
+    run's request cache and records how long pure GraphQL execution takes. ``selection``
+    (incremental collection) sees each workspace's repository listing before any
+    per-repository request and then decides which requests are sent."""
     queries = stored_queries(build_schema().graphql_schema)  # validated before any request
     started_at = now()
     results: dict[tuple[str, str], ExecutionResult] = {}
@@ -143,6 +159,7 @@ def collect(
                     results,
                     timings,
                     2 if replay else 1,
+                    selection,
                 )
             )
     except Interrupted:
@@ -208,6 +225,7 @@ async def _execute_all(
     results: dict[tuple[str, str], ExecutionResult],
     timings: dict[str, float],
     rounds: int = 1,
+    selection: Selection | None = None,
 ) -> None:
     """Execute every stored query for every workspace into ``results``.
 
@@ -254,6 +272,20 @@ async def _execute_all(
                 on_progress(progress)
             if on_plan is not None:
                 on_plan(plan)
+        if selection is not None:
+            for workspace in workspaces:
+                try:
+                    listing = await _until_stopped(
+                        client, fetcher.listing(REPOSITORIES, workspace=workspace)
+                    )
+                except Interrupted:
+                    raise
+                except Exception as error:  # the queries meet the same error and report it
+                    log.debug("no incremental selection for %s: %s", workspace, redact(error))
+                    continue
+                selection.choose(workspace, listing)
+            fetcher.gate = selection.gate
+            fetcher.pull_requests_after = selection.pull_requests_after
         keys = [(name, workspace) for workspace in workspaces for name in queries]
         for round_number in range(rounds):
             started = time.perf_counter()
@@ -347,9 +379,14 @@ def _interrupted(client: BitbucketClient, progress: Progress) -> RunInterrupted:
         what = progress.waiting.describe()
     sent = client.stats.requests
     planned = f" of about {progress.requests_planned:,}" if progress.requests_planned else ""
+    next_step = (
+        client.journal.resume_hint()
+        if client.journal is not None
+        else "run the same command again to start over"
+    )
     return RunInterrupted(
         f"interrupted by {signal_name} while {what}; {sent:,}{planned} requests were sent and "
-        "no run folder was written: run the same command again to start over",
+        f"no run folder was written; {next_step}",
         signal_name=signal_name,
     )
 

@@ -15,6 +15,7 @@ Example::
     concurrency: 16
     requests_per_hour: 1000
     max_requests: 20000
+    resume_window: 24h               # resume an interrupted run started within this time
     fail_on: [fail, error]
     organisation: Acme Corp
     credential:                      # what Bitbucket cannot tell about the token (CR-1, CR-2)
@@ -56,6 +57,7 @@ class RunConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=64)
     requests_per_hour: int | None = Field(default=None, ge=0)
     max_requests: int | None = Field(default=None, ge=1)
+    resume_window: str | None = None
     fail_on: list[Literal["fail", "error", "none"]] | None = None
     organisation: str | None = None
     credential: _Credential | None = None
@@ -75,6 +77,7 @@ class RunConfig(BaseModel):
             "concurrency": self.concurrency,
             "requests_per_hour": self.requests_per_hour,
             "max_requests": self.max_requests,
+            "resume_window": self.resume_window,
             "fail_on": ",".join(self.fail_on) if self.fail_on else None,
             "organisation": self.organisation,
         }

@@ -500,3 +500,13 @@ class Observation:
     observation_id: str
     observed_at: datetime
     evidence: Evidence
+    # Incremental collection: (repository full name, dataset) -> when that repository's data
+    # of that dataset was actually read, for every one NOT read at ``observed_at``: an earlier
+    # time when the observation carried the last reading forward, None when it was never read
+    # (its collection errors say so). Absent pairs were read at ``observed_at``. A period
+    # evaluation must count a carried reading on the day it was read, never on this one.
+    read_at: Mapping[tuple[str, str], datetime | None] = field(default_factory=dict)
+
+    def observed_at_of(self, repository: str, dataset: str) -> datetime | None:
+        """When ``repository``'s ``dataset`` in this observation was read from Bitbucket."""
+        return self.read_at.get((repository, dataset), self.observed_at)

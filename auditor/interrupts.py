@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from auditor.bitbucket.pacing import Stopper
 from auditor.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, RunInterrupted
@@ -42,9 +42,10 @@ def exit_code_for(signal_name: str) -> int:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stopper: Stopper) -> Iterator[None]:
+def stop_on_signals(stopper: Stopper, next_step: Callable[[], str] | None = None) -> Iterator[None]:
     """While inside, SIGINT and SIGTERM stop ``stopper`` (and the run) instead of raising
-    ``KeyboardInterrupt`` wherever the main thread happens to be."""
+    ``KeyboardInterrupt`` wherever the main thread happens to be. ``next_step`` says how to go
+    on (resume from the response journal, or start over)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signals are only delivered to the main thread
         return
@@ -57,8 +58,8 @@ def stop_on_signals(stopper: Stopper) -> Iterator[None]:
         if not stopper.cooperative:
             raise SignalReceived(
                 RunInterrupted(
-                    f"interrupted by {name}; no run folder was written: run the same command "
-                    "again to start over",
+                    f"interrupted by {name}; no run folder was written; "
+                    + (next_step() if next_step else "run the same command again to start over"),
                     signal_name=name,
                 )
             )

@@ -15,15 +15,23 @@ import dataclasses
 import logging
 import re
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
 from auditor.bitbucket.credentials import SCOPES_REQUIRED
+from auditor.bitbucket.journal import (
+    DEFAULT_RESUME_WINDOW,
+    JOURNAL_DIRECTORY,
+    ResponseJournal,
+    journal_path,
+    run_identity,
+)
 from auditor.collector import Collection, Progress, collect
 from auditor.controls.catalog import Catalog, load_catalog
 from auditor.controls.engine import evaluate
@@ -75,6 +83,10 @@ class RunOptions:
     command_line: str = "auditor run"  # as typed, secrets masked (auditor.provenance)
     signing_key: SigningKey | None = None  # sign manifest.json with this Ed25519 key
     framework: str | None = None  # report and export only this framework's controls
+    # Resuming (auditor.bitbucket.journal): answers are journaled as they arrive; the same run
+    # started again within the window reuses them. resume=False starts over.
+    resume: bool = True
+    resume_window: timedelta = DEFAULT_RESUME_WINDOW
 
 
 @dataclass
@@ -157,6 +169,8 @@ def _collect_evaluate_write(
         options.period.label,
         client.settings.base_url,
     )
+    journal = open_journal(options, client, now)
+    client.journal = journal
     collection = collect(
         client,
         options.workspaces,
@@ -167,9 +181,11 @@ def _collect_evaluate_write(
         now=now,
     )
     log.info(
-        "collected in %.1f s with %d requests",
+        "collected in %.1f s with %d requests; %d answers reused from the interrupted attempt",
         collection.wall_seconds,
         collection.evidence.info.http.get("requests", 0),
+        journal.reused,
+        extra={"event": "collected", "reused": journal.reused},
     )
     facts = dataclasses.replace(
         options.credential_facts or CredentialFacts(),
@@ -206,8 +222,12 @@ def _collect_evaluate_write(
         scopes_required=list(client.credential.scopes_required),
         http=client.stats.as_dict(),
         now=now,
+        resume=journal.describe(),
     )
     log.info("run %s written to %s", run_id, run_dir)
+    # Published: the run folder holds the evidence now; kept answers would only go stale.
+    client.journal = None
+    journal.discard()
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
 
 
@@ -228,6 +248,7 @@ def _write_report(
     scopes_required: list[str],
     http: dict[str, Any],
     now: Callable[[], datetime],
+    resume: dict[str, Any] | None = None,
 ) -> tuple[Path, RunInfo, EvaluationResult]:
     """Record the run (provenance, signing) and write its folder: shared by a live run and a
     period report, so both carry the same metadata, framework view and signature."""
@@ -259,6 +280,7 @@ def _write_report(
             command_line=options.command_line, demo=options.demo, templates=templates_dir()
         ),
         signing=options.signing_key.describe() if options.signing_key else None,
+        resume=resume,
     )
     run_dir = options.out_dir or (
         options.reports_root / "+".join(options.workspaces) / options.period.label / run_id
@@ -275,6 +297,28 @@ def _write_report(
         signing_key=options.signing_key,
     )
     return run_dir, run_info, result
+
+
+def open_journal(
+    options: RunOptions, client: BitbucketClient, now: Callable[[], datetime]
+) -> ResponseJournal:
+    """The run's response journal, under ``.journal/`` beside the run folders: resumed when the
+    same run (workspaces, period, API, credential identity) began within the resume window."""
+    root = options.out_dir.parent if options.out_dir is not None else options.reports_root
+    identity = run_identity(
+        command="run",
+        workspaces=options.workspaces,
+        period=(options.period.since, options.period.until),
+        api_url=client.settings.base_url,
+        credential=f"{client.credential.kind}: {client.credential.identity}",
+    )
+    path = journal_path(root / JOURNAL_DIRECTORY, identity)
+    try:
+        return ResponseJournal(
+            path, identity, window=options.resume_window, resume=options.resume, now=now
+        )
+    except (OSError, sqlite3.Error) as error:
+        raise ConfigError(f"cannot keep the response journal {path}: {error}") from None
 
 
 class _PlanReady(Exception):

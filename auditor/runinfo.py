@@ -40,6 +40,10 @@ class RunInfo:
     # auditor.signing.SigningKey.describe() when the manifest is signed, else None. Recorded
     # before the reports are rendered, so the report can say which key signs its folder.
     signing: dict[str, Any] | None = None
+    # auditor.bitbucket.journal.ResponseJournal.describe(): whether the collection resumed an
+    # interrupted attempt, from when, how many answers it reused, and when its answers (reused
+    # and in all) were received. None when no journal was kept.
+    resume: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """``run.json`` content: ISO 8601 strings for dates, no secret anywhere."""

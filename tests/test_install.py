@@ -101,4 +101,4 @@ def test_the_installed_command_collects_into_a_store_its_migrations_create(insta
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "reports" / "evidence.db").is_file()
     upgraded = run(installed, "store", "upgrade", cwd=tmp_path)
-    assert "schema revision 0002" in upgraded.stdout, upgraded.stdout + upgraded.stderr
+    assert "schema revision 0003" in upgraded.stdout, upgraded.stdout + upgraded.stderr

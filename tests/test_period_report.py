@@ -5,6 +5,7 @@ quarter")."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from datetime import UTC, date, datetime
@@ -120,6 +121,34 @@ def test_missing_observations_are_an_error_naming_the_gap(quarter):
     # A failure is still a failure, with the gap said too.
     assert row(result, "CM-5", "acme/payments-api")["status"] == "FAIL"
     assert result.basis.longest_gap_days == 21.0
+
+
+def test_data_carried_forward_is_not_an_observation_of_the_later_days(quarter):
+    # Incremental collection re-read payments-api last on 2026-07-29 and carried its data into
+    # every later observation: those days were not looked at, whatever the carried data says.
+    from auditor.evidence import TABLES
+
+    read_on = quarter.observations[4].observed_at
+    assert read_on.date() == date(2026, 7, 29)
+    carried = {("acme/payments-api", dataset): read_on for dataset in TABLES}
+    observations = [
+        o if o.observed_at <= read_on else dataclasses.replace(o, read_at=carried)
+        for o in quarter.observations
+    ]
+    options = demo_period_options()
+    result = evaluate_period(
+        observations, load_catalog(), period=options.period, evaluated_on=date(2026, 10, 1)
+    )
+    held_before = row(result, "CM-1", "acme/payments-api")
+    assert held_before["status"] == "ERROR"
+    assert (
+        "not observed between 2026-07-29 06:00 and 2026-10-01 00:00 UTC (63 days)"
+        in (held_before["reason"])
+    )
+    # Its scripted August failure was never read either: no FAIL dated from carried data.
+    assert row(result, "CM-5", "acme/payments-api")["status"] == "ERROR"
+    # Repositories read every week are judged as before.
+    assert row(result, "CM-1", "acme/web-frontend")["status"] == "PASS"
 
 
 def test_an_uncovered_period_start_is_an_error(quarter):

@@ -11,6 +11,11 @@ repeated items). Redirects are followed only on the configured host, by the clie
 credentials never leave it and another host's answer never becomes evidence. Once Bitbucket
 rejects the credential (401 after any refresh), no further request is sent with it.
 
+Two optional hooks on the request path: a response journal (``auditor.bitbucket.journal``)
+keeps every answer as it arrives and serves it again instead of re-sending (resumed runs), and
+known responses (``auditor.bitbucket.conditional``) turn a request into a conditional one
+(``If-None-Match``) whose 304 reuses the body already held.
+
 Callers name endpoints by their template (``/repositories/{workspace}/{repo_slug}/hooks``) so
 statistics and errors speak in the API's own terms.
 """
@@ -34,6 +39,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from auditor import __version__
+from auditor.bitbucket.conditional import KnownResponses
 from auditor.bitbucket.credentials import Credential
 from auditor.bitbucket.errors import (
     RETRYABLE,
@@ -50,6 +56,7 @@ from auditor.bitbucket.errors import (
     TransportError,
     hint_for,
 )
+from auditor.bitbucket.journal import JOURNALED_ERROR_STATUSES, JournaledAnswer, ResponseJournal
 from auditor.bitbucket.pacing import (
     WAITING_FOR_ANSWER,
     WAITING_TO_RETRY,
@@ -199,8 +206,14 @@ class BitbucketClient:
         stopper: Stopper | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        journal: ResponseJournal | None = None,
+        conditional: KnownResponses | None = None,
     ) -> None:
         self.credential = credential
+        # Every answer is kept as it arrives and served again instead of re-sent (resumed runs).
+        self.journal = journal
+        # Validators of earlier answers: sent as If-None-Match, a 304 reuses the body held.
+        self.conditional = conditional
         self.settings = settings or ClientSettings()
         self.stats = stats or HttpStats()
         self.stopper = stopper or (limits.stopper if limits else Stopper())
@@ -348,6 +361,11 @@ class BitbucketClient:
             reraise=True,
         )
         try:
+            if self.journal is not None:
+                answer = self.journal.lookup(_request_url(url, params))
+                if answer is not None:
+                    self.stats.record_reused(endpoint)
+                    return self._replay(answer, endpoint, path_params)
             return retrying(self._send, url, endpoint, path_params, params)
         except BitbucketError:
             self.stats.record_failure(endpoint)
@@ -385,6 +403,9 @@ class BitbucketClient:
             prepared.prepare(
                 method="GET", url=url, headers=session.headers, params=params, auth=self._auth
             )
+            known = self.conditional.validator(str(prepared.url)) if self.conditional else None
+            if known is not None:
+                prepared.headers["If-None-Match"] = known[0]
             with self.stopper.doing(WAITING_FOR_ANSWER):
                 response = session.send(
                     prepared,
@@ -413,15 +434,21 @@ class BitbucketClient:
         if status == 401 and not refreshed and self.credential.refresh():
             return self._send(url, endpoint, path_params, params, refreshed=True)
         if status >= 400:
+            if status in JOURNALED_ERROR_STATUSES:
+                self._journal(prepared.url, status, response, body)
             error = self._error_for(response, endpoint, path_params)
             if isinstance(error, AuthenticationFailed):
                 self._rejected = error
             raise error
-        if 300 <= status < 400:
+        if status == 304 and known is not None:
+            # Not modified: Bitbucket confirms, now, that the body we hold is current.
+            self.stats.record_not_modified()
+            status, body = 200, known[1]
+        elif 300 <= status < 400:
             target = self._redirect_target(response, endpoint, where, redirects)
             return self._send(target, endpoint, path_params, None, redirects=redirects + 1)
         try:
-            document = response.json()
+            document = json.loads(body)
         except ValueError:
             raise MalformedResponse(
                 f"Bitbucket answered {status} for {where} with a body that is not JSON "
@@ -435,7 +462,37 @@ class BitbucketClient:
                 status=status,
                 endpoint=endpoint,
             )
+        self._journal(prepared.url, status, response, body)
+        etag = response.headers.get("ETag")
+        if self.conditional is not None and etag and response.status_code == 200:
+            self.conditional.remember(str(prepared.url), etag, body)
         return document
+
+    def _journal(
+        self, url: str | None, status: int, response: requests.Response, body: bytes
+    ) -> None:
+        if self.journal is not None and url:
+            self.journal.record(
+                url,
+                status,
+                body,
+                content_type=response.headers.get("Content-Type"),
+                etag=response.headers.get("ETag"),
+            )
+
+    def _replay(
+        self, answer: JournaledAnswer, endpoint: str, path_params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """A journaled answer, returned or raised exactly as when it was received."""
+        if answer.status >= 400:
+            response = requests.Response()
+            response.status_code = answer.status
+            response._content = answer.body
+            response.url = answer.url
+            if answer.content_type:
+                response.headers["Content-Type"] = answer.content_type
+            raise self._error_for(response, endpoint, path_params)
+        return json.loads(answer.body)
 
     def _observe_rate_headers(self, endpoint: str, headers: Mapping[str, str]) -> None:
         self.limits.observe(
@@ -619,6 +676,13 @@ class BitbucketClient:
 def log_wait(notice: WaitNotice) -> None:
     """The default wait listener: one INFO line per wait (cron sees why the run is quiet)."""
     log.info("%s", notice.describe(), extra={"event": "wait"})
+
+
+def _request_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """The URL a GET of ``url`` with ``params`` is sent to (the journal's key)."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, params)
+    return str(prepared.url)
 
 
 def _error_body(response: requests.Response) -> tuple[str | None, Any]:

@@ -126,7 +126,7 @@ def evaluate_period(
         period=period,
         credential=credential,
     )
-    combiner = _Combiner(catalog, period, times, results)
+    combiner = _Combiner(catalog, period, times, results, chosen)
     frames = [population_result.findings[_pull_request_rows(population_result, catalog)]]
     frames += [combiner.rows(control) for control in catalog.enabled_controls]
     findings = pd.concat([f for f in frames if len(f)], ignore_index=True)
@@ -195,11 +195,17 @@ class _Combiner:
         period: Period,
         times: list[datetime],
         results: list[EvaluationResult],
+        observations: Sequence[Observation] = (),
     ) -> None:
         self.catalog = catalog
         self.period = period
         self.times = times
         self.results = results
+        self.observations = list(observations)
+        self.datasets = {
+            control.id: control.spec.all_datasets if control.spec is not None else ()
+            for control in catalog.controls
+        }
         # control -> resource key -> [(observation index, row)]
         self.seen: dict[str, dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]] = (
             collections.defaultdict(lambda: collections.defaultdict(list))
@@ -208,11 +214,41 @@ class _Combiner:
         self.workspace_errors: dict[tuple[str, str], set[int]] = collections.defaultdict(set)
         for index, result in enumerate(results):
             for row in _records(result.findings):
+                row = self._unless_carried(index, row)
                 key = (row["resource_type"], row["resource"])
                 self.seen[row["control_id"]][key].append((index, row))
                 if row["resource_type"] == "workspace" and row["status"] == Status.ERROR.value:
                     self.workspace_errors[(row["control_id"], row["workspace"])].add(index)
         self.coverage: dict[str, ControlPeriodCoverage] = {}
+
+    def _unless_carried(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
+        """The row, or an ERROR row when it rests on data carried forward from an earlier
+        reading (incremental ``auditor collect`` re-reads each repository only every so often).
+
+        Carried data was not looked at on this observation's day: counting it there would show a
+        control held on days nobody looked. As an ERROR it observes nothing, so the day is a gap
+        unless a real reading covers it."""
+        if not self.observations or row["status"] == Status.ERROR.value:
+            return row
+        observation = self.observations[index]
+        repository = row.get("repository")
+        if not observation.read_at or not isinstance(repository, str) or not repository:
+            return row
+        read = [
+            observation.observed_at_of(repository, dataset)
+            for dataset in self.datasets.get(row["control_id"], ())
+        ]
+        if all(at is not None and at >= observation.observed_at for at in read):
+            return row
+        known = [at for at in read if at is not None]
+        since = f"last read {min(known):%Y-%m-%d}" if known else "never read"
+        carried = dict(row)
+        carried["status"] = Status.ERROR.value
+        carried["reason"] = (
+            f"{repository} was not read on {observation.observed_at:%Y-%m-%d} ({since}; carried "
+            "forward by incremental collection): not an observation of that day."
+        )
+        return carried
 
     def rows(self, control: Control) -> pd.DataFrame:
         if _judges_population(control):

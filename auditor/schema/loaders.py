@@ -89,6 +89,19 @@ class NotCovered(BitbucketError):
     code = "NOT_COVERED"
 
 
+class NotDue(BitbucketError):
+    """Incremental collection: this repository's data of this kind is not read in this
+    collection (it was observed recently enough, or the budget is spent); the evidence store
+    carries the earlier reading forward with the time it was actually read."""
+
+    code = "NOT_DUE"
+
+
+# Decides, before a request is sent, whether it is wanted in this collection: raises ``NotDue``
+# for a repository's data that an incremental collection does not read again.
+RequestGate = Callable[[str, Mapping[str, str]], None]
+
+
 def _freeze(mapping: Mapping[str, Any] | None) -> tuple:
     if not mapping:
         return ()
@@ -110,11 +123,17 @@ class Fetcher:
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bitbucket")
         self._cache: dict[Hashable, asyncio.Future[Any]] = {}
         self._on_done = on_done
+        # Incremental collection (auditor.store.incremental): which requests are sent, and for
+        # a repository whose pull requests were read before, the moment after which its pull
+        # request listing is read again (updated_on > it).
+        self.gate: RequestGate | None = None
+        self.pull_requests_after: Callable[[str, str], str | None] | None = None
 
     async def listing(
         self, endpoint: str, params: Mapping[str, Any] | None = None, **path: str
     ) -> list[dict[str, Any]]:
         """Every item of a paginated listing (all pages), fetched once per run."""
+        self._check_gate(endpoint, path)
         params = _lean(endpoint, params)
         key = ("listing", endpoint, _freeze(path), _freeze(params))
         return await self._cached(
@@ -125,6 +144,7 @@ class Fetcher:
         self, endpoint: str, params: Mapping[str, Any] | None = None, **path: str
     ) -> dict[str, Any]:
         """One JSON object, fetched once per run."""
+        self._check_gate(endpoint, path)
         key = ("object", endpoint, _freeze(path), _freeze(params))
         return await self._cached(
             key, endpoint, lambda: self.client.get(endpoint, params=params, **path)
@@ -142,6 +162,7 @@ class Fetcher:
         """The repository's pipeline runs, newest first, fetched page by page until the runs are
         older than ``oldest``, every commit of ``commits`` (hash prefixes) has a successful run,
         or ``max_pages`` pages were read — whichever comes first."""
+        self._check_gate(PIPELINES, {"workspace": workspace, "repo_slug": repo})
         key = ("pipelines", workspace, repo, oldest, max_pages, commits)
 
         cutoff = parse_time(oldest)
@@ -182,6 +203,7 @@ class Fetcher:
         first, 50 a page), read until every one of them is found, the entries are older than
         ``oldest``, or ``max_pages`` pages were read — whichever comes first. One listing instead
         of one activity request per pull request."""
+        self._check_gate(REPOSITORY_ACTIVITY, {"workspace": workspace, "repo_slug": repo})
         key = ("merges", workspace, repo, oldest, max_pages, pull_requests)
         cutoff = parse_time(oldest)
 
@@ -202,6 +224,10 @@ class Fetcher:
             return dict(found)
 
         return await self._cached(key, REPOSITORY_ACTIVITY, read)
+
+    def _check_gate(self, endpoint: str, path: Mapping[str, str]) -> None:
+        if self.gate is not None:
+            self.gate(endpoint, path)
 
     async def _cached(self, key: Hashable, endpoint: str, call: Callable[[], Any]) -> Any:
         future = self._cache.get(key)
@@ -356,9 +382,11 @@ class Loaders:
         updated_since: str | None,
         destination: str | None,
     ) -> list[dict[str, Any]]:
+        after = self.fetcher.pull_requests_after
+        updated_after = after(workspace, repo) if after is not None else None
         pull_requests = await self.fetcher.listing(
             PULL_REQUESTS,
-            pull_request_listing_params(states, updated_since, destination),
+            pull_request_listing_params(states, updated_since, destination, updated_after),
             workspace=workspace,
             repo_slug=repo,
         )
@@ -402,13 +430,19 @@ class Loaders:
 
 
 def pull_request_listing_params(
-    states: tuple[str, ...], updated_since: str | None, destination: str | None
+    states: tuple[str, ...],
+    updated_since: str | None,
+    destination: str | None,
+    updated_after: str | None = None,
 ) -> dict[str, Any]:
     """The query of a pull request listing (shared with the run's plan, so that the listings
-    the plan reads are the ones the run reuses from the cache)."""
+    the plan reads are the ones the run reuses from the cache). ``updated_after``: only those
+    updated after it (an incremental collection's pull requests since their last reading)."""
     conditions = []
     if updated_since:
         conditions.append(f"updated_on >= {updated_since}")
+    if updated_after:
+        conditions.append(f"updated_on > {updated_after}")
     if destination:
         conditions.append(f'destination.branch.name = "{_bbql_string(destination)}"')
     params: dict[str, Any] = {

@@ -17,6 +17,7 @@ Control endpoints for a server started from the command line: ``GET /__simulator
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -62,6 +63,19 @@ class _Response:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def _conditional(response: _Response, if_none_match: str | None) -> _Response:
+    """An ETag on every answer, and 304 with no body when the client's validator still matches
+    (RFC 9110 §13.1.2, weak comparison). Bitbucket documents ETags on few endpoints (reference
+    digest §4); the simulator gives them everywhere so that conditional requests can be tested,
+    and counts a 304 against the budget, as the cautious reading of Bitbucket's rules does."""
+    etag = '"' + hashlib.sha256(response.body).hexdigest()[:40] + '"'
+    response.headers["ETag"] = etag
+    offered = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
+    if etag in offered or "*" in offered:
+        return _Response(304, b"", headers=response.headers)
+    return response
 
 
 def _json(status: int, document: Any, headers: dict[str, str] | None = None) -> _Response:
@@ -304,7 +318,7 @@ class _App:
             document = endpoint.handler(request, **params)
         except api.ApiError as error:
             return _json(error.status, error.body(), {**headers, **error.headers})
-        return _json(200, document, headers)
+        return _conditional(_json(200, document, headers), handler.headers.get("If-None-Match"))
 
     # -- control endpoints ---------------------------------------------------------------------
 

@@ -68,6 +68,28 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     type=click.IntRange(0),
     help="Client-side request budget per rolling hour (0: none).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every repository's data again, not only what is due (incremental by default).",
+)
+@click.option(
+    "--max-observation-gap",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Read each repository's configuration again at least this often (7d, 36h).",
+)
+@click.option(
+    "--max-requests",
+    type=click.IntRange(1),
+    help="Requests one workspace's collection may send; the oldest readings go first.",
+)
+@click.option(
+    "--budget-share",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Share of the hourly request limit one workspace's collection may use (0.5: half).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors.")
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -77,7 +99,10 @@ def collect(ctx: click.Context, **options: Any) -> None:
     """Add one observation of each workspace to the evidence store.
 
     Runs the stored queries of `auditor run` and stores their raw results; a repository that
-    did not change since an earlier observation costs no new storage. Prints each new
+    did not change since an earlier observation costs no new storage. Incremental: pull
+    requests are read again for repositories updated since their last reading, configuration
+    once its last reading nears --max-observation-gap; the rest is carried forward with the
+    time it was read. Prints each new
     observation's id. Exit codes: 0 stored (collection errors are stored with it and reported
     as ERROR later); 2 bad option or store URL, nothing sent; 4 the collection failed, nothing
     stored.
@@ -98,6 +123,11 @@ def collect(ctx: click.Context, **options: Any) -> None:
         workspaces = workspaces or [demo_settings.WORKSPACE]
     if not workspaces:
         raise ConfigError("name at least one --workspace (or use --demo)")
+    if options["max_requests"] is not None and options["budget_share"] is not None:
+        raise ConfigError("give either --max-requests or --budget-share, not both")
+    from auditor.bitbucket.journal import parse_duration
+
+    max_gap = parse_duration(options["max_observation_gap"])
     stored_queries(build_schema().graphql_schema)  # a broken query fails before any request
     with (
         open_store(options["store_url"]) as store,
@@ -112,6 +142,10 @@ def collect(ctx: click.Context, **options: Any) -> None:
             workspaces,
             observed_at=options["observed_at"],
             concurrency=options["concurrency"],
+            incremental=not options["full"],
+            max_gap=max_gap,
+            max_requests=options["max_requests"],
+            budget_share=options["budget_share"],
         )
     # The details (repositories, requests, errors, payloads new and reused) are logged by the
     # store; stdout carries only the ids, for scripts.

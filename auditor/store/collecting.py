@@ -20,6 +20,7 @@ from typing import Any
 from auditor.bitbucket.client import BitbucketClient
 from auditor.collector import Progress, collect
 from auditor.period import Period, parse_period
+from auditor.store.incremental import DEFAULT_MAX_OBSERVATION_GAP, IncrementalSelection
 from auditor.store.store import EvidenceStore, Recorded
 
 PULL_REQUEST_OVERLAP = timedelta(days=14)
@@ -41,29 +42,81 @@ def collect_into_store(
     observed_at: datetime | None = None,
     concurrency: int = 16,
     on_progress: Callable[[Progress], None] | None = None,
+    incremental: bool = True,
+    max_gap: timedelta = DEFAULT_MAX_OBSERVATION_GAP,
+    max_requests: int | None = None,
+    budget_share: float | None = None,
 ) -> list[Recorded]:
     """Collect each workspace and append it as one observation.
 
     ``observed_at`` replaces the clock (replays, simulated quarters): the collection is dated
-    then and its pull request window ends then."""
+    then and its pull request window ends then. ``incremental`` reads only what is due
+    (``auditor.store.incremental``) within ``max_requests`` per workspace, or ``budget_share``
+    of the hourly limit; the rest is carried forward with the time it was read."""
     recorded = []
+    # Conditional requests: what an earlier collection received with an ETag is asked for with
+    # If-None-Match; a 304 is Bitbucket confirming it now, so the data is observed today.
+    known = store.known_responses(client.settings.base_url)
+    client.conditional = known
     for workspace in workspaces:
         now: Callable[[], datetime] = (
             (lambda: observed_at) if observed_at is not None else (lambda: datetime.now(UTC))
         )
         before = client.stats.as_dict()
+        window = pull_request_window(now())
+        selection = None
+        if incremental:
+            selection = _selection(
+                store, client, workspace, now(), max_gap, max_requests, budget_share
+            )
         collection = collect(
             client,
             [workspace],
-            pull_request_window(now()),
+            window,
             concurrency=concurrency,
             on_progress=on_progress,
             now=now,
+            selection=selection,
         )
         info = collection.evidence.info
         info.http = _difference(client.stats.as_dict(), before)
-        recorded.extend(store.append(collection.raw, info))
+        extend = selection.extended if selection is not None else set()
+        recorded.extend(store.append(collection.raw, info, extend=extend))
+        store.keep_responses(known)
     return recorded
+
+
+def _selection(
+    store: EvidenceStore,
+    client: BitbucketClient,
+    workspace: str,
+    now: datetime,
+    max_gap: timedelta,
+    max_requests: int | None,
+    budget_share: float | None,
+) -> IncrementalSelection:
+    readings = store.latest_readings(workspace)
+    last_read = {key: reading.observed_at for key, reading in readings.items()}
+    previous = max(last_read.values(), default=None)
+    sent_before = client.stats.requests
+
+    def budget() -> int | None:
+        if max_requests is not None:
+            return max_requests
+        limit = client.limits.limit_for()
+        if budget_share is None or limit is None:
+            return None
+        return int(limit * budget_share)
+
+    return IncrementalSelection(
+        last_read,
+        now=now,
+        pull_request_window_since=lambda moment: pull_request_window(moment).since,
+        max_gap=max_gap,
+        budget=budget,
+        spent=lambda: client.stats.requests - sent_before,
+        interval=(now - previous) if previous is not None and previous < now else None,
+    )
 
 
 def _difference(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:

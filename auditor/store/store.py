@@ -25,7 +25,7 @@ import json
 import logging
 import secrets
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -40,11 +40,13 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from auditor import __version__
+from auditor.bitbucket.conditional import KnownResponses
 from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import CollectionInfo, Evidence, Observation
 from auditor.flatten import datasets_of, error_rows, evidence_from_results
 from auditor.queries import STORED_QUERY_NAMES
 from auditor.redaction import redact, register_secret
+from auditor.schema.loaders import NotDue
 from auditor.store.payloads import (
     DOCUMENT,
     REPOSITORY,
@@ -55,7 +57,13 @@ from auditor.store.payloads import (
     sha256_hex,
     split_result,
 )
-from auditor.store.tables import observation_parts, observations, payloads, prunes
+from auditor.store.tables import (
+    known_responses,
+    observation_parts,
+    observations,
+    payloads,
+    prunes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,14 @@ _WRITE = "auditor_store_write"  # execution option: this transaction writes (SQL
 _STORE_LOCK = 0x61756469746F72  # PostgreSQL advisory lock key shared by the whole store
 _CHUNK = 500  # keys per IN (…) list: well under every backend's parameter limit
 _HASHED = tuple(column.name for column in observations.columns if column.name != "hash")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One (query, repository) part as last read: its payload and when it was read."""
+
+    sha256: str
+    observed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -218,25 +234,47 @@ class EvidenceStore:
                         )
                 yield connection
 
-    def append(self, raw: Mapping[str, Any], info: CollectionInfo) -> list[Recorded]:
+    def append(
+        self,
+        raw: Mapping[str, Any],
+        info: CollectionInfo,
+        *,
+        extend: Collection[tuple[str, str]] = (),
+    ) -> list[Recorded]:
         """Add one observation per workspace of a collection.
 
         ``raw`` is the collection's evidence files (``Collection.raw``: query file name ->
         ``{"query", "document", "results": {workspace: {"variables", "data", "errors"}}}``);
-        the observation is dated ``info.finished_at``."""
-        return [self._append_workspace(raw, info, workspace) for workspace in info.workspaces]
+        the observation is dated ``info.finished_at``. ``extend``: (query, repository) readings
+        of pull requests updated since the last reading only, to be added to it."""
+        return [
+            self._append_workspace(raw, info, workspace, extend) for workspace in info.workspaces
+        ]
 
     def _append_workspace(
-        self, raw: Mapping[str, Any], info: CollectionInfo, workspace: str
+        self,
+        raw: Mapping[str, Any],
+        info: CollectionInfo,
+        workspace: str,
+        extend: Collection[tuple[str, str]] = (),
     ) -> Recorded:
         parts: list[Part] = []
         variables: dict[str, Any] = {}
         errors = repositories = 0
+        observed_at = _utc(info.finished_at)
+        # Incremental collection: what was not read this time (NOT_DUE) is the last reading,
+        # carried forward with the time it was actually read.
+        read_at: dict[tuple[str, str], datetime | None] = {}
+        needed = extend or _has_not_due(raw, workspace)
+        latest = self.latest_readings(workspace) if needed else {}
         for document in sorted(raw.values(), key=lambda d: _query_order(d["query"])):
             query = document["query"]
             result = document["results"][workspace]
             variables[query] = result.get("variables", {})
             formatted = {key: value for key, value in result.items() if key != "variables"}
+            if latest:
+                formatted = self._carry_forward(query, formatted, latest, read_at)
+                formatted = self._add_to_last_reading(query, formatted, latest, extend)
             query_parts = split_result(query, formatted)
             parts.append(Part(query, DOCUMENT, 0, None, document["document"].encode()))
             parts.extend(query_parts)
@@ -252,7 +290,6 @@ class EvidenceStore:
         compressed = {
             sha: zlib.compress(content, 6) for sha, content in contents.items() if sha not in stored
         }
-        observed_at = _utc(info.finished_at)
         row: dict[str, Any] = {
             "observation_id": f"{observed_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
             "workspace": workspace,
@@ -295,8 +332,17 @@ class EvidenceStore:
                 "payloads_reused": len(contents) - len(new),
                 "previous_hash": previous_hash,
             }
-            links = [_link(row["observation_id"], part) for part in parts]
+            links = [
+                _link(
+                    row["observation_id"],
+                    part,
+                    read_at.get((part.query, part.repository or ""), observed_at),
+                )
+                for part in parts
+            ]
             row["hash"] = observation_hash(row, links)
+            if self.revision < "0003":  # a store kept at an older revision (tests of migrations)
+                links = [{k: v for k, v in link.items() if k != "observed_at"} for link in links]
             connection.execute(observations.insert(), [row])
             connection.execute(observation_parts.insert(), links)
         log.info(
@@ -459,13 +505,38 @@ class EvidenceStore:
             datasets=[dataset for query in documents for dataset in datasets_of(query)],
         )
         evidence: Evidence = evidence_from_results(results, info)
-        return Observation(row.observation_id, _utc(row.observed_at), evidence)
+        return Observation(
+            row.observation_id,
+            _utc(row.observed_at),
+            evidence,
+            read_at=self._read_at(connection, row) if self.revision >= "0003" else {},
+        )
+
+    def _read_at(self, connection: Any, row: Any) -> dict[tuple[str, str], datetime | None]:
+        """(repository, dataset) -> when read, for what the observation did not read itself."""
+        observed_at = _utc(row.observed_at)
+        read_at: dict[tuple[str, str], datetime | None] = {}
+        for link in connection.execute(
+            sa.select(
+                observation_parts.c.query,
+                observation_parts.c.repository,
+                observation_parts.c.observed_at,
+            ).where(
+                observation_parts.c.observation_id == row.observation_id,
+                observation_parts.c.kind == REPOSITORY,
+            )
+        ):
+            moment = _utc(link.observed_at) if link.observed_at is not None else None
+            if moment != observed_at and link.repository:
+                for dataset in datasets_of(link.query):
+                    read_at[(link.repository, dataset)] = moment
+        return read_at
 
     def _results(
         self, connection: Any, row: Any, cache: dict[str, Any]
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
         links = connection.execute(
-            sa.select(observation_parts)
+            sa.select(*(column for column in observation_parts.c if column.name != "observed_at"))
             .where(observation_parts.c.observation_id == row.observation_id)
             .order_by(observation_parts.c.query, observation_parts.c.position)
         ).all()
@@ -506,7 +577,12 @@ class EvidenceStore:
                 sa.select(observations).order_by(observations.c.workspace, observations.c.sequence)
             ).all()
             links_of: dict[str, list[dict[str, Any]]] = {}
-            for link in connection.execute(sa.select(observation_parts)).mappings():
+            columns = [
+                column
+                for column in observation_parts.c
+                if self.revision >= "0003" or column.name != "observed_at"
+            ]
+            for link in connection.execute(sa.select(*columns)).mappings():
                 links_of.setdefault(link["observation_id"], []).append(dict(link))
         previous: Any = None
         for row in rows:
@@ -628,6 +704,188 @@ class EvidenceStore:
                 )
         return outcomes
 
+    # -- incremental collection ---------------------------------------------------------------
+
+    def latest_readings(self, workspace: str) -> dict[tuple[str, str], Reading]:
+        """The last reading of each (query, repository) of ``workspace``: its payload and when it
+        was read (parts never read are not readings)."""
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    observation_parts.c.query,
+                    observation_parts.c.repository,
+                    observation_parts.c.sha256,
+                    observation_parts.c.observed_at,
+                )
+                .join(
+                    observations,
+                    observations.c.observation_id == observation_parts.c.observation_id,
+                )
+                .where(
+                    observations.c.workspace == workspace,
+                    observation_parts.c.kind == REPOSITORY,
+                    observation_parts.c.observed_at.is_not(None),
+                )
+                .order_by(observations.c.sequence)
+            ).all()
+        return {
+            (row.query, row.repository): Reading(row.sha256, _utc(row.observed_at)) for row in rows
+        }
+
+    def _carry_forward(
+        self,
+        query: str,
+        formatted: dict[str, Any],
+        latest: Mapping[tuple[str, str], Reading],
+        read_at: dict[tuple[str, str], datetime | None],
+    ) -> dict[str, Any]:
+        """``formatted`` with each repository the collection did not read (NOT_DUE) replaced by
+        its last reading; ``read_at`` learns when each was read (None: never)."""
+        data = formatted.get("data")
+        space = data.get("workspace") if isinstance(data, dict) else None
+        items = space.get("repositories") if isinstance(space, dict) else None
+        if not isinstance(items, list):
+            return formatted
+        errors = list(formatted.get("errors") or [])
+        not_read = {
+            path[2]
+            for path in (list(error.get("path") or []) for error in errors if _is_not_due(error))
+            if len(path) > 2 and path[:2] == ["workspace", "repositories"]
+        }
+        if not not_read:
+            return formatted
+        carried: dict[int, Reading] = {}
+        for index in sorted(not_read):
+            name = items[index].get("fullName") if isinstance(items[index], dict) else None
+            if not name:
+                continue  # not a repository this store can name: its errors stay
+            reading = latest.get((query, name))
+            read_at[(query, name)] = reading.observed_at if reading else None
+            if reading is not None:
+                carried[index] = reading
+        if not carried:
+            return formatted
+        cache: dict[str, Any] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            _fill_cache(connection, cache, {r.sha256: REPOSITORY for r in carried.values()})
+        items = list(items)
+        kept = [
+            error
+            for error in errors
+            if not (
+                len(error.get("path") or []) > 2
+                and list(error["path"][:2]) == ["workspace", "repositories"]
+                and error["path"][2] in carried
+            )
+        ]
+        for index, reading in carried.items():
+            part = cache[reading.sha256]
+            items[index] = part["repository"]
+            kept.extend(
+                {**error, "path": ["workspace", "repositories", index, *error["path"]]}
+                for error in part["errors"]
+            )
+        result = {**formatted, "data": {**data, "workspace": {**space, "repositories": items}}}
+        if kept:
+            result["errors"] = kept
+        else:  # as GraphQL gives a result without errors
+            result.pop("errors", None)
+        return result
+
+    def _add_to_last_reading(
+        self,
+        query: str,
+        formatted: dict[str, Any],
+        latest: Mapping[tuple[str, str], Reading],
+        extend: Collection[tuple[str, str]],
+    ) -> dict[str, Any]:
+        """Each repository of ``extend`` read only its pull requests updated since its last
+        reading: add the last reading's others (by id; the new reading wins), so the part holds
+        the whole window as of now. Only when neither reading has errors — an error's path
+        points into its own list — otherwise the new reading stands alone (its errors show)."""
+        data = formatted.get("data")
+        space = data.get("workspace") if isinstance(data, dict) else None
+        items = space.get("repositories") if isinstance(space, dict) else None
+        if not isinstance(items, list):
+            return formatted
+        wanted = {
+            index: latest[(query, item["fullName"])]
+            for index, item in enumerate(items)
+            if isinstance(item, dict)
+            and (query, item.get("fullName")) in extend
+            and (query, item.get("fullName")) in latest
+            and isinstance(item.get("pullRequests"), list)
+        }
+        with_errors = {
+            (error.get("path") or [None] * 3)[2]
+            for error in formatted.get("errors") or []
+            if len(error.get("path") or []) > 2
+        }
+        wanted = {index: r for index, r in wanted.items() if index not in with_errors}
+        if not wanted:
+            return formatted
+        cache: dict[str, Any] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            _fill_cache(connection, cache, {r.sha256: REPOSITORY for r in wanted.values()})
+        items = list(items)
+        for index, reading in wanted.items():
+            last = cache[reading.sha256]
+            earlier = (last.get("repository") or {}).get("pullRequests")
+            if last.get("errors") or not isinstance(earlier, list):
+                continue
+            fresh = items[index]["pullRequests"]
+            known = {pr.get("id") for pr in fresh}
+            merged = [*fresh, *(pr for pr in earlier if pr.get("id") not in known)]
+            merged.sort(key=lambda pr: pr.get("id") or 0)
+            items[index] = {**items[index], "pullRequests": merged}
+        return {**formatted, "data": {**data, "workspace": {**space, "repositories": items}}}
+
+    # -- conditional requests ---------------------------------------------------------------
+
+    def known_responses(self, api_url: str) -> KnownResponses:
+        """The validators of earlier answers from ``api_url``, for ``If-None-Match``."""
+        prefix = api_url.rstrip("/") + "/"
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(known_responses.c.url, known_responses.c.etag, known_responses.c.content)
+            ).all()
+        return KnownResponses(
+            {
+                row.url: (row.etag, zlib.decompress(row.content))
+                for row in rows
+                if row.url.startswith(prefix)
+            }
+        )
+
+    def keep_responses(self, known: KnownResponses) -> int:
+        """Save what ``known`` learnt (new or changed validators); returns how many."""
+        changed = known.changed()
+        if not changed:
+            return 0
+        dialect = postgresql if self.is_postgres else sqlite
+        received_at = datetime.now(UTC)
+        rows = [
+            {
+                "url_sha256": sha256_hex(url.encode()),
+                "url": url,
+                "etag": etag,
+                "content": zlib.compress(body),
+                "received_at": received_at,
+            }
+            for url, (etag, body) in changed.items()
+        ]
+        statement = dialect.insert(known_responses)
+        statement = statement.on_conflict_do_update(
+            index_elements=["url_sha256"],
+            set_={
+                name: statement.excluded[name] for name in ("url", "etag", "content", "received_at")
+            },
+        )
+        with self._writing() as connection:
+            for chunk in range(0, len(rows), _CHUNK):
+                connection.execute(statement, rows[chunk : chunk + _CHUNK])
+        return len(rows)
+
     def payload_count(self) -> int:
         with _database_errors(self), self.engine.connect() as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(payloads)).scalar_one()
@@ -639,11 +897,28 @@ _ONE_DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
 def observation_hash(row: Mapping[str, Any], links: Iterable[Mapping[str, Any]]) -> str:
     """The SHA-256 over an observation's every field (but its own hash) and its payloads."""
     fields = {name: _hashable(row[name]) for name in _HASHED}
+    observed_at = _utc(row["observed_at"])
     fields["parts"] = sorted(
-        [link["query"], link["kind"], link["position"], link["repository"], link["sha256"]]
+        [
+            link["query"],
+            link["kind"],
+            link["position"],
+            link["repository"],
+            link["sha256"],
+            *_read_at_hashed(link.get("observed_at", observed_at), observed_at),
+        ]
         for link in links
     )
     return sha256_hex(canonical_json(fields))
+
+
+def _read_at_hashed(read_at: datetime | None, observed_at: datetime) -> list[str]:
+    """A part's reading time enters the hash only when it is not the observation's own (carried
+    forward, or never read): observations made before revision 0003 keep their hashes."""
+    if read_at is None:
+        return ["never read"]
+    read_at = _utc(read_at)
+    return [] if read_at == observed_at else [read_at.isoformat()]
 
 
 def _hashable(value: Any) -> Any:
@@ -687,7 +962,7 @@ def _check_chain(row: Any, previous: Any, anchors: dict[int, str], report: Verif
         )
 
 
-def _link(observation_id: str, part: Part) -> dict[str, Any]:
+def _link(observation_id: str, part: Part, observed_at: datetime | None) -> dict[str, Any]:
     return {
         "observation_id": observation_id,
         "query": part.query,
@@ -695,7 +970,20 @@ def _link(observation_id: str, part: Part) -> dict[str, Any]:
         "position": part.position,
         "repository": part.repository,
         "sha256": part.sha256,
+        "observed_at": observed_at,
     }
+
+
+def _is_not_due(error: Mapping[str, Any]) -> bool:
+    return (error.get("extensions") or {}).get("code") == NotDue.code
+
+
+def _has_not_due(raw: Mapping[str, Any], workspace: str) -> bool:
+    return any(
+        _is_not_due(error)
+        for document in raw.values()
+        for error in document["results"][workspace].get("errors") or []
+    )
 
 
 def _entry(row: Any) -> ObservationEntry:

@@ -66,6 +66,9 @@ observation_parts = sa.Table(
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("repository", sa.String(400), nullable=True),
     sa.Column("sha256", sa.String(64), sa.ForeignKey("payloads.sha256"), nullable=False),
+    # Revision 0003: when this part's data was read from Bitbucket — the observation's time,
+    # an earlier one when carried forward by an incremental collection, NULL if never read.
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_observation_parts_sha256", "sha256"),
 )
 
@@ -82,4 +85,16 @@ prunes = sa.Table(
     sa.Column("last_removed_id", sa.String(80), nullable=False),
     sa.Column("last_removed_sequence", sa.Integer, nullable=False),
     sa.Column("last_removed_hash", sa.String(64), nullable=False),
+)
+
+# Revision 0003: the validators of answers that carried an ETag, so the next collection asks
+# If-None-Match (auditor.bitbucket.conditional). A cache, not evidence: outside the hash chain.
+known_responses = sa.Table(
+    "known_responses",
+    metadata,
+    sa.Column("url_sha256", sa.String(64), primary_key=True),  # of the request URL
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("etag", sa.String(400), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),  # zlib-compressed body
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
 )
