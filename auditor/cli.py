@@ -237,23 +237,23 @@ def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: i
     """
     import asyncio
 
+    from auditor.backends import open_backend
     from auditor.queries import load_document
     from auditor.schema import build_schema
     from auditor.schema.execution import execute_document
-    from auditor.schema.loaders import Fetcher
 
     configure_logging(quiet=True)
     parsed = load_document(document, build_schema().graphql_schema).document
     values = dict(_parse_var(item) for item in variables)
 
     async def execute(client: Any) -> Any:
-        fetcher = Fetcher(client, concurrency)
+        backend = open_backend(client, concurrency)
         try:
             return await execute_document(
-                parsed, values, fetcher=fetcher, credential=client.credential
+                parsed, values, backend=backend, credential=client.credential
             )
         finally:
-            fetcher.close()
+            backend.close()
 
     with _bitbucket_client(demo) as (client, _):
         result = asyncio.run(execute(client))
