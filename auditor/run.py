@@ -167,7 +167,11 @@ def run_audit(
         http=client.stats.as_dict(),
         demo=options.demo,
         provenance=collect_provenance(
-            command_line=options.command_line, demo=options.demo, templates=templates_dir()
+            command_line=options.command_line,
+            demo=options.demo,
+            templates=templates_dir(),
+            backend=client.kind,
+            server_version=getattr(client, "server_version", None),
         ),
         signing=options.signing_key.describe() if options.signing_key else None,
     )

@@ -14,7 +14,7 @@ request is sent once per run whichever stored queries ask for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol
@@ -103,6 +103,58 @@ def open_backend(
     on_done: Callable[[str], None] | None = None,
 ) -> Backend:
     """The backend for ``client``'s kind of Bitbucket, for one run."""
+    if client.kind == "datacenter":
+        from auditor.backends.datacenter import DataCenterBackend
+
+        return DataCenterBackend(client, concurrency, on_done)
     from auditor.backends.cloud import CloudBackend
 
     return CloudBackend(client, concurrency, on_done)
+
+
+def open_client(
+    environ: Mapping[str, str],
+    *,
+    backend: str | None = None,
+    **settings: Any,
+) -> BitbucketClient:
+    """The client for the Bitbucket ``BITBUCKET_API_URL`` names (credentials from ``environ``).
+
+    The kind is ``backend`` when given (``--backend``), else what the URL says unmistakably
+    (``…/2.0`` is Cloud, ``…/rest`` is Data Center), else — for a URL of a host alone — what one
+    unauthenticated ``GET {base}/rest/api/latest/application-properties`` answers. Without a URL
+    it is Bitbucket Cloud."""
+    from auditor.bitbucket.client import ClientSettings, check_api_url
+    from auditor.bitbucket.credentials import load_credential
+    from auditor.bitbucket.datacenter import (
+        BACKEND_KINDS,
+        DATACENTER,
+        DataCenterClient,
+        datacenter_base,
+        kind_from_url,
+        probe_kind,
+    )
+    from auditor.errors import ConfigError
+
+    if backend is not None and backend not in BACKEND_KINDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKEND_KINDS)}, not {backend!r}")
+    url = environ.get("BITBUCKET_API_URL")
+    if url:
+        check_api_url(url)
+    kind = backend or (kind_from_url(url) if url else "cloud")
+    if kind is None:
+        kind, _ = probe_kind(url or "")
+    credential = load_credential(environ)
+    if kind == DATACENTER:
+        # Data Center's rate limit is a per-user token bucket it does not announce: no budget
+        # is assumed (429 and Retry-After are honoured) unless --requests-per-hour sets one.
+        settings.setdefault("requests_per_hour", None)
+        if not url:
+            raise ConfigError(
+                "Bitbucket Data Center needs BITBUCKET_API_URL, the address of your instance "
+                "(for example https://bitbucket.example.com)"
+            )
+        return DataCenterClient(
+            credential, ClientSettings(base_url=datacenter_base(url), **settings)
+        )
+    return BitbucketClient(credential, ClientSettings.from_env(environ, **settings))
