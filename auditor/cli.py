@@ -486,21 +486,23 @@ def run(ctx: click.Context, **options: Any) -> None:
     exceptions = options["exceptions"]
     as_of = options["as_of"]
     organisation = options["organisation"]
-    if demo:
-        workspaces = workspaces or [demo_settings.WORKSPACE]
-        exceptions = exceptions or demo_settings.exceptions_path()
-        facts = facts or load_credential_facts(demo_settings.credential_facts_path())
-        as_of = as_of or demo_settings.EVALUATED_ON
-        organisation = organisation or demo_settings.ORGANISATION
     backend = options["backend"]
     if options["projects"]:
         if backend == "cloud" or workspaces:
             raise ConfigError("--project names Data Center projects; use --workspace on Cloud")
         workspaces = list(options["projects"])
-    if demo and backend == "datacenter":
-        from auditor.simulator.datacenter_data import DEMO_PROJECT
+    if demo:
+        if backend == "datacenter":
+            from auditor.controls.demo import datacenter_exceptions_path
+            from auditor.simulator.datacenter_data import DEMO_PROJECT
 
-        workspaces = list(options["projects"]) or [DEMO_PROJECT]
+            workspaces = workspaces or [DEMO_PROJECT]
+            exceptions = exceptions or datacenter_exceptions_path()
+        workspaces = workspaces or [demo_settings.WORKSPACE]
+        exceptions = exceptions or demo_settings.exceptions_path()
+        facts = facts or load_credential_facts(demo_settings.credential_facts_path())
+        as_of = as_of or demo_settings.EVALUATED_ON
+        organisation = organisation or demo_settings.ORGANISATION
     if not workspaces and backend != "datacenter":
         from auditor.bitbucket.datacenter import kind_from_url
 

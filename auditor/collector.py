@@ -184,6 +184,7 @@ def collect(
         queries={name: query.text for name, query in queries.items()},
         http=client.stats.as_dict(),
         datasets=[dataset for name in queries for dataset in datasets_of(name)],
+        backend=client.kind,
     )
     evidence = evidence_from_results(formatted, info)
     return Collection(

@@ -16,7 +16,8 @@ answers in the Cloud 2.0 shapes the schema's types read:
   ``require_approvals_to_merge``, ``requiredAllApprovers`` →
   ``require_default_reviewer_approvals_to_merge``, ``requiredAllTasksComplete`` →
   ``require_tasks_to_be_completed``, ``requiredSuccessfulBuilds`` →
-  ``require_passing_builds_to_merge``; Data Center always enforces its merge checks, so any of
+  ``require_passing_builds_to_merge``, and the "needs work" merge check (``settings/hooks``) →
+  ``require_no_changes_requested``; Data Center always enforces its merge checks, so any of
   them also yields ``enforce_merge_checks``. Default reviewer conditions with
   ``requiredApprovals`` → ``require_default_reviewer_approvals_to_merge`` on their target.
 * **Permissions**: explicit are the repository's user and group grants; effective are those plus
@@ -56,6 +57,7 @@ BRANCH_MODEL = "/branch-utils/latest" + _REPO + "/branchmodel"
 PROJECT_RESTRICTIONS = "/branch-permissions/latest/projects/{project}/restrictions"
 RESTRICTIONS = "/branch-permissions/latest" + _REPO + "/restrictions"
 PULL_REQUEST_SETTINGS = "/api/latest" + _REPO + "/settings/pull-requests"
+HOOKS = "/api/latest" + _REPO + "/settings/hooks"
 DEFAULT_REVIEWERS = "/default-reviewers/latest" + _REPO + "/conditions"
 REPOSITORY_USERS = "/api/latest" + _REPO + "/permissions/users"
 REPOSITORY_GROUPS = "/api/latest" + _REPO + "/permissions/groups"
@@ -74,6 +76,7 @@ BUILD_STATUSES = "/build-status/latest/commits/{commit}"
 REPOSITORY_READS = (
     RESTRICTIONS,
     PULL_REQUEST_SETTINGS,
+    HOOKS,
     DEFAULT_REVIEWERS,
     REPOSITORY_USERS,
     REPOSITORY_GROUPS,
@@ -181,7 +184,19 @@ def restrictions_from(entries: list[dict[str, Any]], project: str) -> list[dict[
     return converted
 
 
-def merge_checks_from(settings: Mapping[str, Any], next_id: int) -> list[dict[str, Any]]:
+def needs_work_blocks(hooks: list[dict[str, Any]]) -> bool:
+    """Whether the "no 'needs work' reviewer" merge check is enabled. Its key is not in the 9.2
+    OpenAPI, so it is recognised by name (``…needs-work-merge-check``, ``…needsWorkMergeCheck``)."""
+    for hook in hooks:
+        key = "".join(ch for ch in str((hook.get("details") or {}).get("key")) if ch.isalnum())
+        if "needswork" in key.lower() and hook.get("enabled"):
+            return True
+    return False
+
+
+def merge_checks_from(
+    settings: Mapping[str, Any], next_id: int, needs_work: bool = False
+) -> list[dict[str, Any]]:
     checks: list[tuple[str, int | None]] = []
     approvers = settings.get("requiredApprovers")
     if isinstance(approvers, dict) and approvers.get("enabled"):
@@ -197,6 +212,8 @@ def merge_checks_from(settings: Mapping[str, Any], next_id: int) -> list[dict[st
     builds = settings.get("requiredSuccessfulBuilds")
     if isinstance(builds, dict) and builds.get("enabled"):
         checks.append(("require_passing_builds_to_merge", int(builds.get("count") or 0)))
+    if needs_work:
+        checks.append(("require_no_changes_requested", None))
     if checks:
         checks.append(("enforce_merge_checks", None))  # Data Center enforces every merge check
     return [
@@ -393,20 +410,21 @@ class DataCenterBackend(Fetcher):
         }
 
     async def branch_restrictions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
-        own, inherited, settings, conditions = await asyncio.gather(
+        own, inherited, settings, hooks, conditions = await asyncio.gather(
             self.listing(RESTRICTIONS, project=workspace, repo=repo),
             self.listing(PROJECT_RESTRICTIONS, project=workspace),
             self.object(PULL_REQUEST_SETTINGS, project=workspace, repo=repo),
+            self.listing(HOOKS, {"type": "PRE_PULL_REQUEST_MERGE"}, project=workspace, repo=repo),
             self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo),
             return_exceptions=True,
         )
         # Every part is needed: a restriction left out for want of permission is not absent.
-        for result in (own, inherited, settings, conditions):
+        for result in (own, inherited, settings, hooks, conditions):
             if isinstance(result, BaseException):
                 raise result
         restrictions = restrictions_from([*inherited, *own], workspace)
         next_id = 1 + max((r["id"] for r in restrictions), default=0)
-        restrictions += merge_checks_from(settings, next_id)
+        restrictions += merge_checks_from(settings, next_id, needs_work_blocks(hooks))
         next_id = 1 + max((r["id"] for r in restrictions), default=0)
         for index, condition in enumerate(conditions):
             required = condition.get("requiredApprovals")

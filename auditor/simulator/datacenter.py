@@ -28,6 +28,7 @@ from auditor.simulator.server import Simulator, _Handler, _json, _Response
 from auditor.simulator.stats import RequestStats
 
 REST_PREFIX = "/rest"
+NEEDS_WORK_HOOK = "com.atlassian.bitbucket.server.bitbucket-bundled-hooks:needs-work-merge-check"
 CONTROL_PREFIX = "/__simulator__"
 _RANKS = {"LICENSED_USER": 0, "PROJECT_CREATE": 1, "ADMIN": 2, "SYS_ADMIN": 3}
 _LEVELS = {"READ": 1, "WRITE": 2, "ADMIN": 3}
@@ -41,6 +42,7 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/latest/projects/{projectKey}/repos", "repositories"),
     ("/api/latest" + _R + "/branches", "branches"),
     ("/api/latest" + _R + "/settings/pull-requests", "pull_request_settings"),
+    ("/api/latest" + _R + "/settings/hooks", "hooks"),
     ("/api/latest" + _R + "/permissions/users", "repository_users"),
     ("/api/latest" + _R + "/permissions/groups", "repository_groups"),
     ("/api/latest/projects/{projectKey}/permissions/users", "project_users"),
@@ -312,6 +314,26 @@ class _DataCenterApp:
     ) -> _Response:
         _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
         return _json(200, repo.pull_request_settings)
+
+    def _get_hooks(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        hooks = [
+            {
+                "details": {
+                    "key": NEEDS_WORK_HOOK,
+                    "name": "Needs work",
+                    "type": "PRE_PULL_REQUEST_MERGE",
+                    "supportedScopes": ["PROJECT", "REPOSITORY"],
+                },
+                "enabled": repo.needs_work_check,
+                "configured": repo.needs_work_check,
+                "scope": {"type": "REPOSITORY", "resourceId": repo.id},
+            }
+        ]
+        wanted = args.get("type")
+        return self._page([h for h in hooks if not wanted or h["details"]["type"] == wanted], args)
 
     def _grants(self, entries: list[tuple[str, str]], kind: str) -> list[dict[str, Any]]:
         if kind == "user":

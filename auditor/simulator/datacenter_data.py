@@ -64,6 +64,7 @@ class DcRepository:
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     pull_requests: list[dict[str, Any]] = field(default_factory=list)
     branch_model: dict[str, Any] | None = None
+    needs_work_check: bool = False  # the "no 'needs work' reviewer" merge check
     # A fault of the data itself: the restriction listing repeats its first page.
     repeats_restriction_page: bool = False
 
@@ -186,7 +187,13 @@ def merge_checks(
     }
 
 
-def ssh_key(key_id: int, label: str, created: str, expiry_days: int | None) -> dict[str, Any]:
+def ssh_key(
+    key_id: int,
+    label: str,
+    created: str,
+    expiry_days: int | None,
+    last_used: str | None = None,
+) -> dict[str, Any]:
     # A well-formed ed25519 public key, different per id (its fingerprint is computed from it).
     blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + key_id.to_bytes(32, "big")
     text = f"ssh-ed25519 {base64.b64encode(blob).decode()} {label}"
@@ -200,6 +207,8 @@ def ssh_key(key_id: int, label: str, created: str, expiry_days: int | None) -> d
     }
     if expiry_days is not None:
         key["expiryDays"] = expiry_days
+    if last_used is not None:
+        key["lastAuthenticated"] = last_used
     return key
 
 
@@ -308,7 +317,7 @@ def demo_instance() -> DcInstance:
     ]
     acme.ssh_keys = [
         {
-            "key": ssh_key(901, "project-ci", "2026-06-01T08:00:00Z", 90),
+            "key": ssh_key(901, "project-ci", "2026-06-01T08:00:00Z", 90, "2026-09-28T08:00:00Z"),
             "permission": "PROJECT_READ",
             "project": acme.rest(),
         }
@@ -335,6 +344,7 @@ def demo_instance() -> DcInstance:
             ),
         ],
         pull_request_settings=merge_checks(approvers=2, builds=1, tasks=True),
+        needs_work_check=True,
         default_reviewers=[
             {
                 "id": 1,
@@ -348,7 +358,9 @@ def demo_instance() -> DcInstance:
         users=[("dave", "REPO_WRITE")],
         ssh_keys=[
             {
-                "key": ssh_key(101, "deploy-payments", "2026-07-01T08:00:00Z", 180),
+                "key": ssh_key(
+                    101, "deploy-payments", "2026-07-01T08:00:00Z", 180, "2026-09-30T08:00:00Z"
+                ),
                 "permission": "REPO_READ",
             }
         ],
@@ -371,7 +383,9 @@ def demo_instance() -> DcInstance:
         groups=[("contractors", "REPO_WRITE")],
         ssh_keys=[
             {
-                "key": ssh_key(102, "old-deploy", "2023-02-01T08:00:00Z", None),
+                "key": ssh_key(
+                    102, "old-deploy", "2023-02-01T08:00:00Z", None, "2023-05-01T08:00:00Z"
+                ),
                 "permission": "REPO_WRITE",
             }
         ],
