@@ -356,6 +356,17 @@ def demo_instance() -> DcInstance:
             }
         ],
         users=[("dave", "REPO_WRITE")],
+        groups=[("auditors", "REPO_READ")],
+        access_tokens=[
+            {
+                "id": "612345678901",
+                "name": "release-bot",
+                "createdDate": "2026-07-15T09:00:00Z",
+                "expiryDays": 90,
+                "permissions": ["REPO_READ"],
+                "user": dc_user("payments-release-bot", 99),
+            }
+        ],
         ssh_keys=[
             {
                 "key": ssh_key(
@@ -449,6 +460,7 @@ def demo_instance() -> DcInstance:
             ("alice", "SYS_ADMIN"),
             ("audit-reader", "LICENSED_USER"),
         ],
+        global_groups=[("stash-users", "LICENSED_USER")],
         builds=builds,
         tokens={ADMIN_TOKEN: ADMIN_USER, READER_TOKEN: READER_USER},
         passwords={ADMIN_USER: ADMIN_TOKEN},
