@@ -114,7 +114,7 @@ def test_every_endpoint_answers_as_the_spec_says(simulator, spec, validator_for,
     media = next(iter(content))
     if template in PAGED_WITHOUT_SCHEMA:
         assert "schema" not in content[media]  # the day the spec gains one, validate against it
-        assert PAGE_KEYS <= set(document)
+        assert set(document) >= PAGE_KEYS
         assert document["values"]
         return
     pointer = "/".join(
