@@ -34,6 +34,7 @@ bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering
 	$(BIN)/python bench/bench_controls.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_datacenter.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
