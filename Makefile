@@ -14,8 +14,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The demo collects the scripted quarter weekly (14 observations at simulated dates) and reports
+# over the whole period; `make demo SINGLE=1` runs the single-collection demo instead.
 demo: $(STAMP)  ## run the whole audit on the built-in demo workspace (no account needed)
-	$(BIN)/auditor run --demo
+ifeq ($(SINGLE),1)
+	$(BIN)/auditor demo --single
+else
+	$(BIN)/auditor demo
+endif
 
 # The evidence store tests also run against PostgreSQL: a throwaway server is started for them
 # unless AUDITOR_TEST_POSTGRES_URL names one (as .ci/run does); without one they are skipped.

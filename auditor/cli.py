@@ -429,6 +429,16 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     help="Data Center: audit this project (repeatable) [every project the credential sees].",
 )
 @click.option(
+    "--from-store",
+    metavar="[URL]",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Report over the period from the evidence store's observations (auditor collect) "
+    "instead of collecting: no request is sent. URL: a SQLite path or postgresql+psycopg://… "
+    "[AUDITOR_STORE, else reports/evidence.db].",
+)
+@click.option(
     "--quiet",
     "-q",
     is_flag=True,
@@ -445,6 +455,10 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 def run(ctx: click.Context, **options: Any) -> None:
     """Collect the evidence, evaluate the controls and write the run folder.
 
+    With --from-store, nothing is collected: every configuration control is evaluated on every
+    observation of the period in the evidence store (see auditor collect), and the report shows
+    the period coverage and the changes during the period.
+
     Exit codes: 0 completed and nothing matched --fail-on; 1 FAIL findings; 3 evidence
     incomplete (ERROR rows; takes precedence over 1); 2 usage or configuration error;
     4 the run itself failed; 130 interrupted (Ctrl-C); 143 stopped by SIGTERM. With --demo,
@@ -454,7 +468,7 @@ def run(ctx: click.Context, **options: Any) -> None:
     from auditor.controls.facts import load_credential_facts
     from auditor.interrupts import stop_on_signals
     from auditor.period import parse_period, period_between, previous_quarter
-    from auditor.run import RunOptions, plan_run, run_audit
+    from auditor.run import RunOptions, plan_run, report_from_store, run_audit
 
     debug = ctx.meta.get("auditor.debug", False)
     configure_logging(quiet=options["quiet"], debug=debug, fmt=options["log_format"])
@@ -532,21 +546,34 @@ def run(ctx: click.Context, **options: Any) -> None:
         framework=options["framework"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
-    with (
-        _bitbucket_client(
-            demo, requests_per_hour=options["requests_per_hour"], backend=backend
-        ) as (client, _),
-        stop_on_signals(client.stopper),
-    ):
-        if client.kind != "cloud" and not run_options.workspaces:
-            run_options.workspaces = _every_project(client)
-        elif client.kind == "cloud" and not run_options.workspaces:
-            raise ConfigError("name at least one --workspace (or use --demo)")
+    if options["from_store"] is not None:
         if options["plan_only"]:
-            click.echo(plan_run(run_options, client).describe())
-            return
-        with _progress_display(show_progress) as on_progress:
-            outcome = run_audit(run_options, client, on_progress=on_progress)
+            raise ConfigError(
+                "--plan estimates the requests of a collection; --from-store sends none"
+            )
+        if len(workspaces) != 1:
+            raise ConfigError(
+                "--from-store reports on one workspace at a time (the store keeps one "
+                "observation per workspace and collection): give one --workspace"
+            )
+        store = options["from_store"] or os.environ.get("AUDITOR_STORE") or None
+        outcome = report_from_store(run_options, store)
+    else:
+        with (
+            _bitbucket_client(
+                demo, requests_per_hour=options["requests_per_hour"], backend=backend
+            ) as (client, _),
+            stop_on_signals(client.stopper),
+        ):
+            if client.kind != "cloud" and not run_options.workspaces:
+                run_options.workspaces = _every_project(client)
+            elif client.kind == "cloud" and not run_options.workspaces:
+                raise ConfigError("name at least one --workspace (or use --demo)")
+            if options["plan_only"]:
+                click.echo(plan_run(run_options, client).describe())
+                return
+            with _progress_display(show_progress) as on_progress:
+                outcome = run_audit(run_options, client, on_progress=on_progress)
     counts = outcome.result.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
     exit_code = outcome.exit_code(fail_on)
@@ -626,14 +653,40 @@ for _parameter in run.params:
         _parameter.show_envvar = True
 
 
+@main.command()
+@click.option(
+    "--single",
+    is_flag=True,
+    help="The single-collection demo instead (auditor run --demo): one observation, no store.",
+)
+@click.pass_context
+def demo(ctx: click.Context, single: bool) -> None:
+    """Audit the built-in demo workspace over a scripted quarter (no account, no network).
+
+    Collects the demo workspace weekly at 14 simulated dates into reports/demo/evidence.db,
+    exactly as a scheduled `auditor collect` would, then writes the period report from that
+    store: period coverage, a FAIL with its dates, and the changes during the quarter. Prints
+    the run folder on stdout; exits 0 (the demo's failing controls are its point).
+    """
+    if single:
+        ctx.invoke(run, demo=True)
+        return
+    from auditor.demo_quarter import main as period_demo
+
+    configure_logging(quiet=False, debug=ctx.meta.get("auditor.debug", False), fmt="text")
+    period_demo()
+
+
 def _register_commands() -> None:
     from auditor.controls.cli import controls
+    from auditor.diff import diff
     from auditor.reporting.cli import verify
     from auditor.simulator.cli import simulator
     from auditor.store.cli import collect, store
 
     main.add_command(collect)
     main.add_command(controls)
+    main.add_command(diff)
     main.add_command(simulator)
     main.add_command(store)
     main.add_command(verify)

@@ -21,14 +21,17 @@ from typing import Any
 
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
+from auditor.bitbucket.credentials import SCOPES_REQUIRED
 from auditor.collector import Collection, Progress, collect
 from auditor.controls.catalog import load_catalog
 from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.frameworks import check_framework, restrict_to_framework
-from auditor.controls.results import EvaluationResult, Status
-from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError
+from auditor.controls.period import evaluate_period, observations_in, single_observation_basis
+from auditor.controls.results import EvaluationResult, ObservationRef, Status
+from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError, RunFailed
+from auditor.evidence import Evidence, Observation
 from auditor.logsetup import set_run_id
 from auditor.period import Period
 from auditor.plan import Plan
@@ -70,7 +73,7 @@ class RunOutcome:
     run_dir: Path
     run_info: RunInfo
     result: EvaluationResult
-    collection: Collection
+    collection: Collection | None  # None for a report from stored observations
 
     def exit_code(self, fail_on: set[str]) -> int:
         """The documented exit code for this outcome under ``--fail-on``.
@@ -138,12 +141,60 @@ def run_audit(
         period=options.period,
         credential=facts,
     )
-    if options.framework is not None:
-        result = restrict_to_framework(result, options.framework)
+    result.basis = single_observation_basis(
+        ObservationRef(run_id, collection.evidence.info.finished_at), options.period, catalog
+    )
     viewer = collection.evidence.table("viewer")
     identity = client.credential.identity
     if len(viewer):
         identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    run_dir, run_info, result = _write_report(
+        options,
+        run_id=run_id,
+        started_at=started_at,
+        evaluated_on=evaluated_on,
+        result=result,
+        evidence=collection.evidence,
+        raw_evidence=collection.raw,
+        queries=collection.queries,
+        data_collected_at=collection.evidence.info.finished_at,
+        api_url=client.settings.base_url,
+        credential_type=client.credential.kind,
+        credential_identity=identity,
+        scopes_required=list(client.credential.scopes_required),
+        http=client.stats.as_dict(),
+        now=now,
+        backend=client.kind,
+        server_version=getattr(client, "server_version", None),
+    )
+    log.info("run %s written to %s", run_id, run_dir)
+    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+
+
+def _write_report(
+    options: RunOptions,
+    *,
+    run_id: str,
+    started_at: datetime,
+    evaluated_on: date,
+    result: EvaluationResult,
+    evidence: Evidence,
+    raw_evidence: dict[str, Any],
+    queries: dict[str, str],
+    data_collected_at: datetime,
+    api_url: str,
+    credential_type: str,
+    credential_identity: str,
+    scopes_required: list[str],
+    http: dict[str, Any],
+    now: Callable[[], datetime],
+    backend: str = "cloud",
+    server_version: str | None = None,
+) -> tuple[Path, RunInfo, EvaluationResult]:
+    """Record the run (provenance, signing) and write its folder: shared by a live run and a
+    period report, so both carry the same metadata, framework view and signature."""
+    if options.framework is not None:
+        result = restrict_to_framework(result, options.framework)
     run_info = RunInfo(
         run_id=run_id,
         tool_version=__version__,
@@ -155,23 +206,23 @@ def run_audit(
         period_since=options.period.since,
         period_until=options.period.until,
         evaluated_on=evaluated_on,
-        data_collected_at=collection.evidence.info.finished_at,
-        api_url=client.settings.base_url,
-        credential_type=client.credential.kind,
-        credential_identity=identity,
-        scopes_required=list(client.credential.scopes_required),
+        data_collected_at=data_collected_at,
+        api_url=api_url,
+        credential_type=credential_type,
+        credential_identity=credential_identity,
+        scopes_required=scopes_required,
         catalog_path=str(result.catalog_path),
         catalog_sha256=result.catalog_sha256,
         exceptions_path=str(options.exceptions_path) if options.exceptions_path else None,
         counts=result.counts(),
-        http=client.stats.as_dict(),
+        http=http,
         demo=options.demo,
         provenance=collect_provenance(
             command_line=options.command_line,
             demo=options.demo,
             templates=templates_dir(),
-            backend=client.kind,
-            server_version=getattr(client, "server_version", None),
+            backend=backend,
+            server_version=server_version,
         ),
         signing=options.signing_key.describe() if options.signing_key else None,
     )
@@ -182,15 +233,14 @@ def run_audit(
     write_run_folder(
         run_dir,
         run_info=run_info,
-        evidence=collection.evidence,
+        evidence=evidence,
         result=result,
-        raw_evidence=collection.raw,
-        queries=collection.queries,
+        raw_evidence=raw_evidence,
+        queries=queries,
         formats=options.formats,
         signing_key=options.signing_key,
     )
-    log.info("run %s written to %s", run_id, run_dir)
-    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+    return run_dir, run_info, result
 
 
 class _PlanReady(Exception):
@@ -256,3 +306,111 @@ def _check_plan(plan: Plan, options: RunOptions) -> None:
             f"more than --max-requests {options.max_requests:,}: raise --max-requests, or audit "
             "fewer workspaces"
         )
+
+
+def report_period(
+    observations: list[Observation],
+    options: RunOptions,
+    *,
+    raw_evidence: dict[str, dict[str, Any]] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RunOutcome:
+    """Write the run folder of a period report from stored observations; no request is sent.
+
+    Every configuration control is evaluated on every observation in ``options.period``
+    (``auditor.controls.period``). ``raw_evidence`` maps an observation id to its raw query
+    results (evidence file name -> document); the last observation's are written as the run
+    folder's evidence files, so ``auditor diff`` and ``auditor verify`` read it like any run. The
+    folder's ``evidence/observations.json`` names every observation the report rests on.
+    """
+    started_at = now()
+    run_id = new_run_id(started_at)
+    set_run_id(run_id)
+    evaluated_on = options.evaluated_on or started_at.date()
+    catalog, exceptions = _check_before_sending(options, started_at)
+    wanted = set(options.workspaces)
+    chosen = [
+        o
+        for o in observations_in(observations, options.period)
+        if set(o.evidence.info.workspaces) == wanted
+    ]
+    if not chosen:
+        raise RunFailed(
+            f"no observation of {', '.join(options.workspaces)} in {options.period.label}: "
+            "nothing to report"
+        )
+    last = chosen[-1].evidence
+    facts = dataclasses.replace(
+        options.credential_facts or CredentialFacts(),
+        required_scopes=tuple(_scopes_required(last.info.credential_type)),
+    )
+    result = evaluate_period(
+        chosen,
+        catalog,
+        exceptions,
+        period=options.period,
+        evaluated_on=evaluated_on,
+        credential=facts,
+    )
+    viewer = last.table("viewer")
+    identity = last.info.credential_identity
+    if len(viewer):
+        identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    requests = sum(int(o.evidence.info.http.get("requests", 0)) for o in chosen)
+    raw = dict((raw_evidence or {}).get(chosen[-1].observation_id, {}))
+    raw["observations.json"] = {
+        "period": options.period.label,
+        "observations": [
+            {
+                "observation_id": o.observation_id,
+                "observed_at": o.observed_at.isoformat(),
+                "workspaces": list(o.evidence.info.workspaces),
+                "requests": int(o.evidence.info.http.get("requests", 0)),
+                "collection_errors": len(o.evidence.errors),
+            }
+            for o in chosen
+        ],
+    }
+    run_dir, run_info, result = _write_report(
+        options,
+        run_id=run_id,
+        started_at=started_at,
+        evaluated_on=evaluated_on,
+        result=result,
+        evidence=last,
+        raw_evidence=raw,
+        queries=dict(last.info.queries),
+        data_collected_at=chosen[-1].observed_at,
+        api_url=last.info.api_url,
+        credential_type=last.info.credential_type,
+        credential_identity=identity,
+        scopes_required=list(facts.required_scopes),
+        http={"requests": requests, "observations": len(chosen)},
+        now=now,
+    )
+    log.info("period report %s written to %s", run_id, run_dir)
+    return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=None)
+
+
+def report_from_store(options: RunOptions, store_url: str | None) -> RunOutcome:
+    """``auditor run --from-store``: the period report from the evidence store's observations
+    of ``options.workspaces`` in ``options.period``; no request is sent to Bitbucket."""
+    from auditor.store import open_store
+
+    with open_store(store_url) as store:
+        observations = store.observations(
+            options.workspaces, options.period.since, options.period.until
+        )
+        if not observations:
+            raise RunFailed(
+                f"the evidence store has no observation of {', '.join(options.workspaces)} in "
+                f"{options.period.label}: schedule `auditor collect` during the period"
+            )
+        last = observations[-1].observation_id
+        raw = {last: store.evidence_files(last)}
+    return report_period(observations, options, raw_evidence=raw)
+
+
+def _scopes_required(credential_type: str) -> list[str]:
+    """The scopes a collection with this kind of credential needs (for CR-1)."""
+    return list(SCOPES_REQUIRED.get(credential_type, []))

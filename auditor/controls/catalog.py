@@ -31,6 +31,9 @@ from auditor.controls.yamlsource import PathKey, Problem, SourceMap, load_yaml, 
 from auditor.evidence import TABLES
 
 SEVERITIES = ("critical", "high", "medium", "low")
+# Days between observations a period report tolerates unless the catalog says otherwise: a weekly
+# collection holds a control; a monthly one does not.
+DEFAULT_MAX_OBSERVATION_GAP = 7
 _CONTROL_ID = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
 
 
@@ -124,6 +127,10 @@ class Control:
         """This control as assessed on ``backend`` (itself where no variant is declared)."""
         return self.variants.get(backend, self)
 
+    # Days a period evaluation may go without observing this control's resources (None: the
+    # catalog's ``max_observation_gap``).
+    max_observation_gap: int | None = None
+
     @property
     def automated(self) -> bool:
         return self.check is not None
@@ -151,6 +158,13 @@ class Catalog:
     families: dict[str, str]
     controls: list[Control]
     scope: Scope = field(default_factory=Scope)
+    # A period report holds a configuration control only when no two consecutive observations
+    # (nor the period's start or end and the nearest observation) are further apart than this.
+    max_observation_gap: int = DEFAULT_MAX_OBSERVATION_GAP
+
+    def observation_gap(self, control: Control) -> int:
+        """The longest gap, in days, tolerated between observations of ``control``."""
+        return control.max_observation_gap or self.max_observation_gap
 
     def for_backend(self, backend: str) -> Catalog:
         """The catalog as assessed on ``backend`` (each control's variant where it has one)."""
@@ -229,10 +243,12 @@ class _ControlDoc(_Strict):
     enabled: bool = True
     scope: _ScopeDoc | None = None
     datacenter: _VariantDoc | None = None
+    max_observation_gap: int | None = Field(default=None, ge=1, le=366)
 
 
 class _CatalogDoc(_Strict):
     version: Literal[1]
+    max_observation_gap: int = Field(default=DEFAULT_MAX_OBSERVATION_GAP, ge=1, le=366)
     frameworks: dict[str, Any] = Field(min_length=1)
     families: dict[str, str] = Field(min_length=1)
     scope: Any = None
@@ -593,6 +609,7 @@ def _control(
         enabled=document.enabled,
         scope=scope,
         line=validator.source.where(path).line,
+        max_observation_gap=document.max_observation_gap,
     )
     for backend, (variant_spec, variant_parameters, variant) in variants.items():
         control.variants[backend] = replace(
@@ -661,4 +678,5 @@ def load_catalog(path: Path | None = None) -> Catalog:
         families=families or {},
         controls=controls,
         scope=catalog_scope,
+        max_observation_gap=head.max_observation_gap,
     )

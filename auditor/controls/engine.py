@@ -74,7 +74,7 @@ def evaluate(
         if frames
         else _decorate(rows_frame(), None, catalog, 0)
     )
-    findings = _sort(findings.astype(dict.fromkeys(FINDING_COLUMNS, "str")))
+    findings = sort_findings(findings.astype(dict.fromkeys(FINDING_COLUMNS, "str")))
     findings, entries = apply_exceptions(findings, exceptions, evaluated_on)
     findings = findings[list(FINDING_COLUMNS)].reset_index(drop=True)
     counts = _status_counts(findings)
@@ -447,9 +447,10 @@ def _decorate(
 _DIGITS = "0123456789"
 
 
-def _sort(findings: pd.DataFrame) -> pd.DataFrame:
-    """Catalog order, then resource with its trailing number in numeric order (``#9`` before
-    ``#10``, ``key:2`` before ``key:10``), then status and reason for the rare equal resources.
+def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """Catalog order (the ``_order`` column), then resource with its trailing number in numeric
+    order (``#9`` before ``#10``, ``key:2`` before ``key:10``), then status and reason for the
+    rare equal resources.
 
     Sorted with Python tuples: pandas' multi-column sort factorizes every ``str`` column first,
     which costs seconds on a large estate.

@@ -96,6 +96,7 @@ def findings_document(result: EvaluationResult) -> dict[str, Any]:
             "frameworks": outcome.framework_labels,
             "scope": outcome.scope,
             "population": outcome.population,
+            "verdict": outcome.verdict,
             "counts": {
                 status.value: outcome.counts.get(status.value, 0) for status in STATUS_ORDER
             },

@@ -10,7 +10,7 @@ exactly those of the result model in the catalog guide.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +35,32 @@ STATUS_ORDER: tuple[Status, ...] = (
     Status.NOT_APPLICABLE,
     Status.PASS,
 )
+
+# The order in which a control's overall verdict is decided: a control with any FAIL row fails,
+# and so on; PASS outranks NOT_APPLICABLE so that a control with nine PASS rows and one empty
+# repository reads PASS.
+VERDICT_ORDER: tuple[Status, ...] = (
+    Status.FAIL,
+    Status.ERROR,
+    Status.EXCEPTED,
+    Status.MANUAL,
+    Status.PASS,
+    Status.NOT_APPLICABLE,
+)
+
+# The overall verdict of a control that the catalog disables (it has no rows).
+DISABLED = "DISABLED"
+
+
+def control_verdict(counts: dict[str, int], *, enabled: bool = True) -> str:
+    """A control's overall verdict from its rows' status counts (``VERDICT_ORDER``)."""
+    if not enabled:
+        return DISABLED
+    for status in VERDICT_ORDER:
+        if counts.get(status.value, 0) > 0:
+            return status.value
+    return Status.NOT_APPLICABLE.value
+
 
 FINDING_COLUMNS: tuple[str, ...] = (
     "control_id",  # e.g. CM-4
@@ -109,6 +135,11 @@ class ControlOutcome:
     resource_type: str = "repository"  # the level the check judges (FINDING_COLUMNS values)
     framework_labels: list[str] = field(default_factory=list)  # "SOC 2 CC8.1", "ISO 27001 8.4"
 
+    @property
+    def verdict(self) -> str:
+        """The control's overall verdict: a Status value, or ``DISABLED``."""
+        return control_verdict(self.counts, enabled=self.enabled)
+
 
 @dataclass
 class ExceptionEntry:
@@ -161,6 +192,76 @@ class OperatingEffectiveness:
     repositories_not_assessable: list[str]  # PR data could not be collected for these
 
 
+@dataclass(frozen=True)
+class ObservationRef:
+    """One observation a result was evaluated on (``auditor.evidence.Observation`` by name)."""
+
+    observation_id: str
+    observed_at: datetime
+
+
+# What one day of the period shows for a control, in a period coverage timeline.
+DAY_PASSED = "passed"
+DAY_FAILED = "failed"
+DAY_NOT_OBSERVED = "not observed"
+DAY_ABSENT = "not present"  # resource timelines only: observed, and the resource did not exist
+
+
+@dataclass
+class ControlPeriodCoverage:
+    """How well the observations cover one configuration control over the period."""
+
+    control_id: str
+    max_observation_gap: int  # days tolerated between observations (catalog)
+    observations: int  # observations in which some resource of the control was assessed
+    first_observed: datetime | None
+    last_observed: datetime | None
+    longest_gap_days: float  # including the period's start and end; the whole period when never
+    days_failing: int  # days of the timeline that are DAY_FAILED
+    first_failing_day: date | None
+    fixed_on: date | None  # the first day observed passing after the last failing stretch
+    timeline: tuple[str, ...]  # one DAY_* value per day of the period, first day first
+    # Resources whose timeline has both failed and passed days (the changes worth a strip).
+    resource_timelines: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatedChange:
+    """A configuration change first seen in the observation at ``observed_at``.
+
+    ``previous_observed_at`` is the observation before it, which did not show it yet: the change
+    happened between the two."""
+
+    observed_at: datetime
+    previous_observed_at: datetime
+    kind: str  # auditor.controls.changes.KINDS
+    subject: str
+    resource: str
+    before: str
+    after: str
+
+
+@dataclass
+class PeriodBasis:
+    """What the configuration controls' verdicts rest on: one observation, or all of a period's.
+
+    A plain run has one observation (``period_evaluated`` False): its configuration verdicts
+    describe the day of the collection, not the period. A period evaluation
+    (``auditor.controls.period``) fills the per-control coverage and the changes."""
+
+    period_since: datetime
+    period_until: datetime  # exclusive
+    observations: list[ObservationRef]
+    period_evaluated: bool
+    max_observation_gap: int  # the catalog's default, days
+    longest_gap_days: float = 0.0  # between observations, and the period's start and end
+    controls: dict[str, ControlPeriodCoverage] = field(default_factory=dict)
+    # From the first observation to the last (kind, subject, resource, before, after as in
+    # DatedChange, dated at the last observation) and each change between consecutive ones.
+    overall_changes: list[DatedChange] = field(default_factory=list)
+    changes: list[DatedChange] = field(default_factory=list)
+
+
 @dataclass
 class EvaluationResult:
     """The engine's whole output for one run."""
@@ -174,6 +275,8 @@ class EvaluationResult:
     operating_effectiveness: OperatingEffectiveness
     catalog_path: str
     catalog_sha256: str
+    # What the configuration verdicts rest on; None when the caller did not say (engine alone).
+    basis: PeriodBasis | None = None
 
     def counts(self) -> dict[str, int]:
         """Number of findings per status, every status present (zero when absent)."""

@@ -18,7 +18,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -26,7 +26,9 @@ import pandas as pd
 
 from auditor.controls.effectiveness import POPULATION_COLUMNS
 from auditor.controls.results import (
+    DISABLED,
     STATUS_ORDER,
+    VERDICT_ORDER,
     ControlOutcome,
     EvaluationResult,
     ExceptionEntry,
@@ -35,6 +37,7 @@ from auditor.controls.results import (
 from auditor.evidence import TABLES, Evidence
 from auditor.reporting.charts import STATUS_STYLE, family_results_chart
 from auditor.reporting.manifest import FileEntry
+from auditor.reporting.period_coverage import basis_sentence, period_coverage
 from auditor.reporting.populations import access_listing, repositories_population
 from auditor.reporting.provenance import provenance_rows, sign_off
 from auditor.reporting.resource_links import ResourceNamer, evidence_paths, label_for
@@ -128,18 +131,6 @@ PDF_LIMITS = RowLimits(
 # What a severity means for ordering (highest first).
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
-# The order in which a control's verdict is decided: a control with any FAIL row fails, and so
-# on; PASS outranks NOT_APPLICABLE so that a control with nine PASS rows and one empty repository
-# reads PASS.
-VERDICT_ORDER: tuple[Status, ...] = (
-    Status.FAIL,
-    Status.ERROR,
-    Status.EXCEPTED,
-    Status.MANUAL,
-    Status.PASS,
-    Status.NOT_APPLICABLE,
-)
-
 STATUS_WORDS: dict[str, str] = {
     Status.PASS: "the evidence shows the requirement is met",
     Status.FAIL: "the evidence shows the requirement is not met",
@@ -156,10 +147,6 @@ CREDENTIAL_TYPES: dict[str, str] = {
 }
 
 _STATUS_RANK = {status.value: index for index, status in enumerate(STATUS_ORDER)}
-
-# The overall result shown for a control that the catalog disables (it has no rows).
-DISABLED = "DISABLED"
-
 
 # --- small helpers -------------------------------------------------------------------------------
 
@@ -228,13 +215,6 @@ def _natural_key(value: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", value))
 
 
-def _verdict(counts: Mapping[str, int]) -> str:
-    for status in VERDICT_ORDER:
-        if counts.get(status.value, 0) > 0:
-            return status.value
-    return Status.NOT_APPLICABLE.value
-
-
 def css_class(status: str) -> str:
     if status == DISABLED:
         return "status-none"
@@ -288,13 +268,21 @@ def build_report_context(
     limits = PDF_LIMITS if target == "pdf" else HTML_LIMITS
     exceptions = tuple(_exception_view(entry) for entry in result.exceptions)
     controls = _control_views(result, exceptions, limits, ResourceNamer(evidence))
-    cover = _cover(run_info, evidence, generated_at)
+    basis = basis_sentence(result.basis)
+    cover = replace(_cover(run_info, evidence, generated_at), basis_sentence=basis)
+    coverage = period_coverage(
+        result,
+        titles={control.id: control.title for control in controls},
+        anchors={control.id: control.anchor for control in controls},
+        is_pdf=target == "pdf",
+    )
     return ReportContext(
         target=target,
         is_pdf=target == "pdf",
         meta=_meta(run_info),
         cover=cover,
-        summary=_summary(result, controls, exceptions),
+        summary=replace(_summary(result, controls, exceptions), basis_sentence=basis),
+        period_coverage=coverage,
         frameworks=_framework_views(result, controls),
         inventory=_inventory(evidence, result, limits),
         families=_families(controls),
@@ -508,7 +496,7 @@ def _control_view(
             )
         )
     enabled = outcome.enabled
-    verdict = _verdict(outcome.counts) if enabled else DISABLED
+    verdict = outcome.verdict
     labels = list(outcome.framework_labels)
     if not labels:
         labels = [

@@ -13,6 +13,7 @@ from typing import Literal
 
 from auditor.controls.results import Status
 from auditor.reporting.charts import StackedBarChart
+from auditor.reporting.period_coverage import PeriodCoverageView
 from auditor.reporting.provenance import ProvenanceRow, SignOff
 
 Target = Literal["html", "pdf"]
@@ -56,6 +57,8 @@ class Cover:
     exceptions_path: str
     demo: bool
     running_header: str  # workspace · period · run id, repeated on every PDF page
+    # What the configuration verdicts rest on, one sentence (auditor.reporting.period_coverage)
+    basis_sentence: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class Summary:
     repositories_fully_assessed: int
     not_assessable: tuple[NotAssessable, ...]
     exceptions: tuple[ExceptionView, ...]
+    basis_sentence: str = ""  # as on the cover
 
 
 @dataclass(frozen=True)
@@ -446,6 +450,7 @@ class ReportContext:
     access: AccessView
     gaps: GapsView
     appendix: Appendix
+    period_coverage: PeriodCoverageView | None = None
     content_security_policy: str = ""  # filled by the HTML renderer, which knows the inline assets
     provenance: tuple[ProvenanceRow, ...] = ()  # the cover's "how this was produced" rows
     signoff: SignOff | None = None  # the sign-off page (auditor.reporting.provenance)

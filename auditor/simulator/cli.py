@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from datetime import UTC, datetime
 
 import click
 
@@ -120,6 +121,15 @@ def simulator() -> None:
     type=click.FloatRange(min=0.001),
     help="Lifetime of issued OAuth access tokens, in seconds.",
 )
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help=(
+        "Serve the demo workspace as it stood on this date or time of the scripted quarter "
+        '(docs/DEMO.md); POST /__simulator__/as-of {"as_of": DATE} moves it while serving.'
+    ),
+)
 def serve(
     host: str,
     port: int,
@@ -137,6 +147,7 @@ def serve(
     no_retry_after: bool,
     error_rate: float,
     oauth_token_ttl: float,
+    as_of: str | None,
 ) -> None:
     """Serve a simulated Bitbucket Cloud 2.0 API until interrupted (Ctrl-C).
 
@@ -165,6 +176,17 @@ def serve(
         )
     else:
         dataset = demo_dataset()
+    scenario = None
+    if dataset_kind != "synthetic":
+        from auditor.simulator.quarter import scripted_dataset
+
+        scenario = scripted_dataset
+        if as_of is not None:
+            dataset = scripted_dataset(_moment(as_of))
+    elif as_of is not None:
+        raise click.BadParameter(
+            "only the demo workspace has a scripted past", param_hint="--as-of"
+        )
     faults = Faults(
         latency_ms=latency_ms,
         jitter_ms=jitter_ms,
@@ -176,7 +198,12 @@ def serve(
         seed=seed,
     )
     server = Simulator(
-        dataset, faults=faults, host=host, port=port, oauth_token_ttl=oauth_token_ttl
+        dataset,
+        faults=faults,
+        host=host,
+        port=port,
+        oauth_token_ttl=oauth_token_ttl,
+        scenario=scenario,
     )
     try:
         server.bind()
@@ -238,3 +265,13 @@ def _serve_datacenter(
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date or time (2026-08-05)", param_hint="--as-of"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -121,6 +122,8 @@ class _App:
         self.stats = RequestStats()
         self.auth = Authenticator(dataset, oauth_token_ttl)
         self.stopping = threading.Event()
+        # moment -> the dataset as it stood then (the scripted quarter), when there is a past
+        self.scenario: Callable[[datetime], Dataset] | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -291,6 +294,8 @@ class _App:
         if route == "/stats/reset" and method == "POST":
             self.stats.reset()
             return _json(200, self.stats.as_dict())
+        if route == "/as-of" and method == "POST":
+            return self._set_as_of(body)
         if route == "/faults" and method == "GET":
             return _json(200, self.fault_config())
         if route == "/faults" and method == "POST":
@@ -303,6 +308,25 @@ class _App:
                 return _error(400, f"Invalid fault configuration: {error}")
             return _json(200, self.fault_config())
         return _error(404, f"No simulator control endpoint {method} {route or '/'}")
+
+    def _set_as_of(self, body: bytes) -> _Response:
+        """Serve the scripted workspace as it stood at the posted moment (a period demo)."""
+        if self.scenario is None:
+            return _error(409, "This simulator serves a fixed dataset; it has no scripted past.")
+        try:
+            document = json.loads(body or b"{}")
+            moment = datetime.fromisoformat(str(document["as_of"]))
+        except (ValueError, TypeError, KeyError) as error:
+            return _error(400, f'Expected {{"as_of": "<ISO date or time>"}}: {error}')
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        self.use(self.scenario(moment))
+        return _json(200, {"as_of": moment.isoformat()})
+
+    def use(self, dataset: Dataset) -> None:
+        """Serve ``dataset`` from the next request on (credentials and tokens stay)."""
+        self.dataset = dataset
+        self.auth.dataset = dataset
 
     def fault_config(self) -> dict[str, Any]:
         return {
@@ -366,11 +390,13 @@ class Simulator:
         port: int = 0,
         oauth_token_ttl: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        scenario: Callable[[datetime], Dataset] | None = None,
     ) -> None:
         self.dataset = dataset
         self._host = host
         self._port = port
         self._app = _App(dataset, faults or Faults(), oauth_token_ttl, clock)
+        self._app.scenario = scenario
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -482,6 +508,13 @@ class Simulator:
 
     def fault_rules(self) -> list[FaultRule]:
         return self._app.faults.rules()
+
+    def set_as_of(self, moment: datetime) -> None:
+        """Serve the scenario's dataset as it stood at ``moment`` (the simulator's "today")."""
+        if self._app.scenario is None:
+            raise RuntimeError("this simulator has no scenario (pass scenario=...)")
+        self.dataset = self._app.scenario(moment)
+        self._app.use(self.dataset)
 
     def revoke_oauth_tokens(self) -> None:
         """Invalidate every OAuth access token issued so far (they then get 401)."""

@@ -363,6 +363,20 @@ INVALID_CATALOGS = [
         "control CM-4: unknown key 'manual_evidenc' (did you mean 'manual_evidence'?)",
         id="manual-typo",
     ),
+    pytest.param(
+        "    check: required_approvals\n",
+        "    check: required_approvals\n    max_observation_gap: 0\n",
+        "0\n",
+        "control CM-4: max_observation_gap: input should be greater than or equal to 1 (got 0)",
+        id="observation-gap-bound",
+    ),
+    pytest.param(
+        "    check: required_approvals\n",
+        "    check: required_approvals\n    max_observation_gap: 7d\n",
+        "7d",
+        "control CM-4: max_observation_gap: input should be a valid integer (got '7d')",
+        id="observation-gap-type",
+    ),
 ]
 
 
@@ -476,3 +490,25 @@ def test_a_broken_definition_gives_one_line_not_one_per_reference(tmp_path, old,
     path = write(tmp_path, "catalog.yaml", text)
     line, column = position(text, at, text.index(new) if new else 0)
     assert errors_of(path) == [f"{path}:{line}:{column}: {message}"]
+
+
+def test_max_observation_gap_defaults_to_7_days_and_is_settable_per_control(tmp_path):
+    assert load_catalog(write(tmp_path, "default.yaml", MINIMAL)).max_observation_gap == 7
+    text = MINIMAL.replace("version: 1\n", "version: 1\nmax_observation_gap: 10\n", 1).replace(
+        "    check: required_approvals\n",
+        "    check: required_approvals\n    max_observation_gap: 3\n",
+        1,
+    )
+    catalog = load_catalog(write(tmp_path, "gaps.yaml", text))
+    assert catalog.max_observation_gap == 10
+    assert catalog.observation_gap(catalog.control("CM-4")) == 3
+
+
+def test_catalog_wide_max_observation_gap_is_validated_with_its_line(tmp_path):
+    text = MINIMAL.replace("version: 1\n", "version: 1\nmax_observation_gap: -1\n", 1)
+    path = write(tmp_path, "catalog.yaml", text)
+    line, column = position(text, "-1", 0)
+    assert errors_of(path) == [
+        f"{path}:{line}:{column}: max_observation_gap: input should be greater than or equal to "
+        "1 (got -1)"
+    ]

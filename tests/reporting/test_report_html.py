@@ -26,6 +26,7 @@ from .fixtures import (
 SECTION_ORDER = [
     "cover",
     "summary",
+    "period-coverage",
     "frameworks",
     "controls",
     "operating-effectiveness",
@@ -55,6 +56,7 @@ def test_sections_appear_in_the_documented_order(soup):
     ]
     assert headings == [
         "Executive summary",
+        "Period coverage",
         "Framework views",
         "Controls",
         "Operating effectiveness",

@@ -1,0 +1,362 @@
+"""The scripted quarter end to end: weekly collections from the simulator at simulated dates, the
+period report over them, and `auditor diff` between two runs (docs/DEMO.md, "The scripted
+quarter")."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+
+from auditor.bitbucket.client import BitbucketClient, ClientSettings
+from auditor.bitbucket.credentials import load_credential
+from auditor.cli import main
+from auditor.controls.catalog import load_catalog
+from auditor.controls.period import evaluate_period
+from auditor.demo_quarter import collect_scripted_quarter, demo_period_options
+from auditor.run import report_period, run_audit
+from auditor.simulator import Simulator
+from auditor.simulator.quarter import scripted_dataset
+
+
+@pytest.fixture(scope="module")
+def quarter():
+    return collect_scripted_quarter()
+
+
+@pytest.fixture(scope="module")
+def period_run(quarter, tmp_path_factory):
+    out = tmp_path_factory.mktemp("period") / "run"
+    options = demo_period_options(out_dir=out, formats={"html", "json", "csv"})
+    return report_period(quarter.observations, options, raw_evidence=quarter.raw)
+
+
+@pytest.fixture(scope="module")
+def soup(period_run) -> BeautifulSoup:
+    return BeautifulSoup((period_run.run_dir / "report.html").read_text(), "html.parser")
+
+
+def row(result, control_id: str, resource: str):
+    findings = result.findings
+    match = findings[(findings["control_id"] == control_id) & (findings["resource"] == resource)]
+    assert len(match) == 1, (control_id, resource, match)
+    return match.iloc[0]
+
+
+def text_of(soup: BeautifulSoup, element_id: str) -> str:
+    return soup.find(id=element_id).get_text(" ", strip=True)
+
+
+def test_the_quarter_is_observed_weekly_at_simulated_dates(quarter):
+    moments = [o.observed_at for o in quarter.observations]
+    assert len(moments) == 14
+    assert moments[0] == datetime(2026, 7, 1, 6, tzinfo=UTC)
+    assert moments[-1] == datetime(2026, 9, 30, 6, tzinfo=UTC)
+    assert all(o.evidence.info.finished_at == o.observed_at for o in quarter.observations)
+
+
+def test_the_removed_restriction_fails_with_its_dates(period_run):
+    finding = row(period_run.result, "CM-5", "acme/payments-api")
+    assert finding["status"] == "FAIL"
+    assert (
+        "failing from 2026-08-05 (last observed passing 2026-07-29), fixed by 2026-08-26: "
+        "21 days failing" in finding["reason"]
+    )
+
+
+def test_the_temporary_admin_grant_fails_access_controls_for_its_weeks(period_run):
+    for control_id in ("AC-3", "AC-4"):
+        finding = row(period_run.result, control_id, "acme/payments-api")
+        assert finding["status"] == "FAIL", control_id
+        assert "failing from 2026-09-02" in finding["reason"]
+        assert "fixed by 2026-09-16: 14 days failing" in finding["reason"]
+
+
+def test_a_resource_that_held_all_quarter_passes_with_its_observation_count(period_run):
+    finding = row(period_run.result, "CM-1", "acme/payments-api")
+    assert finding["status"] == "PASS"
+    assert "Held throughout 2026-Q3: 14 observations." in finding["reason"]
+
+
+def test_a_removed_webhook_fails_until_it_is_gone(period_run):
+    result = period_run.result
+    findings = result.findings
+    hooks = findings[
+        (findings["control_id"] == "SD-2")
+        & findings["resource"].str.startswith("acme/web-frontend:hook:")
+    ]
+    assert hooks["status"].tolist() == ["FAIL"]
+    assert "failing from 2026-07-22, no longer present on 2026-09-09" in hooks.iloc[0]["reason"]
+    assert row(result, "SD-2", "acme/web-frontend")["status"] == "NOT_APPLICABLE"
+
+
+def test_the_pull_request_population_is_the_quarter_s(period_run):
+    population = period_run.result.operating_effectiveness.population
+    payments = population[population["repository"] == "acme/payments-api"]
+    assert payments["pr_id"].tolist() == [41, 42, 43]
+
+
+def test_missing_observations_are_an_error_naming_the_gap(quarter):
+    # Drop the collections of 2026-07-15 and 2026-07-22: three weeks between 07-08 and 07-29.
+    kept = [o for o in quarter.observations if o.observed_at.day not in (15, 22)]
+    options = demo_period_options()
+    result = evaluate_period(
+        kept,
+        load_catalog(),
+        period=options.period,
+        evaluated_on=date(2026, 10, 1),
+    )
+    finding = row(result, "CM-1", "acme/payments-api")
+    assert finding["status"] == "ERROR"
+    assert (
+        "not observed between 2026-07-08 06:00 and 2026-07-29 06:00 UTC (21 days)"
+        in (finding["reason"])
+    )
+    # A failure is still a failure, with the gap said too.
+    assert row(result, "CM-5", "acme/payments-api")["status"] == "FAIL"
+    assert result.basis.longest_gap_days == 21.0
+
+
+def test_an_uncovered_period_start_is_an_error(quarter):
+    options = demo_period_options()
+    result = evaluate_period(
+        quarter.observations[1:], load_catalog(), period=options.period, evaluated_on=date.today()
+    )
+    finding = row(result, "CM-1", "acme/payments-api")
+    assert finding["status"] == "ERROR"
+    assert "not observed between 2026-07-01 00:00 and 2026-07-08 06:00 UTC" in finding["reason"]
+
+
+def test_cover_and_summary_state_the_basis(soup):
+    sentence = (
+        "configuration controls: 14 observations between 2026-07-01 and 2026-09-30, "
+        "longest gap 7 days"
+    )
+    assert sentence in text_of(soup, "cover")
+    assert sentence in text_of(soup, "summary")
+
+
+def test_period_coverage_shows_each_control_with_a_day_by_day_strip(soup):
+    section = soup.find(id="period-coverage")
+    rows = section.select("table.period-controls tbody.period-control")
+    by_control = {r.find("a").get_text(strip=True): r for r in rows}
+    assert {"CM-5", "INV-1"} <= set(by_control)
+    strip = by_control["CM-5"].select_one("svg.timeline")
+    assert float(strip["width"]) == 92 * 5  # one 5-unit cell per day of 2026-Q3
+    assert strip.find("title").get_text().startswith("CM-5: failed 2026-07-01 to 2026-09-30")
+    strips = section.select("table.period-resources tbody.period-control")
+    payments = [
+        s.find("tr").get_text(" ", strip=True)
+        for s in strips
+        if s.find("a").get_text(strip=True) == "CM-5" and "acme/payments-api" in s.get_text()
+    ]
+    assert payments == [
+        "CM-5 acme/payments-api passed 2026-07-01 to 2026-08-04; failed 2026-08-05 to "
+        "2026-08-25; passed 2026-08-26 to 2026-09-30"
+    ]
+
+
+def test_changes_during_the_period_are_listed_with_their_dates(soup):
+    tables = soup.find(id="period-coverage").select("table.changes")
+    overall, dated = tables
+    overall_rows = [
+        [td.get_text(strip=True) for td in tr.find_all("td")] for tr in overall.select("tbody tr")
+    ]
+    assert [
+        "access gained",
+        "Ivan Intern (direct user grant)",
+        "acme/infra-terraform",
+        "",
+        "write",
+    ] in overall_rows
+    dated_rows = [
+        [td.get_text(strip=True) for td in tr.find_all("td")] for tr in dated.select("tbody tr")
+    ]
+    assert [
+        "2026-09-02",
+        "2026-08-26",
+        "access gained",
+        "Heidi Contractor (user)",
+        "acme/payments-api",
+        "read",
+        "admin",
+    ] in dated_rows
+    assert [
+        "2026-08-05",
+        "2026-07-29",
+        "branch restriction removed",
+        "require_passing_builds_to_merge on main",
+        "acme/payments-api",
+        "value 1",
+        "",
+    ] in dated_rows
+
+
+def test_findings_json_carries_each_control_s_verdict(period_run):
+    document = json.loads((period_run.run_dir / "findings.json").read_text())
+    verdicts = {control["id"]: control["verdict"] for control in document["controls"]}
+    assert verdicts["CM-5"] == "FAIL"
+    assert verdicts["INV-1"] == "PASS"
+    assert verdicts["AC-9"] == "MANUAL"
+
+
+def test_period_run_folder_names_its_observations(period_run):
+    document = json.loads((period_run.run_dir / "evidence" / "observations.json").read_text())
+    assert len(document["observations"]) == 14
+    assert document["observations"][0]["observed_at"] == "2026-07-01T06:00:00+00:00"
+
+
+# --- auditor diff between two plain runs ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Plain `auditor run`s of the scripted workspace on 2026-08-26 and 2026-09-02."""
+    root = tmp_path_factory.mktemp("diff")
+    folders = []
+    with Simulator(
+        scripted_dataset(datetime(2026, 8, 26, tzinfo=UTC)), scenario=scripted_dataset
+    ) as sim:
+        env = sim.credential_env("api_token")
+        for day in (26, 2):
+            moment = datetime(2026, 8 if day == 26 else 9, day, 6, tzinfo=UTC)
+            sim.set_as_of(moment)
+            client = BitbucketClient(
+                load_credential(env), ClientSettings.from_env(env, requests_per_hour=None)
+            )
+            options = demo_period_options(
+                out_dir=root / f"run-{moment:%m%d}", formats={"html", "json"}, demo=False
+            )
+            outcome = run_audit(options, client, now=lambda m=moment: m)
+            folders.append(outcome.run_dir)
+    return folders
+
+
+def test_a_plain_run_says_it_rests_on_one_observation(two_runs):
+    soup = BeautifulSoup((two_runs[0] / "report.html").read_text(), "html.parser")
+    assert (
+        "configuration controls: one observation on 2026-08-26; the report does not show the "
+        "state during the period" in text_of(soup, "cover")
+    )
+
+
+def test_diff_lists_access_gained_and_status_changes_as_csv(two_runs):
+    before, after = two_runs
+    result = CliRunner().invoke(main, ["diff", str(before), str(after), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert {
+        "kind": "access gained",
+        "subject": "Heidi Contractor (user)",
+        "resource": "acme/payments-api",
+        "before": "read",
+        "after": "admin",
+    } in rows
+    assert {
+        "kind": "control status changed",
+        "subject": "AC-3",
+        "resource": "acme/payments-api",
+        "before": "PASS",
+        "after": "FAIL",
+    } in rows
+
+
+def test_diff_writes_json_beside_the_terminal_table(two_runs, tmp_path):
+    before, after = two_runs
+    out = tmp_path / "changes.json"
+    result = CliRunner().invoke(
+        main, ["diff", str(before), str(after), "--json", str(out)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Heidi Contractor (user)" in result.output
+    document = json.loads(out.read_text())
+    assert document["status_compared"] is True
+    kinds = {change["kind"] for change in document["changes"]}
+    assert {"access gained", "control status changed"} <= kinds
+
+
+def test_diff_of_a_folder_that_is_not_a_run_is_a_usage_error(tmp_path):
+    (tmp_path / "evidence").mkdir()
+    (tmp_path / "run.json").write_text("{not json")
+    result = CliRunner().invoke(main, ["diff", str(tmp_path), str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'run.json'}:1:2: not valid JSON" in result.output
+
+
+def test_simulator_moves_to_a_posted_date(tmp_path):
+    import requests
+
+    with Simulator(
+        scripted_dataset(datetime(2026, 7, 1, tzinfo=UTC)), scenario=scripted_dataset
+    ) as sim:
+        env = sim.credential_env("api_token")
+        auth = (env["BITBUCKET_EMAIL"], env["BITBUCKET_API_TOKEN"])
+        url = f"{sim.base_url}/repositories/acme/ml-models"
+        assert requests.get(url, auth=auth, timeout=5).json()["is_private"] is True
+        answer = requests.post(
+            f"{sim.root_url}/__simulator__/as-of", json={"as_of": "2026-09-22"}, timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        assert requests.get(url, auth=auth, timeout=5).json()["is_private"] is False
+
+
+def test_an_exception_counts_only_on_the_days_it_covers(quarter, tmp_path):
+    from auditor.controls.exceptions import load_exceptions
+
+    exceptions = tmp_path / "exceptions.yaml"
+    exceptions.write_text(
+        "- id: EXC-TEST-1\n"
+        "  control: CM-5\n"
+        "  resource: acme/payments-api\n"
+        "  reason: Builds were being migrated to a new runner.\n"
+        "  approved_by: Jane Roe (CISO)\n"
+        "  ticket: SEC-200\n"
+        "  expires: {expires}\n"
+    )
+    options = demo_period_options()
+
+    def evaluate(expires: str):
+        path = tmp_path / f"exceptions-{expires}.yaml"
+        path.write_text(exceptions.read_text().replace("{expires}", expires))
+        return evaluate_period(
+            quarter.observations,
+            load_catalog(),
+            load_exceptions(path),
+            period=options.period,
+            evaluated_on=date(2026, 10, 1),
+        )
+
+    covered = row(evaluate("2026-12-31"), "CM-5", "acme/payments-api")
+    assert covered["status"] == "EXCEPTED"
+    assert covered["exception_id"] == "EXC-TEST-1"
+    # Expired on 2026-08-15: the observations of 08-05 and 08-12 are excepted, 08-19 fails.
+    lapsed = row(evaluate("2026-08-15"), "CM-5", "acme/payments-api")
+    assert lapsed["status"] == "FAIL"
+    assert (
+        "failing from 2026-08-19 (last observed excepted 2026-08-12), fixed by 2026-08-26"
+        in (lapsed["reason"])
+    )
+
+
+def test_pull_requests_keep_the_builds_recorded_when_first_seen_merged(quarter):
+    import dataclasses
+
+    from auditor.controls.period import pull_requests_of_period
+
+    first, last = quarter.observations[-2].evidence, quarter.observations[-1].evidence
+    builds = last.table("build_statuses").copy()
+    payments_41 = (builds["repository"] == "acme/payments-api") & (builds["pr_id"] == 41)
+    assert payments_41.any()
+    builds.loc[payments_41, "state"] = "FAILED"  # a later look shows a different build result
+    later = dataclasses.replace(last, tables={**last.tables, "build_statuses": builds})
+    merged = pull_requests_of_period([first, later])
+    kept = merged.table("build_statuses")
+    kept_41 = kept[(kept["repository"] == "acme/payments-api") & (kept["pr_id"] == 41)]
+    assert set(kept_41["state"]) == {"SUCCESSFUL"}
+    prs = merged.table("pull_requests")
+    assert not prs.duplicated(["repository", "pr_id"]).any()
