@@ -457,6 +457,8 @@ class EvidenceStore:
             queries=documents,
             http=json.loads(row.http),
             datasets=[dataset for query in documents for dataset in datasets_of(query)],
+            # Not a column of its own: the API base tells (a Data Center base ends in /rest).
+            backend=_backend_of(row.api_url),
         )
         evidence: Evidence = evidence_from_results(results, info)
         return Observation(row.observation_id, _utc(row.observed_at), evidence)
@@ -861,3 +863,9 @@ def _migrate(store: EvidenceStore, revision: str) -> str:
     else:
         log.info("evidence store %s migrated from %s to %s", store.display_url, current, target)
     return str(target)
+
+
+def _backend_of(api_url: str | None) -> str:
+    from auditor.bitbucket.datacenter import DATACENTER, kind_from_url
+
+    return DATACENTER if api_url and kind_from_url(api_url) == DATACENTER else "cloud"

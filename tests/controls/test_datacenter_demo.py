@@ -133,3 +133,20 @@ def test_the_demo_run_names_data_center_and_its_version(tmp_path):
     }
     findings = json.loads((out / "findings.json").read_text())["findings"]
     assert {row["workspace"] for row in findings} == {"ACME"}
+
+
+def test_a_data_center_observation_read_back_from_the_store_keeps_its_backend(tmp_path):
+    from auditor.store.collecting import collect_into_store
+    from auditor.store.store import open_store
+
+    with (
+        DataCenterSimulator(demo_instance()) as simulator,
+        open_client(simulator.credential_env("admin")) as client,
+        open_store(str(tmp_path / "evidence.db")) as store,
+    ):
+        collect_into_store(client, store, ["ACME"])
+        (observation,) = store.observations(["ACME"])
+    assert observation.evidence.info.backend == "datacenter"
+    rows = rows_of(run(observation.evidence), "AC-6")
+    assert list(rows["status"]) == ["MANUAL"]
+    assert "identity provider" in rows["reason"].iloc[0]
