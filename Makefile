@@ -41,6 +41,7 @@ bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_datacenter.py
+	$(BIN)/python bench/bench_long_strings.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

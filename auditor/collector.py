@@ -378,6 +378,14 @@ def _fail_on_fatal(
     client: BitbucketClient,
 ) -> None:
     """Raise when nothing useful can be reported: bad credential, no Bitbucket, no workspace."""
+    rejected = client.credential_rejected
+    if rejected is not None:
+        # A credential revoked or expired mid-run leaves every later dataset unread; a report
+        # from the part before would look like an audit of the whole workspace.
+        raise RunFailed(
+            f"Bitbucket rejected the credential during the collection ({redact(rejected)}); "
+            "stopped sending requests at once, no report was written"
+        )
     for workspace in workspaces:
         inventory = formatted[("inventory", workspace)]
         for error in inventory.get("errors") or []:

@@ -10,8 +10,10 @@ run that fails leaves no folder that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +25,9 @@ from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
 from auditor.bitbucket.credentials import SCOPES_REQUIRED
 from auditor.collector import Collection, Progress, collect
-from auditor.controls.catalog import load_catalog
+from auditor.controls.catalog import Catalog, load_catalog
 from auditor.controls.engine import evaluate
-from auditor.controls.exceptions import load_exceptions
+from auditor.controls.exceptions import ExceptionSet, load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.frameworks import check_framework, restrict_to_framework
 from auditor.controls.period import evaluate_period, observations_in, single_observation_basis
@@ -37,7 +39,12 @@ from auditor.period import Period
 from auditor.plan import Plan
 from auditor.provenance import collect_provenance
 from auditor.queries import stored_queries
-from auditor.reporting.runfolder import check_destination, check_writable, write_run_folder
+from auditor.reporting.runfolder import (
+    check_destination,
+    check_writable,
+    claim_destination,
+    write_run_folder,
+)
 from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
@@ -46,6 +53,8 @@ from auditor.signing import SigningKey
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "pdf", "csv", "json")  # the default; sarif, junit and oscal on request
+# Bitbucket workspace IDs: letters, digits, dashes, underscores (dots seen on old accounts).
+_WORKSPACE_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -107,7 +116,40 @@ def run_audit(
 
     # Everything the user wrote is checked before the first request.
     catalog, exceptions = _check_before_sending(options, started_at)
+    with _claimed(options):
+        return _collect_evaluate_write(
+            options, client, catalog, exceptions, run_id, started_at, evaluated_on, on_progress, now
+        )
 
+
+def _claimed(options: RunOptions) -> contextlib.AbstractContextManager[object]:
+    """Hold ``--out`` from before the first request until the folder is written: a second run
+    on the same --out stops before it sends anything (``claim_destination``)."""
+    if options.out_dir is None:
+        return contextlib.nullcontext()
+    return claim_destination(options.out_dir)
+
+
+def check_workspace_slug(workspace: str) -> None:
+    """Refuse a workspace that is not a Bitbucket slug: it names a folder under reports/."""
+    if not _WORKSPACE_SLUG.fullmatch(workspace) or ".." in workspace:
+        raise ConfigError(
+            f"{workspace!r} is not a Bitbucket workspace slug (letters, digits, '-', '_', '.'; "
+            "as in https://bitbucket.org/<workspace>/)"
+        )
+
+
+def _collect_evaluate_write(
+    options: RunOptions,
+    client: BitbucketClient,
+    catalog: Catalog,
+    exceptions: ExceptionSet | None,
+    run_id: str,
+    started_at: datetime,
+    evaluated_on: date,
+    on_progress: Callable[[Progress], None] | None,
+    now: Callable[[], datetime],
+) -> RunOutcome:
     log.info(
         "run %s: collecting %s for %s from %s",
         run_id,
@@ -274,6 +316,8 @@ def plan_run(
 def _check_before_sending(options: RunOptions, started_at: datetime) -> tuple[Any, Any]:
     """What can be checked without Bitbucket: the output folder, the period, the catalog, the
     exceptions and the stored queries (ConfigError, exit 2, nothing sent)."""
+    for workspace in options.workspaces:
+        check_workspace_slug(workspace)
     if options.out_dir is not None:
         check_destination(options.out_dir)
     check_writable(options.out_dir or options.reports_root)
@@ -371,23 +415,24 @@ def report_period(
             for o in chosen
         ],
     }
-    run_dir, run_info, result = _write_report(
-        options,
-        run_id=run_id,
-        started_at=started_at,
-        evaluated_on=evaluated_on,
-        result=result,
-        evidence=last,
-        raw_evidence=raw,
-        queries=dict(last.info.queries),
-        data_collected_at=chosen[-1].observed_at,
-        api_url=last.info.api_url,
-        credential_type=last.info.credential_type,
-        credential_identity=identity,
-        scopes_required=list(facts.required_scopes),
-        http={"requests": requests, "observations": len(chosen)},
-        now=now,
-    )
+    with _claimed(options):
+        run_dir, run_info, result = _write_report(
+            options,
+            run_id=run_id,
+            started_at=started_at,
+            evaluated_on=evaluated_on,
+            result=result,
+            evidence=last,
+            raw_evidence=raw,
+            queries=dict(last.info.queries),
+            data_collected_at=chosen[-1].observed_at,
+            api_url=last.info.api_url,
+            credential_type=last.info.credential_type,
+            credential_identity=identity,
+            scopes_required=list(facts.required_scopes),
+            http={"requests": requests, "observations": len(chosen)},
+            now=now,
+        )
     log.info("period report %s written to %s", run_id, run_dir)
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=None)
 

@@ -11,14 +11,17 @@ always sent (``bench/bench_requests.py`` counts them).
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from auditor.backends.fetching import Fetcher, both
-from auditor.bitbucket.errors import BitbucketError
+from auditor.bitbucket.errors import BitbucketError, MalformedResponse
 from auditor.schema.nodes import dig, parse_time
 
 KIND = "cloud"
+
+log = logging.getLogger(__name__)
 
 # Endpoint templates, exactly as in Bitbucket's API description.
 USER = "/user"
@@ -292,12 +295,34 @@ class CloudBackend(Fetcher):
         updated_since: str | None,
         destination: str | None,
     ) -> list[dict[str, Any]]:
-        return await self.listing(
+        pull_requests = await self.listing(
             PULL_REQUESTS,
             pull_request_listing_params(states, updated_since, destination),
             workspace=workspace,
             repo_slug=repo,
         )
+        for pull_request in pull_requests:
+            if not isinstance(pull_request.get("participants"), list) or not all(
+                isinstance(participant, dict) for participant in pull_request["participants"]
+            ):
+                # Asked for with +values.participants, Bitbucket always sends the list (maybe
+                # empty); without it, approvals are unknown, not absent.
+                raise MalformedResponse(
+                    f"Bitbucket's pull request {workspace}/{repo}#{pull_request.get('id')} came "
+                    "without a readable participants list; its approvals are unknown",
+                    endpoint=PULL_REQUESTS,
+                )
+        repeated = drop_repeated_participants(pull_requests)
+        if repeated:
+            self.client.stats.record_duplicates(f"GET {PULL_REQUESTS} participants", repeated)
+            log.warning(
+                "Bitbucket listed %d participant(s) of %s/%s pull requests twice; each person "
+                "counts once",
+                repeated,
+                workspace,
+                repo,
+            )
+        return pull_requests
 
     async def merge_time(self, workspace: str, repo: str, pr_id: int) -> Any:
         """When the pull request was merged, from its activity log's MERGED update."""
@@ -332,6 +357,35 @@ def pull_request_listing_params(
     if conditions:
         params["q"] = " AND ".join(conditions)
     return params
+
+
+def drop_repeated_participants(pull_requests: list[dict[str, Any]]) -> int:
+    """Keep each person once in every pull request's participants (by user UUID), so a person
+    listed twice is never two approvals; returns how many entries were dropped.
+
+    When the repeated entries disagree, the one that did not approve is kept: an approval that
+    Bitbucket does not state consistently is not counted."""
+    dropped = 0
+    for pull_request in pull_requests:
+        participants = pull_request.get("participants")
+        if not isinstance(participants, list):
+            continue
+        kept: dict[Any, dict[str, Any]] = {}
+        unidentified: list[Any] = []
+        for participant in participants:
+            uuid = dig(participant, "user", "uuid") if isinstance(participant, dict) else None
+            if not uuid:
+                unidentified.append(participant)
+                continue
+            if uuid in kept:
+                dropped += 1
+                if kept[uuid].get("approved") and not participant.get("approved"):
+                    kept[uuid] = participant
+                continue
+            kept[uuid] = participant
+        if len(kept) + len(unidentified) != len(participants):
+            pull_request["participants"] = [*kept.values(), *unidentified]
+    return dropped
 
 
 def pipeline_result(run: dict[str, Any]) -> str:

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from auditor.backends.cloud import drop_repeated_participants
 from auditor.backends.fetching import Fetcher, both
 from auditor.bitbucket.datacenter import APPLICATION_PROPERTIES, DATACENTER
 from auditor.bitbucket.errors import BitbucketError
@@ -542,11 +543,15 @@ class DataCenterBackend(Fetcher):
             params["at"] = f"refs/heads/{destination}"
         listing = await self.listing(PULL_REQUESTS, params, project=workspace, repo=repo)
         wanted = set(states)
+        converted = [pull_request(data) for data in listing if data.get("state") in wanted]
+        repeated = drop_repeated_participants(converted)
+        if repeated:
+            self.client.stats.record_duplicates(f"GET {PULL_REQUESTS} participants", repeated)
         for data in listing:
             head = (data.get("fromRef") or {}).get("latestCommit")
             if head and isinstance(data.get("id"), int):
                 self._heads[(workspace, repo, data["id"])] = str(head)
-        return [pull_request(data) for data in listing if data.get("state") in wanted]
+        return converted
 
     async def merge_time(self, workspace: str, repo: str, pull_request_id: int) -> Any:
         return None  # closedDate is always present on a merged Data Center pull request

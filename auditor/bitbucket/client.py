@@ -5,8 +5,11 @@ as thread-safe), the retry policy (tenacity: exponential backoff with jitter for
 connection errors and broken bodies, honouring ``Retry-After``; every pause an interruptible
 event wait), the shared request budgets per resource group (``auditor.bitbucket.pacing``), the
 per-run statistics, and the mapping of HTTP statuses to typed errors. Pagination is a
-generator that follows ``next`` exactly as Bitbucket gives it, refuses a ``next`` on another host
-(credentials never leave the configured host) and stops with an error on a repeated ``next``.
+generator that follows ``next`` exactly as Bitbucket gives it, with the guards of
+``auditor.bitbucket.paging`` (foreign or looping ``next``, endless paging, truncated listings,
+repeated items). Redirects are followed only on the configured host, by the client itself:
+credentials never leave it and another host's answer never becomes evidence. Once Bitbucket
+rejects the credential (401 after any refresh), no further request is sent with it.
 
 Callers name endpoints by their template (``/repositories/{workspace}/{repo_slug}/hooks``) so
 statistics and errors speak in the API's own terms.
@@ -14,6 +17,7 @@ statistics and errors speak in the API's own terms.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -23,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -40,8 +44,8 @@ from auditor.bitbucket.errors import (
     Gone,
     MalformedResponse,
     NotFound,
-    PaginationError,
     RateLimited,
+    RedirectRefused,
     ServerError,
     TransportError,
     hint_for,
@@ -53,8 +57,10 @@ from auditor.bitbucket.pacing import (
     Stopper,
     WaitNotice,
 )
+from auditor.bitbucket.paging import ListingWalk
 from auditor.bitbucket.stats import HttpStats
 from auditor.errors import ConfigError
+from auditor.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,8 @@ MAX_PAGELEN = 100
 # Bitbucket rejects pagelen above 50 on pull request listings ("Invalid pagelen"), although its
 # documentation says 100 (reference digest, gotcha 2).
 MAX_PAGELEN_PULL_REQUESTS = 50
+# Same-host redirects followed for one request (requests' own default is 30).
+MAX_REDIRECTS = 5
 
 
 def max_pagelen(endpoint: str) -> int:
@@ -102,17 +110,22 @@ class ClientSettings:
 
 def check_api_url(url: str) -> None:
     """Refuse (``ConfigError``, before any request) an API URL that cannot be Bitbucket's:
-    retrying ``notaurl`` six times teaches nothing."""
-    parts = urlsplit(url)
+    retrying ``notaurl`` six times teaches nothing. A URL with credentials is never repeated: a
+    token in its userinfo would be copied into run.json, the evidence and the report."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError("BITBUCKET_API_URL is not a valid URL") from None
     problem = None
     if parts.scheme not in ("https", "http"):
         problem = "it must start with https://"
     elif not parts.hostname:
         problem = "it has no host"
-    elif parts.username or parts.password:
+    elif parts.username is not None or parts.password is not None or "@" in parts.netloc:
         problem = (
-            "it carries credentials; give them in BITBUCKET_EMAIL/BITBUCKET_API_TOKEN or "
-            "BITBUCKET_ACCESS_TOKEN instead"
+            "it carries credentials (user:token@host): give them in "
+            "BITBUCKET_EMAIL + BITBUCKET_API_TOKEN, BITBUCKET_ACCESS_TOKEN or the OAuth "
+            "variables (or their *_FILE forms), never in the URL"
         )
     elif parts.query or parts.fragment:
         problem = "it has a query or fragment"
@@ -122,7 +135,7 @@ def check_api_url(url: str) -> None:
         except ValueError:
             problem = "its port is not a number"
     if problem:
-        shown = url if not (parts.username or parts.password) else "(not shown: it has credentials)"
+        shown = url if "@" not in parts.netloc else "(not shown: it has credentials)"
         raise ConfigError(
             f"BITBUCKET_API_URL {shown!s} is not an API URL: {problem} "
             f"(for example {DEFAULT_API_URL})"
@@ -217,6 +230,12 @@ class BitbucketClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        self._rejected: AuthenticationFailed | None = None
+
+    @property
+    def credential_rejected(self) -> AuthenticationFailed | None:
+        """The 401 that ended the use of the credential in this run, if Bitbucket answered one."""
+        return self._rejected
 
     # ---------------------------------------------------------------- public API
 
@@ -237,9 +256,8 @@ class BitbucketClient:
         """Every page of a paginated listing, requesting the largest page Bitbucket allows."""
         query = dict(params or {})
         query["pagelen"] = pagelen or max_pagelen(endpoint)
+        walk = ListingWalk(_describe(endpoint, path_params), endpoint, self._origin)
         page = self._get(self._url(endpoint, path_params), endpoint, path_params, query)
-        followed: set[str] = set()
-        received = 0
         while True:
             values = page.get("values")
             if not isinstance(values, list):
@@ -247,14 +265,20 @@ class BitbucketClient:
                     f"Bitbucket's listing for {_describe(endpoint, path_params)} has no 'values'",
                     endpoint=endpoint,
                 )
-            received += len(values)
-            yield page
-            next_url = page.get("next")
-            if not next_url:
-                self._check_complete(page, received, endpoint, path_params)
+            duplicates_before = walk.duplicates
+            unique_page = walk.accept(page)
+            if walk.duplicates > duplicates_before:
+                dropped = walk.duplicates - duplicates_before
+                self.stats.record_duplicates(f"GET {endpoint}", dropped)
+                log.warning(
+                    "Bitbucket sent %d item(s) of %s again; kept each item once",
+                    dropped,
+                    walk.where,
+                )
+            yield unique_page
+            next_url = walk.follow(page)
+            if next_url is None:
                 return
-            self._check_next(next_url, followed, endpoint, path_params)
-            followed.add(next_url)
             # Follow next verbatim: re-adding parameters or touching the path breaks Bitbucket's
             # cursor (atlassian-python-api #801, #844).
             page = self._get(next_url, endpoint, path_params, None)
@@ -311,42 +335,6 @@ class BitbucketClient:
                 self._sessions.append(session)
         return session
 
-    def _check_next(
-        self, next_url: str, followed: set[str], endpoint: str, path_params: Mapping[str, str]
-    ) -> None:
-        where = _describe(endpoint, path_params)
-        if urlsplit(next_url)[:2] != self._origin:
-            raise PaginationError(
-                f"refusing to follow the next page of {where} to another host "
-                f"({urlsplit(next_url).netloc}): credentials are only sent to "
-                f"{self._origin[1]}; the listing is incomplete",
-                endpoint=endpoint,
-            )
-        if next_url in followed:
-            raise PaginationError(
-                f"Bitbucket returned the same next page twice for {where}; stopped to avoid a "
-                "loop, the listing is incomplete",
-                endpoint=endpoint,
-            )
-
-    def _check_complete(
-        self,
-        page: Mapping[str, Any],
-        received: int,
-        endpoint: str,
-        path_params: Mapping[str, str],
-    ) -> None:
-        size = page.get("size")
-        if isinstance(size, int) and size > received:
-            # Bitbucket's size is computed separately and can race with changes during paging;
-            # say so loudly rather than fail the listing.
-            log.warning(
-                "Bitbucket reported %d items for %s but the listing ended after %d",
-                size,
-                _describe(endpoint, path_params),
-                received,
-            )
-
     def _get(
         self,
         url: str,
@@ -376,7 +364,16 @@ class BitbucketClient:
         params: Mapping[str, Any] | None,
         *,
         refreshed: bool = False,
+        redirects: int = 0,
     ) -> dict[str, Any]:
+        if self._rejected is not None:
+            # Every further request would be sent with a credential Bitbucket already refused.
+            raise AuthenticationFailed(
+                f"not sent: Bitbucket already rejected the credential ({self._rejected.message})",
+                status=401,
+                endpoint=endpoint,
+                hint=self._rejected.hint,
+            )
         self.stats.record_budget_wait(self.limits.acquire(endpoint))
         self._give_up_if_rate_limited_too_long(endpoint, path_params)
         where = _describe(endpoint, path_params)
@@ -393,7 +390,9 @@ class BitbucketClient:
             )
             with self.stopper.doing(WAITING_FOR_ANSWER):
                 response = session.send(
-                    prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
+                    prepared,
+                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                    allow_redirects=False,
                 )
                 body = response.content
         except requests.Timeout:
@@ -417,7 +416,13 @@ class BitbucketClient:
         if status == 401 and not refreshed and self.credential.refresh():
             return self._send(url, endpoint, path_params, params, refreshed=True)
         if status >= 400:
-            raise self._error_for(response, endpoint, path_params)
+            error = self._error_for(response, endpoint, path_params)
+            if isinstance(error, AuthenticationFailed):
+                self._rejected = error
+            raise error
+        if 300 <= status < 400:
+            target = self._redirect_target(response, endpoint, where, redirects)
+            return self._send(target, endpoint, path_params, None, redirects=redirects + 1)
         try:
             document = response.json()
         except ValueError:
@@ -477,6 +482,34 @@ class BitbucketClient:
             "when fewer other tools use this credential",
             give_up=True,
         )
+
+    def _redirect_target(
+        self, response: requests.Response, endpoint: str, where: str, redirects: int
+    ) -> str:
+        """Where a same-host redirect points; a redirect anywhere else is refused."""
+        location = response.headers.get("Location")
+        if not location:
+            raise MalformedResponse(
+                f"Bitbucket answered {response.status_code} for {where} without a Location",
+                status=response.status_code,
+                endpoint=endpoint,
+            )
+        target = urljoin(response.url, location)
+        if urlsplit(target)[:2] != self._origin:
+            raise RedirectRefused(
+                f"refusing Bitbucket's redirect of {where} to another host "
+                f"({urlsplit(target).netloc}): credentials are only sent to {self._origin[1]} "
+                "and another host's answer is not evidence",
+                status=response.status_code,
+                endpoint=endpoint,
+            )
+        if redirects >= MAX_REDIRECTS:
+            raise RedirectRefused(
+                f"Bitbucket redirected {where} more than {MAX_REDIRECTS} times; stopped",
+                status=response.status_code,
+                endpoint=endpoint,
+            )
+        return target
 
     def _error_for(
         self, response: requests.Response, endpoint: str, path_params: Mapping[str, str]
@@ -591,7 +624,12 @@ def _error_body(response: requests.Response) -> tuple[str | None, Any]:
         return None, None
     error = payload["error"]
     message = error.get("message")
-    return (str(message)[:300] if message else None), error.get("detail")
+    # A server may echo the request's Authorization header or token in its error: mask it here,
+    # before the message becomes part of an error, a log line or the evidence.
+    detail = error.get("detail")
+    if detail is not None:
+        detail = json.loads(redact(json.dumps(detail)))
+    return (redact(str(message)[:300]) if message else None), detail
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,10 @@ SCOPES_REQUIRED: dict[str, list[str]] = {
 }
 
 
+# Tokens and secrets are a few hundred bytes at most.
+_MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
 def _read_secret(environ: Mapping[str, str], name: str) -> str | None:
     """``name`` from the environment, or the content of the file ``name_FILE`` points to."""
     value = environ.get(name)
@@ -74,13 +78,33 @@ def _read_secret(environ: Mapping[str, str], name: str) -> str | None:
     if file_name:
         path = Path(file_name)
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            with path.open("rb") as stream:
+                raw = stream.read(_MAX_SECRET_FILE_BYTES + 1)
         except OSError as error:
             raise CredentialsError(
                 f"{name}_FILE={file_name}: cannot read the file ({error.strerror})"
             ) from None
+        if len(raw) > _MAX_SECRET_FILE_BYTES:
+            raise CredentialsError(
+                f"{name}_FILE={file_name}: the file is larger than a credential can be "
+                f"({_MAX_SECRET_FILE_BYTES} bytes); is it the right file?"
+            )
+        try:
+            value = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise CredentialsError(
+                f"{name}_FILE={file_name}: the file is not UTF-8 text; it should hold the "
+                "credential alone"
+            ) from None
         if not value:
             raise CredentialsError(f"{name}_FILE={file_name}: the file is empty")
+    if value and any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
+        # A control character in a header value is either a mistake or header injection; the
+        # message never shows the value.
+        raise CredentialsError(
+            f"{name}{'_FILE' if file_name else ''} holds control characters (a line break or "
+            "binary data): it should hold the credential alone, on one line"
+        )
     return value or None
 
 
@@ -159,6 +183,8 @@ class OAuthClientCredentials(Credential):
     _scopes: list[str] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     refreshes: int = field(default=0, init=False)
+    # What token lifetimes are measured on; tests pass a fake clock instead of waiting.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         register_secret(self.client_secret, username=self.client_id)
@@ -173,7 +199,7 @@ class OAuthClientCredentials(Credential):
 
     def authorization(self) -> str:
         with self._lock:
-            if self._token is None or time.monotonic() >= self._expires_at:
+            if self._token is None or self.clock() >= self._expires_at:
                 self._fetch_token()
             return f"Bearer {self._token}"
 
@@ -213,7 +239,7 @@ class OAuthClientCredentials(Credential):
             register_secret(payload["refresh_token"])
         lifetime = float(payload.get("expires_in") or 3600)
         self._token = token
-        self._expires_at = time.monotonic() + max(0.0, lifetime - _REFRESH_MARGIN_SECONDS)
+        self._expires_at = self.clock() + max(0.0, lifetime - _REFRESH_MARGIN_SECONDS)
         scopes = payload.get("scopes")
         self._scopes = sorted(scopes.split()) if isinstance(scopes, str) else None
         self.refreshes += 1

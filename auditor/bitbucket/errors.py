@@ -146,6 +146,19 @@ class PaginationError(BitbucketError):
     code = "PAGINATION_ERROR"
 
 
+class IncompleteListing(PaginationError):
+    """A listing's pages ended before the number of items its ``size`` announced."""
+
+    code = "INCOMPLETE_LISTING"
+
+
+class RedirectRefused(BitbucketError):
+    """Bitbucket redirected to another host: never followed (the answer would not be
+    Bitbucket's, and the credential must not travel there)."""
+
+    code = "REDIRECT_REFUSED"
+
+
 class CredentialsError(AuditorError):
     """No usable credential is configured; the message names the variables to set."""
 

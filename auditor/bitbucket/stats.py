@@ -23,6 +23,8 @@ class HttpStats:
         self.by_endpoint: collections.Counter[str] = collections.Counter()
         self.by_status: collections.Counter[str] = collections.Counter()
         self.failures: collections.Counter[str] = collections.Counter()
+        # Items Bitbucket sent more than once in one listing (repeated pages or items), dropped.
+        self.duplicates: collections.Counter[str] = collections.Counter()
 
     def record_response(self, endpoint: str, status: int | str, size: int, seconds: float) -> None:
         with self._lock:
@@ -49,6 +51,10 @@ class HttpStats:
         with self._lock:
             self.failures[endpoint] += 1
 
+    def record_duplicates(self, endpoint: str, count: int) -> None:
+        with self._lock:
+            self.duplicates[endpoint] += count
+
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -63,4 +69,6 @@ class HttpStats:
                 "by_endpoint": dict(sorted(self.by_endpoint.items())),
                 "by_status": dict(sorted(self.by_status.items())),
                 "failed_requests": dict(sorted(self.failures.items())),
+                "duplicate_items_dropped": sum(self.duplicates.values()),
+                "duplicates_by_endpoint": dict(sorted(self.duplicates.items())),
             }

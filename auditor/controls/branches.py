@@ -14,6 +14,11 @@ A restriction applies to the default branch (``main_branch``) when
   cannot be resolved and does not count: it is never assumed to protect the branch.
 
 A restriction on any other branch does not protect the default branch.
+
+When a repository's branching model could not be read, whether its development and production
+restrictions reach the default branch is unknown. ``classify_restrictions`` can judge such a
+repository under either assumption (``unread_model_applies``); the checks judge it both ways and
+report ERROR only when the two verdicts differ (``auditor.controls.checks.change``).
 """
 
 from __future__ import annotations
@@ -52,10 +57,29 @@ def model_branch(branch_type: Any, model: Any, main_branch: str) -> str | None:
     return None
 
 
-def restriction_target(restriction: Any, main_branch: str, model: Any) -> str | None:
-    """How ``restriction`` reaches ``main_branch`` ("pattern 'main'"), or None if it does not."""
+MODEL_BRANCH_TYPES = ("development", "production")
+
+
+def depends_on_model(restriction: Any) -> bool:
+    """Whether the branching model decides if ``restriction`` reaches the default branch."""
+    return (
+        known(restriction.branch_match_kind)
+        and restriction.branch_match_kind == "branching_model"
+        and restriction.branch_type in MODEL_BRANCH_TYPES
+    )
+
+
+def restriction_target(
+    restriction: Any, main_branch: str, model: Any, unread_model_applies: bool | None = None
+) -> str | None:
+    """How ``restriction`` reaches ``main_branch`` ("pattern 'main'"), or None if it does not.
+
+    ``unread_model_applies`` answers for a repository whose branching model is unknown (None:
+    the restriction does not count)."""
     match_kind = restriction.branch_match_kind if known(restriction.branch_match_kind) else "glob"
     if match_kind == "branching_model":
+        if model is None and unread_model_applies and depends_on_model(restriction):
+            return f"branching model {restriction.branch_type} branch (assumed; model unread)"
         branch = model_branch(restriction.branch_type, model, main_branch)
         if branch is not None and branch == main_branch:
             return f"branching model {restriction.branch_type} branch"
@@ -76,7 +100,10 @@ def describe_target(restriction: Any) -> str:
 
 
 def classify_restrictions(
-    repositories: pd.DataFrame, restrictions: pd.DataFrame, branching_models: pd.DataFrame
+    repositories: pd.DataFrame,
+    restrictions: pd.DataFrame,
+    branching_models: pd.DataFrame,
+    unread_model_applies: bool | None = None,
 ) -> pd.DataFrame:
     """``restrictions`` of repositories with a main branch, with two added columns.
 
@@ -87,7 +114,9 @@ def classify_restrictions(
     frame = restrictions.merge(with_main, on="repository", how="inner")
     models = {row.repository: row for row in branching_models.itertuples(index=False)}
     targets = [
-        restriction_target(row, str(row.main_branch), models.get(row.repository))
+        restriction_target(
+            row, str(row.main_branch), models.get(row.repository), unread_model_applies
+        )
         for row in frame.itertuples(index=False)
     ]
     frame = frame.assign(

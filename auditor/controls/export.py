@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.controls.results import STATUS_ORDER, EvaluationResult
+from auditor.visible import show_invisible
 
 # Spreadsheets execute a cell that starts with one of these as a formula (CSV injection).
 # Repository names, descriptions, PR titles and display names come from Bitbucket and are
@@ -23,8 +24,13 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_formula(value: Any) -> Any:
-    """``value`` with a leading ``'`` when a spreadsheet would read it as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+    """``value`` with a leading ``'`` when a spreadsheet would read it as a formula, and its
+    invisible or direction-changing characters shown (``[U+202E]``), so that no cell can look
+    like another."""
+    if not isinstance(value, str):
+        return value
+    value = show_invisible(value)
+    if value.startswith(_FORMULA_PREFIXES):
         return "'" + value
     return value
 

@@ -88,6 +88,8 @@ def short_cause(error_code: str | None, http_status: int | None, hint: str | Non
         "TRANSPORT_ERROR": "Bitbucket did not answer",
         "MALFORMED_RESPONSE": "unreadable answer from Bitbucket",
         "PAGINATION_ERROR": "listing could not be paged to its end",
+        "INCOMPLETE_LISTING": "listing ended before its announced size",
+        "REDIRECT_REFUSED": "redirected to another host",
         NOT_COLLECTED: "dataset not collected",
     }
     if error_code in causes:

@@ -6,11 +6,18 @@ document into plain Python values (``dict``, ``list``, ``str``, ``int``, ``float
 path ``("controls", 3, "parameters", "min_approvals")``?" so that every validation error can name
 ``file:line:column``. ``Problem`` and ``raise_problems`` turn collected errors into one
 ``ConfigError`` with one line per error.
+
+These files come from people, sometimes from a repository anyone can change, so before anything is
+built from them ``load_yaml`` refuses what YAML can do but a settings file never needs, each with
+``file:line:column``: anchors and aliases (a few nested aliases expand to billions of nodes),
+explicit tags (``!!python/object`` and friends), dates that do not exist (``2027-02-30``), files
+larger than ``MAX_INPUT_BYTES`` and text that is not UTF-8.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,10 +28,14 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 
 from auditor.errors import ConfigError
 
 PathKey = tuple[Any, ...]
+# The shipped catalog is 25 kB; a settings file a thousand times larger is a mistake or an attack.
+MAX_INPUT_BYTES = 5 * 1024 * 1024
+_DATE_LIKE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?=$|[Tt ])")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -101,24 +112,71 @@ def load_yaml(path: Path, *, display_name: str | None = None) -> YamlDocument:
     """
     name = display_name or str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_INPUT_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"{name}: cannot read the file: {error.strerror or error}") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise ConfigError(
+            f"{name}: the file is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB, far more "
+            "than any catalog, exceptions, configuration or credential-facts file needs; "
+            "refusing to read it"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{name}: not UTF-8 text (byte {error.start})") from None
     yaml = YAML(typ="rt")
     try:
+        _refuse_unsafe_constructs(yaml, text, name)
         tree = yaml.load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = (error.problem or error.context or "invalid YAML").replace('"', "'")
         raise ConfigError(f"{name}:{line}:{column}: invalid YAML: {problem}") from None
+    except (ValueError, TypeError, RecursionError) as error:  # a value ruamel cannot build
+        raise ConfigError(f"{name}: invalid YAML: {error}") from None
     source = SourceMap(name)
     data = _plain(tree, (), source)
     return YamlDocument(data, source, hashlib.sha256(raw).hexdigest())
+
+
+def _refuse_unsafe_constructs(yaml: YAML, text: str, name: str) -> None:
+    """Walk the parser's events (nothing is built yet) and refuse aliases, explicit tags and
+    impossible dates, naming the first one's position."""
+    for event in yaml.parse(text):
+        mark = event.start_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        if isinstance(event, AliasEvent):
+            raise ConfigError(
+                f"{where}: YAML aliases (*{event.anchor}) are not accepted in this file; "
+                "write the value out"
+            )
+        if isinstance(event, ScalarEvent | CollectionStartEvent):
+            if event.anchor:
+                raise ConfigError(
+                    f"{where}: YAML anchors (&{event.anchor}) are not accepted in this file; "
+                    "write the value out"
+                )
+            if event.tag is not None:
+                raise ConfigError(
+                    f"{where}: YAML tag {event.tag} is not accepted in this file; write plain "
+                    "values (quote a value to make it text)"
+                )
+        if isinstance(event, ScalarEvent) and event.style is None and event.tag is None:
+            _check_date(event.value, where)
+
+
+def _check_date(value: str, where: str) -> None:
+    match = _DATE_LIKE.match(value)
+    if match is None:
+        return
+    year, month, day = (int(part) for part in match.groups())
+    try:
+        date(year, month, day)
+    except ValueError:
+        raise ConfigError(f"{where}: {value!r} is not a real date") from None
 
 
 def _plain(node: Any, path: PathKey, source: SourceMap) -> Any:

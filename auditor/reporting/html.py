@@ -2,7 +2,9 @@
 
 Autoescape is on for every template (not only ``*.html``): everything the report shows from
 Bitbucket is attacker-controlled text. ``StrictUndefined`` turns a misspelt field into an error
-instead of an empty cell. The templates receive one object, ``report`` (a ``ReportContext``).
+instead of an empty cell. Every printed value passes ``auditor.visible.for_display``: invisible and
+direction-changing characters are shown, unbroken runs too long for a table cell are shortened.
+The templates receive one object, ``report`` (a ``ReportContext``).
 
 The HTML report is one self-contained file: the stylesheet and the table-filter script are
 inlined, and a Content-Security-Policy admits exactly those two inline blocks (by hash) and
@@ -17,9 +19,11 @@ import hashlib
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from auditor.reporting.views import ReportContext
 from auditor.resources import templates_dir
+from auditor.visible import for_display
 
 REPORT_TEMPLATE = "report.html"
 STYLESHEET_TEMPLATE = "report.css"
@@ -30,9 +34,19 @@ def _thousands(value: int | float) -> str:
     return f"{value:,}"
 
 
+def _displayed(value: object) -> object:
+    """Every value a template prints: text shows its invisible characters and has its
+    over-long unbroken runs shortened (``auditor.visible``); markup the report built itself
+    (``Markup``) and other values pass unchanged."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return for_display(value)
+    return value
+
+
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment over the packaged templates (or ``templates``)."""
     env = jinja2.Environment(
+        finalize=_displayed,
         loader=jinja2.FileSystemLoader(str(templates or templates_dir())),
         autoescape=True,
         undefined=jinja2.StrictUndefined,

@@ -14,6 +14,12 @@ Both documents share one shape::
 
 with ``files`` sorted by path (POSIX separators, relative to the run folder); ``embedded`` appears
 only in ``evidence-hashes.json``.
+
+Folder verification is at least as strict as PDF verification: a folder whose ``report.pdf`` is
+listed is also checked through the PDF (its embedded copies against the files), so rewriting a
+file and the manifest together is still caught; and a manifest that leaves out the run's own
+reports (``run.json``, ``evidence-hashes.json``, every report the evidence hashes promise, at least
+one report at all) is refused.
 """
 
 from __future__ import annotations
@@ -231,6 +237,14 @@ def verify_folder(folder: Path, trusted_key: Any = None) -> VerificationReport:
         digest, size = hash_file(full)
         actual[path] = FileEntry(path, size, digest)
     _compare(report, expected, actual)
+    _check_reports_listed(report, folder, expected)
+    pdf = folder / "report.pdf"
+    if "report.pdf" in expected and pdf.is_file():
+        # The PDF carries copies of the evidence: a file altered together with the manifest
+        # still differs from the copy the PDF embeds.
+        through_pdf = verify_pdf(pdf)
+        report.problems.extend(through_pdf.problems)
+        report.problems = _dedupe(report.problems)
     run_json = folder / "run.json"
     recorded_signing = None
     if run_json.is_file() and "run.json" in expected:
@@ -268,6 +282,50 @@ def _check_signature(
         report.problems.append(Problem("signature", SIGNATURE_NAME, outcome.problem))
     if outcome.note:
         report.notes.append(outcome.note)
+
+
+REPORT_NAMES = ("report.html", "report.pdf", "findings.csv", "findings.json")
+
+
+def _check_reports_listed(
+    report: VerificationReport, folder: Path, expected: Mapping[str, FileEntry]
+) -> None:
+    """Refuse a manifest that leaves out what every run writes, or the reports it promised."""
+    for name in ("run.json", EVIDENCE_HASHES_NAME):
+        if name not in expected:
+            report.problems.append(
+                Problem("invalid", MANIFEST_NAME, f"does not list {name}, which every run writes")
+            )
+    if not any(name in expected for name in REPORT_NAMES):
+        report.problems.append(
+            Problem(
+                "invalid",
+                MANIFEST_NAME,
+                f"lists none of the reports ({', '.join(REPORT_NAMES)}); a run writes at least one",
+            )
+        )
+    hashes = folder / EVIDENCE_HASHES_NAME
+    if EVIDENCE_HASHES_NAME not in expected or not hashes.is_file():
+        return
+    try:
+        _, evidence = parse_document(hashes.read_bytes(), str(hashes), EVIDENCE_HASHES_FORMAT)
+    except ManifestError as error:
+        report.problems.append(Problem("invalid", EVIDENCE_HASHES_NAME, str(error)))
+        return
+    if any(entry.embedded for entry in evidence.values()) and "report.pdf" not in expected:
+        report.problems.append(
+            Problem(
+                "invalid",
+                MANIFEST_NAME,
+                f"does not list report.pdf, although {EVIDENCE_HASHES_NAME} says the run "
+                "rendered one",
+            )
+        )
+    for path in evidence:
+        if path not in expected:
+            report.problems.append(
+                Problem("invalid", MANIFEST_NAME, f"does not list {path}, which the run wrote")
+            )
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

@@ -19,6 +19,12 @@ Layout (``formats`` chooses the optional files)::
     manifest.sig.json            with a signing key: Ed25519 signature of manifest.json, written
                                  last (run.json, and so the reports, already name the key)
 
+Every file passes through ``auditor.redaction`` on its way to disk: a secret Bitbucket echoed into
+an error body, or one that slipped into any value, is masked in the JSON, CSV, HTML and PDF alike.
+
+With ``--out``, ``claim_destination`` locks the folder for the whole run (a lock file beside it),
+so a second run aimed at the same folder stops before sending any request.
+
 Everything is written into a hidden sibling folder ``.<name>.partial-<random>`` and renamed into
 place at the end, so the folder either appears complete, with its manifest, or not at all. An
 interrupted run leaves only the hidden partial folder, which has no manifest and which
@@ -27,7 +33,9 @@ interrupted run leaves only the hidden partial folder, which has no manifest and
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -35,7 +43,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +52,7 @@ from typing import Any
 from auditor.controls.results import EvaluationResult
 from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import Evidence
+from auditor.redaction import redact
 from auditor.reporting.context import build_report_context
 from auditor.reporting.html import environment, render_report
 from auditor.reporting.manifest import (
@@ -219,6 +228,39 @@ def check_writable(folder: Path) -> None:
     os.rmdir(probe)
 
 
+@contextlib.contextmanager
+def claim_destination(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir`` for one run, from before its first request to its last write.
+
+    The claim is an advisory lock (flock) on ``.<name>.lock`` beside the folder: released by the
+    system if the run dies, so a crash leaves nothing that blocks the next run. A run that finds
+    the lock taken, or that cannot create it (``--out /proc/x``), stops with a ``ConfigError``."""
+    out_dir = Path(out_dir)
+    check_destination(out_dir)
+    lock_path = out_dir.parent / f".{out_dir.name}.lock"
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        stream = lock_path.open("a+b")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the output folder {out_dir}: {error.strerror or error}"
+        ) from None
+    with stream:
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(
+                f"output folder {out_dir} is being written by another run right now; "
+                "choose another --out (nothing was sent to Bitbucket)"
+            ) from None
+        try:
+            check_destination(out_dir)  # again, now that no other run can be writing it
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+
+
 def _prepare_destination(out_dir: Path) -> None:
     check_destination(out_dir)
     if not out_dir.exists():
@@ -264,7 +306,22 @@ def _json_bytes(value: Any, what: str) -> bytes:
         text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise RunFailed(f"{what} cannot be written as JSON: {error}") from error
-    return (text + "\n").encode("utf-8")
+    return (redact(text) + "\n").encode("utf-8")
+
+
+def _scrub_secrets(folder: Path) -> None:
+    """Mask registered secrets in the files other layers wrote (findings and populations) before
+    anything is hashed or embedded; run.json and the evidence were masked as they were written."""
+    written_here = {"run.json"}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if not path.is_file() or relative in written_here or relative.startswith("evidence/"):
+            continue
+        data = path.read_bytes()
+        text = data.decode("utf-8", errors="surrogateescape")
+        scrubbed = redact(text)
+        if scrubbed != text:
+            path.write_bytes(scrubbed.encode("utf-8", errors="surrogateescape"))
 
 
 def _write_contents(
@@ -288,6 +345,7 @@ def _write_contents(
     if formats & {"csv", "json"}:
         _write_findings(folder, result, formats)
     _write_standard_outputs(folder, result, run_info, formats)
+    _scrub_secrets(folder)
 
     evidence_entries = [
         replace(entry, embedded="pdf" in formats and entry.path not in NOT_EMBEDDED)
@@ -308,7 +366,8 @@ def _write_contents(
             target="html",
             generated_at=generated_at,
         )
-        _write_bytes(folder / "report.html", render_report(context, env).encode("utf-8"))
+        html = redact(render_report(context, env))
+        _write_bytes(folder / "report.html", html.encode("utf-8"))
     if "pdf" in formats:
         embedded = [e.path for e in evidence_entries if e.embedded] + [EVIDENCE_HASHES_NAME]
         context = build_report_context(
@@ -322,7 +381,7 @@ def _write_contents(
             generated_at=generated_at,
         )
         outcome = render_pdf(
-            render_report(context, env),
+            redact(render_report(context, env)),
             folder / "report.pdf",
             templates=templates_dir(),
             attachments=[_attachment(folder, path) for path in sorted(embedded)],

@@ -9,6 +9,12 @@ path bookkeeping and awaitable checks graphql-core spends on every field. Those 
 the whole tree (every title, date, user and approval of every pull request), and the general
 machinery costs several microseconds each, tens of thousands of times over.
 
+Leaves are strict (``StrictLeavesContext``, used either way): Bitbucket's JSON is untrusted, and
+graphql-core would turn ``7`` into the string ``"7"`` or a number into a boolean. A String field
+takes only text, a Boolean only ``true``/``false``, an Int or Float only a number; anything else
+is a field error at its path (``MALFORMED_RESPONSE``), which the collector records as a gap in
+that dataset, never as a value.
+
 Anything out of the ordinary — a null where the type forbids it, a value a scalar cannot
 serialise, a raised error, data not prefetched — takes graphql-core's own path, so results and
 errors are exactly graphql-core's (tests/schema/test_execution.py compares both on every stored
@@ -27,9 +33,14 @@ from graphql import (
     ExecutionContext,
     ExecutionResult,
     FieldNode,
+    GraphQLBoolean,
+    GraphQLFloat,
+    GraphQLInt,
+    GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLString,
     execute,
     is_leaf_type,
     located_error,
@@ -38,6 +49,7 @@ from graphql.pyutils import Path, Undefined
 
 from auditor.backends import Backend
 from auditor.bitbucket.credentials import Credential
+from auditor.bitbucket.errors import MalformedResponse
 from auditor.schema import build_schema
 from auditor.schema.loaders import Loaders
 
@@ -63,6 +75,44 @@ class _Plan(NamedTuple):
     items_non_null: bool
 
 
+# What Bitbucket's JSON must hold for each built-in scalar (bool is an int in Python: refused
+# for numbers explicitly).
+_EXPECTED: dict[str, tuple[type, ...]] = {
+    GraphQLString.name: (str,),
+    GraphQLBoolean.name: (bool,),
+    GraphQLInt.name: (int,),
+    GraphQLFloat.name: (int, float),
+}
+
+
+def strict_serialize(scalar: GraphQLLeafType, value: Any) -> Any:
+    """``scalar.serialize(value)``, after refusing a JSON value of another type."""
+    expected = _EXPECTED.get(scalar.name)
+    if expected is not None and (
+        not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
+    ):
+        shown = type(value).__name__
+        raise MalformedResponse(
+            f"Bitbucket sent a {shown} where the API gives a {scalar.name.lower()}; "
+            "the value is not used"
+        )
+    return scalar.serialize(value)
+
+
+def _strict(scalar: GraphQLLeafType) -> Any:
+    if scalar.name not in _EXPECTED:
+        return scalar.serialize
+    return lambda value: strict_serialize(scalar, value)
+
+
+class StrictLeavesContext(ExecutionContext):
+    """graphql-core's execution, with leaves that refuse values of another JSON type."""
+
+    def complete_leaf_value(self, return_type: GraphQLLeafType, result: Any) -> Any:
+        strict_serialize(return_type, result)
+        return super().complete_leaf_value(return_type, result)
+
+
 def _plan(field: Any) -> _Plan | None:
     if field is None:
         return None
@@ -76,7 +126,7 @@ def _plan(field: Any) -> _Plan | None:
     inner = field_type.of_type if non_null else field_type
     resolve = field.resolve if plain else None
     if is_leaf_type(inner):
-        return _Plan(resolve, field_type, non_null, inner.serialize, None, False, False)
+        return _Plan(resolve, field_type, non_null, _strict(inner), None, False, False)
     is_list = isinstance(inner, GraphQLList)
     items_non_null = False
     if is_list:
@@ -88,7 +138,7 @@ def _plan(field: Any) -> _Plan | None:
     return None
 
 
-class FastPathContext(ExecutionContext):
+class FastPathContext(StrictLeavesContext):
     _plans: ClassVar[dict[tuple[str, str], _Plan | None]] = {}  # the schema is one per process
 
     def _plan_for(self, parent_type: GraphQLObjectType, node: FieldNode) -> _Plan | None:
@@ -244,7 +294,7 @@ async def execute_document(
         document,
         context_value=context,
         variable_values=variables,
-        execution_context_class=FastPathContext if fast_path else None,
+        execution_context_class=FastPathContext if fast_path else StrictLeavesContext,
         is_awaitable=_is_awaitable,
     )
     if isawaitable(result):

@@ -15,6 +15,7 @@ import binascii
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -76,9 +77,12 @@ class _Issued:
 
 
 class Authenticator:
-    def __init__(self, dataset: Dataset, token_ttl: float) -> None:
+    def __init__(
+        self, dataset: Dataset, token_ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.dataset = dataset
         self.token_ttl = token_ttl
+        self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[str, _Issued] = {}
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> credential kind
@@ -111,7 +115,7 @@ class Authenticator:
             with self._lock:
                 issued = self._tokens.get(value)
             if issued is not None:
-                if time.monotonic() >= issued.expires_at:
+                if self._clock() >= issued.expires_at:
                     return AuthResult(None, TOKEN_EXPIRED)
                 return AuthResult(
                     self.dataset.credentials[issued.credential_kind], oauth_token=value
@@ -161,7 +165,7 @@ class Authenticator:
         token = secrets.token_urlsafe(32)
         refresh = secrets.token_urlsafe(16)
         with self._lock:
-            self._tokens[token] = _Issued(consumer.kind, time.monotonic() + self.token_ttl)
+            self._tokens[token] = _Issued(consumer.kind, self._clock() + self.token_ttl)
             self._refresh_tokens[refresh] = consumer.kind
         return {
             "access_token": token,

@@ -1,4 +1,6 @@
-"""Faults on demand: latency, hourly request budgets (429), server errors and broken bodies.
+"""Faults on demand: latency, hourly request budgets (429), server errors, broken bodies, and the
+lies a server can tell in a 200 (short listings, repeated items and pages, endless or foreign
+paging, redirects to another host, echoed secrets, a credential revoked mid-run).
 
 Request budgets are kept as Bitbucket keeps them (reference digest §4): per credential and per
 resource group — ``webhooks`` (repository hooks) apart from ``api-repositories`` (everything
@@ -45,6 +47,27 @@ FAULT_KINDS = (
     "foreign_next",
     "repeat_next",
     "rate_limit_forever",
+    "short_listing",
+    "duplicate_items",
+    "duplicate_participants",
+    "duplicate_page",
+    "endless_next",
+    "redirect",
+    "echo_secret",
+    "empty_body",
+    "drop_field",
+    "set_field",
+)
+# Kinds that answer the real request and then spoil the 200 it gave.
+REWRITE_KINDS = (
+    "foreign_next",
+    "repeat_next",
+    "short_listing",
+    "duplicate_items",
+    "duplicate_participants",
+    "endless_next",
+    "drop_field",
+    "set_field",
 )
 
 API_REPOSITORIES = "api-repositories"
@@ -79,6 +102,7 @@ class Faults:
     non_json_rate: float = 0.0  # share answered with an HTML error page (status 200 or 502)
     slow_rate: float = 0.0  # share answered only after slow_s seconds
     slow_s: float = 30.0
+    unauthorized_after: int | None = None  # API requests answered before the credential "expires"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -121,6 +145,16 @@ class FaultRule:
     ``non_json`` (an HTML page with ``status``, default 200), ``slow`` (answer after ``delay`` s),
     ``foreign_next`` (the page's ``next`` link points at another host, http://evil.example),
     ``repeat_next`` (the page's ``next`` link is the page itself: a paging loop),
+    ``short_listing`` (the page loses its ``next`` and its second half: the listing ends before
+    its ``size``),
+    ``duplicate_items`` (every item of the page twice), ``duplicate_participants`` (every pull
+    request's participants twice), ``duplicate_page`` (page N carries the items of page N-1),
+    ``endless_next`` (``next`` always points one page further, past the end: empty pages forever),
+    ``redirect`` (302 to the same path on ``target``, default http://evil.example), ``echo_secret``
+    (``status``, default 400, with an error body repeating the request's Authorization header and
+    token), ``empty_body`` (200 with no body at all), ``drop_field`` / ``set_field`` (remove the
+    dotted ``field`` from every item of the page, or the document, or set it to ``value``: missing
+    and wrong-typed fields, hostile strings),
     ``rate_limit_forever`` (429, with ``Retry-After: retry_after`` when given, to every matching
     request from now on: the rule is never used up).
     The path is matched against the request path including its query string.
@@ -133,6 +167,9 @@ class FaultRule:
     delay: float | None = None
     count: int = 1
     method: str | None = None  # None matches every method
+    target: str | None = None  # the other origin of a redirect
+    field_path: str | None = None  # dotted path below each item (or the document): *_field kinds
+    value: Any = None  # what set_field puts there
     _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +177,8 @@ class FaultRule:
             raise ValueError(f"FaultRule.kind must be one of {', '.join(FAULT_KINDS)}")
         if self.count < 1:
             raise ValueError("FaultRule.count must be at least 1")
+        if self.kind in ("drop_field", "set_field") and not self.field_path:
+            raise ValueError(f"FaultRule kind {self.kind} needs a field_path")
         self._compiled = re.compile(self.path)
 
     def matches(self, method: str, target: str) -> bool:
@@ -156,11 +195,14 @@ class FaultRule:
             "delay": self.delay,
             "count": self.count,
             "method": self.method,
+            "target": self.target,
+            "field_path": self.field_path,
+            "value": self.value,
         }
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> FaultRule:
-        known = {"path", "kind", "status", "retry_after", "delay", "count", "method"}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = set(document) - known
         if unknown:
             raise ValueError(f"unknown fault rule field(s): {', '.join(sorted(unknown))}")
@@ -175,6 +217,9 @@ class Decision:
     status: int | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    target: str | None = None
+    field_path: str | None = None
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +252,7 @@ class FaultState:
             self._faults = faults
             self._random = random.Random(faults.seed)
             self._windows.clear()
+            self._api_requests = 0
 
     def add_rule(self, rule: FaultRule) -> None:
         with self._lock:
@@ -266,9 +312,24 @@ class FaultState:
         if rule.kind == "slow":
             delay = rule.delay if rule.delay is not None else self._faults.slow_s
             return Decision("slow", delay=delay)
-        if rule.kind in ("foreign_next", "repeat_next"):
+        if rule.kind in ("drop_field", "set_field"):
+            return Decision(rule.kind, field_path=rule.field_path, value=rule.value)
+        if rule.kind in (*REWRITE_KINDS, "duplicate_page", "empty_body"):
             return Decision(rule.kind)
+        if rule.kind == "redirect":
+            return Decision("redirect", status=rule.status or 302, target=rule.target)
+        if rule.kind == "echo_secret":
+            return Decision("echo_secret", status=rule.status or 400)
         return Decision("truncate", status=rule.status)
+
+    def unauthorized_now(self) -> bool:
+        """Count one API request; True once more than ``unauthorized_after`` were answered."""
+        limit = self._faults.unauthorized_after
+        if limit is None:
+            return False
+        with self._lock:
+            self._api_requests += 1
+            return self._api_requests > limit
 
     def limit_for(self, group: str, scaled: bool) -> int | None:
         """The hourly limit of a resource group for a credential (``scaled``: an access token)."""

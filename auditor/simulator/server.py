@@ -16,6 +16,7 @@ Control endpoints for a server started from the command line: ``GET /__simulator
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -24,12 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from auditor.simulator import api
 from auditor.simulator.auth import Authenticator, TokenError
 from auditor.simulator.faults import (
     API_REPOSITORIES,
+    REWRITE_KINDS,
     Decision,
     FaultRule,
     Faults,
@@ -120,7 +122,7 @@ class _App:
         self.dataset = dataset
         self.faults = FaultState(faults, clock=clock)
         self.stats = RequestStats()
-        self.auth = Authenticator(dataset, oauth_token_ttl)
+        self.auth = Authenticator(dataset, oauth_token_ttl, clock)
         self.stopping = threading.Event()
         # moment -> the dataset as it stood then (the scripted quarter), when there is a past
         self.scenario: Callable[[datetime], Dataset] | None = None
@@ -183,11 +185,23 @@ class _App:
         if delay:
             self.stopping.wait(delay)
         authorization = handler.headers.get("Authorization")
+        if is_api and self.faults.unauthorized_now():
+            # The credential was revoked or expired while the client was using it.
+            return _error(
+                401,
+                "Invalid or expired credentials",
+                {"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'},
+            )
         decision = self.faults.decide(method, handler.path, random_faults=is_api)
         if decision.kind in ("status", "rate_limit", "non_json"):
             credential = self.auth.authenticate(authorization).credential if is_api else None
             group = resource_group(path[len(API_PREFIX) :]) if is_api else API_REPOSITORIES
             return self._fault_response(decision, credential, group, path[len(API_PREFIX) :])
+        if decision.kind == "redirect":
+            target = (decision.target or "http://evil.example").rstrip("/")
+            return _Response(decision.status or 302, headers={"Location": target + handler.path})
+        if decision.kind == "echo_secret":
+            return _echo_secret(decision.status or 400, authorization)
         if decision.kind == "slow":
             self.stopping.wait(decision.delay)
         if is_api:
@@ -196,8 +210,15 @@ class _App:
             response = self._token(method, authorization, body)
         if decision.kind == "truncate" and len(response.body) > 1:
             response.body = response.body[: max(1, len(response.body) // 2)]
-        elif decision.kind in ("foreign_next", "repeat_next") and response.status == 200:
-            response = _rewrite_next(response, decision.kind, handler)
+        elif decision.kind == "empty_body":
+            response.body = b""
+        elif decision.kind in REWRITE_KINDS and response.status == 200:
+            response = _rewrite_page(response, decision, handler)
+        elif decision.kind == "duplicate_page" and response.status == 200:
+            previous = _previous_page_query(query)
+            if previous is not None:
+                earlier = self._api(handler, method, path, previous, found, authorization)
+                response = _with_values_of(response, earlier)
         return response
 
     def _fault_response(
@@ -335,18 +356,89 @@ class _App:
         }
 
 
-def _rewrite_next(response: _Response, kind: str, handler: _Handler) -> _Response:
-    """A page whose ``next`` link misleads: to another host, or back to the page itself."""
+def _rewrite_page(response: _Response, decision: Decision, handler: _Handler) -> _Response:
+    """A page that misleads: its ``next`` link (to another host, back to itself, one page past
+    the end forever, or gone before the end), its items (repeated), or a field of its items
+    (missing, or another type or content)."""
+    kind = decision.kind
     document = json.loads(response.body)
     if not isinstance(document, dict):
         return response
     host = handler.headers.get("Host") or "127.0.0.1"
+    values = document.get("values")
     if kind == "foreign_next":
         current = document.get("next") or f"http://{host}{handler.path}"
         document["next"] = "http://evil.example" + current.split(host, 1)[-1]
-    else:
+    elif kind == "repeat_next":
         document["next"] = f"http://{host}{handler.path}"
+    elif kind == "short_listing":
+        # The listing stops here, and this page lost its second half: fewer items than size.
+        document.pop("next", None)
+        if isinstance(values, list):
+            document["values"] = values[: len(values) // 2]
+    elif kind == "endless_next":
+        path, _, query = handler.path.partition("?")
+        params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "page"]
+        page = int(dict(parse_qsl(query)).get("page", "1") or 1)
+        params.append(("page", str(page + 1)))
+        document["next"] = f"http://{host}{path}?{urlencode(params)}"
+    elif kind == "duplicate_items" and isinstance(values, list):
+        document["values"] = values + values
+    elif kind in ("drop_field", "set_field"):
+        for item in values if isinstance(values, list) else [document]:
+            _change_field(item, str(decision.field_path).split("."), kind, decision.value)
+    elif kind == "duplicate_participants" and isinstance(values, list):
+        for item in values:
+            if isinstance(item, dict) and isinstance(item.get("participants"), list):
+                item["participants"] = item["participants"] * 2
     return _json(response.status, document, response.headers)
+
+
+def _change_field(item: Any, path: list[str], kind: str, value: Any) -> None:
+    """Remove (drop_field) or set (set_field) the field at ``path`` below ``item``, if there."""
+    for part in path[:-1]:
+        if not isinstance(item, dict) or not isinstance(item.get(part), dict):
+            return
+        item = item[part]
+    if not isinstance(item, dict):
+        return
+    if kind == "drop_field":
+        item.pop(path[-1], None)
+    else:
+        item[path[-1]] = value
+
+
+def _previous_page_query(query: str) -> str | None:
+    """The query of the page before this one, or None on the first page."""
+    params = parse_qsl(query, keep_blank_values=True)
+    page = int(dict(params).get("page", "1") or 1)
+    if page <= 1:
+        return None
+    return urlencode([(k, v) for k, v in params if k != "page"] + [("page", str(page - 1))])
+
+
+def _with_values_of(response: _Response, earlier: _Response) -> _Response:
+    """This page's envelope carrying the items of an earlier page (a server repeating a page)."""
+    if earlier.status != 200:
+        return response
+    document, previous = json.loads(response.body), json.loads(earlier.body)
+    if isinstance(document, dict) and isinstance(previous, dict):
+        document["values"] = previous.get("values", [])
+    return _json(response.status, document, response.headers)
+
+
+def _echo_secret(status: int, authorization: str | None) -> _Response:
+    """An error body that repeats the request's credentials, as some proxies and gateways do."""
+    scheme, _, value = (authorization or "").partition(" ")
+    token = value
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(value).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            token = value
+    message = f"Request rejected: Authorization: {authorization} (token {token})"
+    detail = {"authorization": authorization, "token": token}
+    return _json(status, {"type": "error", "error": {"message": message, "detail": detail}})
 
 
 def _seconds(value: float) -> str:
@@ -377,8 +469,8 @@ class Simulator:
 
     ``with Simulator(dataset) as sim:`` starts it on 127.0.0.1 and a free port; ``sim.base_url`` is
     what ``BITBUCKET_API_URL`` should be. ``oauth_token_ttl`` is the lifetime of OAuth tokens in
-    seconds (tests use a fraction of a second to see them expire). ``clock`` is the time of the
-    request budgets' windows (tests share a fake clock with the client's budget).
+    seconds. ``clock`` (default ``time.monotonic``) is what token lifetimes and the rate-limit
+    window are measured on: tests pass a fake clock and advance it instead of waiting.
     """
 
     def __init__(

@@ -109,3 +109,50 @@ def test_a_changed_pdf_in_its_folder_fails(run_folder_copy):
 def test_something_else_is_a_usage_error(run_folder):
     result = _verify(run_folder / "run.json")
     assert result.exit_code == 2, result.output
+
+
+def _rewrite_manifest(folder: Path, *, leave_out: tuple[str, ...] = ()) -> None:
+    """What a forger does after editing files: a manifest that matches the folder again."""
+    import json
+
+    from auditor.reporting.manifest import folder_files, hash_file
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] = []
+    for path in folder_files(folder):
+        if path == "manifest.json" or path in leave_out:
+            continue
+        digest, size = hash_file(folder / path)
+        manifest["files"].append({"path": path, "size": size, "sha256": digest})
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def test_a_finding_turned_to_pass_with_a_rewritten_manifest_fails(run_folder_copy):
+    findings = run_folder_copy / "findings.csv"
+    text = findings.read_text()
+    assert ",FAIL," in text
+    findings.write_text(text.replace(",FAIL,", ",PASS,"))
+    _rewrite_manifest(run_folder_copy)
+    result = _verify(run_folder_copy)
+    # The folder alone agrees with its new manifest; the PDF's embedded copy does not.
+    assert result.exit_code == EXIT_VERIFY_FAILED, result.output
+    assert "findings.csv" in result.output
+    assert "embedded copy differs" in result.output
+
+
+def test_a_manifest_that_leaves_out_the_reports_fails(run_folder_copy):
+    for name in ("report.pdf", "report.html", "findings.csv", "findings.json"):
+        (run_folder_copy / name).unlink()
+    _rewrite_manifest(run_folder_copy)
+    result = _verify(run_folder_copy)
+    assert result.exit_code == EXIT_VERIFY_FAILED, result.output
+    assert "lists none of the reports" in result.output
+    assert "does not list report.pdf" in result.output
+
+
+def test_a_manifest_that_leaves_out_the_pdf_it_promised_fails(run_folder_copy):
+    (run_folder_copy / "report.pdf").unlink()
+    _rewrite_manifest(run_folder_copy)
+    result = _verify(run_folder_copy)
+    assert result.exit_code == EXIT_VERIFY_FAILED, result.output
+    assert "does not list report.pdf" in result.output

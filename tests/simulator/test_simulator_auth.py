@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from simulator_helpers import get, ok, session
@@ -196,10 +194,13 @@ def test_oauth_token_endpoint_errors(demo_simulator):
 
 
 def test_oauth_tokens_expire_after_the_ttl(make_simulator):
-    simulator = make_simulator(oauth_token_ttl=0.3)
+    clock = FakeClock()
+    simulator = make_simulator(oauth_token_ttl=3600, clock=clock)
     client = session(simulator, "oauth")
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
-    time.sleep(0.4)
+    clock.advance(3599)
+    assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
+    clock.advance(1)
     expired = client.get(simulator.base_url + "/user", timeout=10)
     assert expired.status_code == 401
     assert "expired" in expired.json()["error"]["message"]
@@ -211,3 +212,16 @@ def test_revoked_oauth_tokens_get_401(make_simulator):
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
     simulator.revoke_oauth_tokens()
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 401
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -11,6 +11,20 @@ from simulator_helpers import get, session
 
 from auditor.simulator import FaultRule, Faults
 
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 RATE_LIMIT = {
     "type": "error",
     "error": {"message": "Rate limit for this resource has been exceeded"},
@@ -55,11 +69,15 @@ def test_budget_without_retry_after_and_headers_for_access_tokens(make_simulator
 
 
 def test_the_budget_window_rolls(make_simulator):
-    simulator = make_simulator(faults=Faults(hourly_budget=1, rate_window_s=0.3))
+    clock = FakeClock()
+    simulator = make_simulator(faults=Faults(hourly_budget=1, rate_window_s=3600), clock=clock)
     client = session(simulator)
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
-    assert client.get(simulator.base_url + "/user", timeout=10).status_code == 429
-    time.sleep(0.35)
+    clock.advance(3599)
+    limited = client.get(simulator.base_url + "/user", timeout=10)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "1"
+    clock.advance(1)
     assert client.get(simulator.base_url + "/user", timeout=10).status_code == 200
 
 
@@ -125,6 +143,64 @@ def test_misleading_next_links(make_simulator):
     assert repeated["next"] == url
 
 
+def test_listings_that_lie_about_their_pages(make_simulator):
+    simulator = make_simulator()
+    for kind in ("short_listing", "duplicate_items", "endless_next"):
+        simulator.add_fault_rule(FaultRule(path=r"/repositories/acme\?", kind=kind))
+    simulator.add_fault_rule(FaultRule(path=r"/repositories/acme\?.*page=2", kind="duplicate_page"))
+    client = session(simulator)
+    url = simulator.base_url + "/repositories/acme?pagelen=5"
+    short = client.get(url, timeout=10).json()
+    assert "next" not in short
+    assert (short["size"], len(short["values"])) == (12, 2)
+    doubled = client.get(url, timeout=10).json()
+    assert doubled["values"][:5] == doubled["values"][5:]
+    endless = client.get(url + "&page=9", timeout=10).json()
+    assert endless["values"] == []
+    assert endless["next"].endswith("page=10")
+    first = client.get(url, timeout=10).json()
+    repeated = client.get(first["next"], timeout=10).json()
+    assert repeated["values"] == first["values"]
+    assert repeated["page"] == 2
+
+
+def test_repeated_participants_and_changed_fields(make_simulator):
+    simulator = make_simulator()
+    prs = "/repositories/acme/payments-api/pullrequests?state=MERGED&fields=%2Bvalues.participants"
+    simulator.add_fault_rule(FaultRule(path=r"/pullrequests", kind="duplicate_participants"))
+    simulator.add_fault_rule(
+        FaultRule(path=r"/pullrequests", kind="set_field", field_path="title", value=["x"])
+    )
+    simulator.add_fault_rule(FaultRule(path=r"/pullrequests", kind="drop_field", field_path="id"))
+    client = session(simulator)
+    doubled = client.get(simulator.base_url + prs, timeout=10).json()["values"]
+    with_participants = [pr["participants"] for pr in doubled if pr["participants"]]
+    assert with_participants
+    for participants in with_participants:
+        half = len(participants) // 2
+        assert participants[:half] == participants[half:]
+    assert all(pr["title"] == ["x"] for pr in client.get(simulator.base_url + prs).json()["values"])
+    assert all("id" not in pr for pr in client.get(simulator.base_url + prs).json()["values"])
+
+
+def test_redirects_echoed_secrets_empty_bodies_and_a_revoked_credential(make_simulator):
+    simulator = make_simulator(faults=Faults(unauthorized_after=3))
+    simulator.add_fault_rule(FaultRule(path=r"/user$", kind="redirect", target="http://other:1"))
+    simulator.add_fault_rule(FaultRule(path=r"/user$", kind="echo_secret", status=403))
+    simulator.add_fault_rule(FaultRule(path=r"/user$", kind="empty_body"))
+    client = session(simulator)
+    url = simulator.base_url + "/user"
+    moved = client.get(url, timeout=10, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (302, "http://other:1/2.0/user")
+    echoed = client.get(url, timeout=10)
+    assert echoed.status_code == 403
+    assert echoed.json()["error"]["detail"]["token"] == "demo-api-token"
+    assert echoed.json()["error"]["detail"]["authorization"].startswith("Basic ")
+    empty = client.get(url, timeout=10)
+    assert (empty.status_code, empty.content) == (200, b"")
+    assert client.get(url, timeout=10).status_code == 401  # the fourth request
+
+
 def _statuses(simulator, count: int) -> list[int]:
     client = session(simulator)
     return [client.get(simulator.base_url + "/user", timeout=10).status_code for _ in range(count)]
@@ -182,6 +258,9 @@ def test_faults_are_configurable_over_http(make_simulator):
             "delay": None,
             "count": 1,
             "method": None,
+            "target": None,
+            "field_path": None,
+            "value": None,
         }
     ]
     assert simulator.faults.hourly_budget == 1

@@ -3,16 +3,30 @@
 Every check here judges one repository at a time from the restrictions that apply to its main
 branch (``auditor.controls.branches``); a restriction on another branch never counts, and the
 reason says so when one exists elsewhere.
+
+The branching model is needed only for restrictions written against it. When it could not be read,
+``judged_per_rule`` judges the repository twice, as if those restrictions applied and as if they
+did not: the same verdict both ways stands (the model could not change it; every restriction that
+decides matches by pattern), different verdicts are ERROR with the collection's reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import Field, field_validator
 
-from auditor.controls.branches import classify_restrictions, describe_target, known
+from auditor.controls.branches import (
+    classify_restrictions,
+    depends_on_model,
+    describe_target,
+    known,
+)
 from auditor.controls.checks.registry import (
     CheckContext,
     Parameters,
@@ -21,14 +35,18 @@ from auditor.controls.checks.registry import (
     by_repository,
     check,
     plural,
+    rows_frame,
 )
 from auditor.controls.results import Status
 
-BRANCH_DATASETS = ("repositories", "branch_restrictions", "branching_models")
+BRANCH_DATASETS = ("repositories", "branch_restrictions")
+# Read by every branch check, but its absence is judged per repository (judged_per_rule).
+MODEL_DATASETS = ("branching_models",)
 
 
 def restrictions_by_repository(ctx: CheckContext) -> dict[str, list[Any]]:
-    """Every restriction of each repository, classified against its main branch (computed once)."""
+    """Every restriction of each repository, classified against its main branch (computed once
+    per assumption about unread branching models)."""
 
     def build() -> dict[str, list[Any]]:
         evidence = ctx.evidence
@@ -36,13 +54,63 @@ def restrictions_by_repository(ctx: CheckContext) -> dict[str, list[Any]]:
             evidence.table("repositories"),
             evidence.table("branch_restrictions"),
             evidence.table("branching_models"),
+            unread_model_applies=ctx.assumption,
         )
         index: dict[str, list[Any]] = defaultdict(list)
         for row in frame.itertuples(index=False):
             index[row.repository].append(row)
         return dict(index)
 
-    return ctx.shared("restrictions_by_repository", build)
+    return ctx.shared(f"restrictions_by_repository:{ctx.assumption}", build)
+
+
+def judged_per_rule(function: Callable[[CheckContext, Any], pd.DataFrame]) -> Any:
+    """Wrap a branch check so an unread branching model is ERROR only where it decides."""
+
+    @functools.wraps(function)
+    def judged(ctx: CheckContext, params: Any) -> pd.DataFrame:
+        unread = _unread_models(ctx)
+        if not unread:
+            return function(ctx, params)
+        without = function(dataclasses.replace(ctx, assumption=False), params)
+        with_model = function(dataclasses.replace(ctx, assumption=True), params)
+        status_with = dict(zip(with_model["repository"], with_model["status"], strict=True))
+        records = []
+        for row in without.itertuples(index=False):
+            failure = unread.get(row.repository)
+            if failure is not None and status_with.get(row.repository) != row.status:
+                cited = ", ".join(
+                    f"#{r.restriction_id}" for r in _model_restrictions(ctx, row.repository)
+                )
+                reason = (
+                    f"{failure.sentence()}; the verdict depends on it, because restriction(s) "
+                    f"{cited} are written against the branching model; the control could not "
+                    "be assessed."
+                )
+                row = row._replace(
+                    status=Status.ERROR,
+                    reason=reason,
+                    observed=failure.observed,
+                    evidence=failure.pointer,
+                )
+            records.append(tuple(row))
+        return rows_frame(records)
+
+    return judged
+
+
+def _model_restrictions(ctx: CheckContext, repository: str) -> list[Any]:
+    return [r for r in restrictions_by_repository(ctx).get(repository, []) if depends_on_model(r)]
+
+
+def _unread_models(ctx: CheckContext) -> dict[str, Any]:
+    """Repositories whose branching model is unknown and has restrictions that depend on it."""
+    unread = {}
+    for repo in ctx.repositories.itertuples(index=False):
+        failure = ctx.failure("branching_models", repo.workspace, repo.repository)
+        if failure is not None and _model_restrictions(ctx, repo.repository):
+            unread[repo.repository] = failure
+    return unread
 
 
 def pointer(restriction: Any) -> str:
@@ -89,9 +157,11 @@ class KindsParameters(Parameters):
     "branch_restrictions_apply",
     level="repository",
     datasets=BRANCH_DATASETS,
+    optional_datasets=MODEL_DATASETS,
     parameters=KindsParameters,
     requires_main_branch=True,
 )
+@judged_per_rule
 def branch_restrictions_apply(ctx: CheckContext, params: KindsParameters) -> Any:
     """Restrictions of the given kinds (all of them, or any one) apply to the default branch."""
     index = restrictions_by_repository(ctx)
@@ -183,9 +253,11 @@ def _exempt(
     "push_restriction",
     level="repository",
     datasets=BRANCH_DATASETS,
+    optional_datasets=MODEL_DATASETS,
     parameters=PushParameters,
     requires_main_branch=True,
 )
+@judged_per_rule
 def push_restriction(ctx: CheckContext, params: PushParameters) -> Any:
     """A push restriction applies to the default branch and exempts few users and groups."""
     index = restrictions_by_repository(ctx)
@@ -291,9 +363,11 @@ class ApprovalParameters(Parameters):
     "required_approvals",
     level="repository",
     datasets=BRANCH_DATASETS,
+    optional_datasets=MODEL_DATASETS,
     parameters=ApprovalParameters,
     requires_main_branch=True,
 )
+@judged_per_rule
 def required_approvals(ctx: CheckContext, params: ApprovalParameters) -> Any:
     """Merging into the default branch requires at least ``min_approvals`` approvals."""
     return _value_rows(
@@ -313,9 +387,11 @@ class BuildParameters(Parameters):
     "required_passing_builds",
     level="repository",
     datasets=BRANCH_DATASETS,
+    optional_datasets=MODEL_DATASETS,
     parameters=BuildParameters,
     requires_main_branch=True,
 )
+@judged_per_rule
 def required_passing_builds(ctx: CheckContext, params: BuildParameters) -> Any:
     """Merging into the default branch requires at least ``min_passing_builds`` passing builds."""
     return _value_rows(
@@ -330,8 +406,10 @@ def required_passing_builds(ctx: CheckContext, params: BuildParameters) -> Any:
     "enforced_merge_checks",
     level="repository",
     datasets=BRANCH_DATASETS,
+    optional_datasets=MODEL_DATASETS,
     requires_main_branch=True,
 )
+@judged_per_rule
 def enforced_merge_checks(ctx: CheckContext, params: Parameters) -> Any:
     """Merge checks on the default branch are enforced (Premium), not advisory."""
     index = restrictions_by_repository(ctx)

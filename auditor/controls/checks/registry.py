@@ -87,6 +87,9 @@ class CheckContext:
     failures: CollectionFailures
     coverage_scope: frozenset[str] = frozenset()  # repositories in scope of any control
     memo: dict[str, Any] = field(default_factory=dict)  # shared across controls of one run
+    # For evidence that could not be read but may not matter (a branching model): judge as if
+    # it said yes (True) or no (False); None when nothing is assumed.
+    assumption: bool | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         """Dataset ``name`` limited to the repositories (or workspaces) this check judges."""
