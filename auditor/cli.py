@@ -166,16 +166,25 @@ def schema() -> None:
     click.echo(schema_sdl(), nl=False)
 
 
+def _every_project(client: Any) -> list[str]:
+    """Data Center without --project: every project the credential can see."""
+    from auditor.backends.datacenter import PROJECTS
+
+    keys = sorted(str(p.get("key")) for p in client.paginate(PROJECTS) if p.get("key"))
+    if not keys:
+        raise ConfigError("the credential sees no Data Center project; name one with --project")
+    return keys
+
+
 @contextlib.contextmanager
 def _bitbucket_client(
-    demo: bool, *, requests_per_hour: int | None = None
+    demo: bool, *, requests_per_hour: int | None = None, backend: str | None = None
 ) -> Iterator[tuple[Any, dict[str, str]]]:
     """A client for the live API (credentials from the environment) or the demo simulator.
 
     ``requests_per_hour``: None assumes Bitbucket's 1,000 until it announces another limit;
     0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces."""
-    from auditor.bitbucket.client import BitbucketClient, ClientSettings
-    from auditor.bitbucket.credentials import load_credential
+    from auditor.backends import open_client
 
     overrides: dict[str, Any] = {}
     if requests_per_hour is not None:
@@ -183,21 +192,24 @@ def _bitbucket_client(
         overrides["requests_per_hour_cap"] = requests_per_hour or None
     if not demo:
         environ = dict(os.environ)
-        client = BitbucketClient(
-            load_credential(environ), ClientSettings.from_env(environ, **overrides)
-        )
-        with client:
+        with open_client(environ, backend=backend, **overrides) as client:
             yield client, environ
+        return
+    if backend == "datacenter":
+        from auditor.simulator.datacenter import DataCenterSimulator
+        from auditor.simulator.datacenter_data import demo_instance
+
+        with DataCenterSimulator(demo_instance()) as simulator:
+            environ = simulator.credential_env("admin")
+            with open_client(environ, backend=backend, **overrides) as client:
+                yield client, environ
         return
     from auditor import demo as demo_settings
     from auditor.simulator import Simulator, demo_dataset
 
     with Simulator(demo_dataset()) as simulator:
         environ = simulator.credential_env(demo_settings.CREDENTIAL_KIND)
-        client = BitbucketClient(
-            load_credential(environ), ClientSettings.from_env(environ, **overrides)
-        )
-        with client:
+        with open_client(environ, backend=backend, **overrides) as client:
             yield client, environ
 
 
@@ -237,23 +249,23 @@ def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: i
     """
     import asyncio
 
+    from auditor.backends import open_backend
     from auditor.queries import load_document
     from auditor.schema import build_schema
     from auditor.schema.execution import execute_document
-    from auditor.schema.loaders import Fetcher
 
     configure_logging(quiet=True)
     parsed = load_document(document, build_schema().graphql_schema).document
     values = dict(_parse_var(item) for item in variables)
 
     async def execute(client: Any) -> Any:
-        fetcher = Fetcher(client, concurrency)
+        backend = open_backend(client, concurrency)
         try:
             return await execute_document(
-                parsed, values, fetcher=fetcher, credential=client.credential
+                parsed, values, backend=backend, credential=client.credential
             )
         finally:
-            fetcher.close()
+            backend.close()
 
     with _bitbucket_client(demo) as (client, _):
         result = asyncio.run(execute(client))
@@ -417,6 +429,19 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 )
 @click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
 @click.option(
+    "--backend",
+    type=click.Choice(["cloud", "datacenter"]),
+    default=None,
+    help="Bitbucket Cloud or Data Center [from BITBUCKET_API_URL, else asked of the server].",
+)
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="KEY",
+    help="Data Center: audit this project (repeatable) [every project the credential sees].",
+)
+@click.option(
     "--from-store",
     metavar="[URL]",
     is_flag=False,
@@ -488,14 +513,29 @@ def run(ctx: click.Context, **options: Any) -> None:
     exceptions = options["exceptions"]
     as_of = options["as_of"]
     organisation = options["organisation"]
+    backend = options["backend"]
+    if options["projects"]:
+        if backend == "cloud" or workspaces:
+            raise ConfigError("--project names Data Center projects; use --workspace on Cloud")
+        workspaces = list(options["projects"])
     if demo:
+        if backend == "datacenter":
+            from auditor.controls.demo import datacenter_exceptions_path
+            from auditor.simulator.datacenter_data import DEMO_PROJECT
+
+            workspaces = workspaces or [DEMO_PROJECT]
+            exceptions = exceptions or datacenter_exceptions_path()
         workspaces = workspaces or [demo_settings.WORKSPACE]
         exceptions = exceptions or demo_settings.exceptions_path()
         facts = facts or load_credential_facts(demo_settings.credential_facts_path())
         as_of = as_of or demo_settings.EVALUATED_ON
         organisation = organisation or demo_settings.ORGANISATION
-    if not workspaces:
-        raise ConfigError("name at least one --workspace (or use --demo)")
+    if not workspaces and backend != "datacenter":
+        from auditor.bitbucket.datacenter import kind_from_url
+
+        url = os.environ.get("BITBUCKET_API_URL")
+        if backend == "cloud" or not url or kind_from_url(url) == "cloud":
+            raise ConfigError("name at least one --workspace (or use --demo)")
 
     from auditor.bitbucket.journal import parse_duration
     from auditor.provenance import masked_command_line
@@ -537,9 +577,15 @@ def run(ctx: click.Context, **options: Any) -> None:
         outcome = report_from_store(run_options, store)
     else:
         with (
-            _bitbucket_client(demo, requests_per_hour=options["requests_per_hour"]) as (client, _),
+            _bitbucket_client(
+                demo, requests_per_hour=options["requests_per_hour"], backend=backend
+            ) as (client, _),
             stop_on_signals(client.stopper, next_step=lambda: _next_step(client)),
         ):
+            if client.kind != "cloud" and not run_options.workspaces:
+                run_options.workspaces = _every_project(client)
+            elif client.kind == "cloud" and not run_options.workspaces:
+                raise ConfigError("name at least one --workspace (or use --demo)")
             if options["plan_only"]:
                 click.echo(plan_run(run_options, client).describe())
                 return

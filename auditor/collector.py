@@ -1,10 +1,11 @@
 """Runs the fixed query set against Bitbucket and hands over the evidence.
 
 For each workspace, every stored query is executed concurrently on one event loop; their loaders
-share the run's ``Fetcher`` (thread pool and request cache), so the repository list and every
-other shared request is sent once. The raw results (data and errors, exactly as GraphQL returned
-them) are kept as the evidence files; the tidy tables and collection errors are derived from them
-by the pure ``auditor.flatten.evidence_from_results``, which also rebuilds stored observations.
+share the run's backend (``auditor.backends``: thread pool and request cache), so the repository
+list and every other shared request is sent once. The raw results (data and errors, exactly as
+GraphQL returned them) are kept as the evidence files; the tidy tables and collection errors are
+derived from them by the pure ``auditor.flatten.evidence_from_results``, which also rebuilds
+stored observations.
 
 What makes a run fail instead of producing a report: the credential is rejected, Bitbucket is
 unreachable, or a workspace does not exist for the credential. Everything narrower (a 403 on one
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 
 from graphql import ExecutionResult
 
+from auditor.backends import Backend, open_backend
 from auditor.bitbucket.client import BitbucketClient
 from auditor.bitbucket.pacing import (
     WAITING_FOR_ANSWER,
@@ -50,7 +52,6 @@ from auditor.queries import StoredQuery, stored_queries
 from auditor.redaction import redact
 from auditor.schema import build_schema
 from auditor.schema.execution import execute_document
-from auditor.schema.loaders import REPOSITORIES, Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ def collect(
         queries={name: query.text for name, query in queries.items()},
         http=client.stats.as_dict(),
         datasets=[dataset for name in queries for dataset in datasets_of(name)],
+        backend=client.kind,
     )
     evidence = evidence_from_results(formatted, info)
     return Collection(
@@ -260,11 +262,11 @@ async def _execute_all(
             loop.call_soon_threadsafe(on_progress, progress)
 
     client.on_wait = on_wait
-    fetcher = Fetcher(client, concurrency, on_done if on_progress else None)
+    backend = open_backend(client, concurrency, on_done if on_progress else None)
     try:
         if on_plan is not None or on_progress is not None:
             plan = await _until_stopped(
-                client, _make_plan(fetcher, workspaces, period, concurrency)
+                client, _make_plan(backend, workspaces, period, concurrency)
             )
             progress.repositories_total = plan.repositories
             progress.requests_planned = plan.requests
@@ -275,17 +277,15 @@ async def _execute_all(
         if selection is not None:
             for workspace in workspaces:
                 try:
-                    listing = await _until_stopped(
-                        client, fetcher.listing(REPOSITORIES, workspace=workspace)
-                    )
+                    listing = await _until_stopped(client, backend.repositories(workspace))
                 except Interrupted:
                     raise
                 except Exception as error:  # the queries meet the same error and report it
                     log.debug("no incremental selection for %s: %s", workspace, redact(error))
                     continue
                 selection.choose(workspace, listing)
-            fetcher.gate = selection.gate
-            fetcher.pull_requests_after = selection.pull_requests_after
+            backend.gate = selection.gate
+            backend.pull_requests_after = selection.pull_requests_after
         keys = [(name, workspace) for workspace in workspaces for name in queries]
         for round_number in range(rounds):
             started = time.perf_counter()
@@ -297,7 +297,7 @@ async def _execute_all(
                         execute_document(
                             queries[name].document,
                             _variables(queries[name], workspace, period),
-                            fetcher=fetcher,
+                            backend=backend,
                             credential=client.credential,
                         )
                         for name, workspace in keys
@@ -315,21 +315,21 @@ async def _execute_all(
         client.on_wait = listener
         if client.stopper.stopped:
             # Workers still in a request finish on their own; nobody waits for them.
-            fetcher.pool.shutdown(wait=False, cancel_futures=True)
+            backend.pool.shutdown(wait=False, cancel_futures=True)
         else:
-            await loop.run_in_executor(None, fetcher.close)
+            await loop.run_in_executor(None, backend.close)
 
 
 async def _make_plan(
-    fetcher: Fetcher, workspaces: Sequence[str], period: Period, concurrency: int
+    backend: Backend, workspaces: Sequence[str], period: Period, concurrency: int
 ) -> Plan:
     """The cost estimate, from the repository listings (which the run then reuses)."""
-    client = fetcher.client
+    client = backend.client
     sent_before = client.stats.requests
     estimates = []
     for workspace in workspaces:
         try:
-            estimates.append(await estimate_workspace(fetcher, workspace, period))
+            estimates.append(await estimate_workspace(backend, workspace, period))
         except Interrupted:
             raise
         except Exception as error:  # the queries will meet the same error and report it

@@ -468,6 +468,9 @@ class CollectionInfo:
     queries: dict[str, str] = field(default_factory=dict)  # stored query name -> document text
     http: dict[str, Any] = field(default_factory=dict)  # HttpStats.as_dict()
     datasets: list[str] = field(default_factory=list)  # datasets the collection attempted
+    # Which Bitbucket the evidence came from: "cloud" or "datacenter" (auditor.backends); the
+    # engine assesses each control with its check for that backend.
+    backend: str = "cloud"
 
 
 @dataclass

@@ -28,17 +28,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.bitbucket.client import MAX_PAGELEN, MAX_PAGELEN_PULL_REQUESTS
-from auditor.period import Period
-from auditor.schema.loaders import (
+from auditor.backends.cloud import (
     PIPELINES_CONFIG,
     PULL_REQUESTS,
     REPOSITORIES,
     REPOSITORY_PERMISSIONS,
-    Fetcher,
+    CloudBackend,
     pull_request_listing_params,
     repository_slug,
 )
+from auditor.bitbucket.client import MAX_PAGELEN, MAX_PAGELEN_PULL_REQUESTS
+from auditor.period import Period
 from auditor.schema.nodes import dig, parse_time
 
 # Endpoints read once per repository whatever its data (see the module docstring).
@@ -151,9 +151,12 @@ def format_duration(seconds: float) -> str:
 
 
 async def estimate_workspace(
-    fetcher: Fetcher, workspace: str, period: Period, *, sample: int = DEFAULT_SAMPLE
+    fetcher: CloudBackend, workspace: str, period: Period, *, sample: int = DEFAULT_SAMPLE
 ) -> WorkspacePlan:
     """The expected requests of one workspace (including those the estimate sent)."""
+    if getattr(fetcher, "kind", "cloud") != "cloud":
+        # The estimate reads Cloud's listings; a Data Center plan is not written yet.
+        raise NotImplementedError(f"no request plan for a {fetcher.kind} backend yet")
     repositories = await fetcher.listing(REPOSITORIES, workspace=workspace)
     requests = float(WORKSPACE_READS + _pages(len(repositories), MAX_PAGELEN))
     grants = await _listing_size(fetcher, REPOSITORY_PERMISSIONS, workspace)
@@ -192,7 +195,7 @@ def _spread(items: list[Any], count: int) -> list[Any]:
 
 
 async def _pull_request_cost(
-    fetcher: Fetcher, workspace: str, repository: dict[str, Any], period: Period
+    fetcher: CloudBackend, workspace: str, repository: dict[str, Any], period: Period
 ) -> tuple[float, int]:
     """Requests a repository needs for its pull requests beyond the listing's first page, and
     how many were merged in the period."""
@@ -226,7 +229,7 @@ async def _pull_request_cost(
     return cost, merged
 
 
-async def _pipelines_enabled(fetcher: Fetcher, workspace: str, slug: str) -> bool:
+async def _pipelines_enabled(fetcher: CloudBackend, workspace: str, slug: str) -> bool:
     try:
         config = await fetcher.object(PIPELINES_CONFIG, workspace=workspace, repo_slug=slug)
     except Exception:
@@ -234,7 +237,7 @@ async def _pipelines_enabled(fetcher: Fetcher, workspace: str, slug: str) -> boo
     return bool(config.get("enabled"))
 
 
-async def _listing_size(fetcher: Fetcher, endpoint: str, workspace: str) -> int | None:
+async def _listing_size(fetcher: CloudBackend, endpoint: str, workspace: str) -> int | None:
     """The ``size`` of a listing from a one-item page (one request), if Bitbucket gives it."""
     loop = asyncio.get_running_loop()
     try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auditor.backends.cloud import REPOSITORIES, USER, WORKSPACE
 from auditor.bitbucket.client import BitbucketClient
 from auditor.bitbucket.errors import BitbucketError
 from auditor.redaction import redact
-from auditor.schema.loaders import REPOSITORIES, USER, WORKSPACE
 
 
 @dataclass(frozen=True)

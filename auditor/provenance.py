@@ -29,6 +29,7 @@ from auditor import __version__
 from auditor.redaction import MASK, redact
 
 BACKEND = "Bitbucket Cloud"
+DATACENTER_BACKEND = "Bitbucket Data Center"
 # Bitbucket Cloud is a hosted service: its API (2.0) publishes no server version.
 CLOUD_SERVER_VERSION = "not published by Bitbucket Cloud (a hosted service; REST API 2.0)"
 # The libraries whose versions change what is collected, evaluated or rendered.
@@ -129,7 +130,12 @@ def dependency_versions() -> dict[str, str]:
 
 
 def collect_provenance(
-    *, command_line: str, demo: bool, templates: Path | None = None
+    *,
+    command_line: str,
+    demo: bool,
+    templates: Path | None = None,
+    backend: str = "cloud",
+    server_version: str | None = None,
 ) -> dict[str, Any]:
     """The provenance record written to ``run.json`` (key ``provenance``)."""
     return {
@@ -148,7 +154,12 @@ def collect_provenance(
         },
         "dependencies": dependency_versions(),
         "backend": {
-            "kind": BACKEND + (" (built-in simulator: demo data)" if demo else ""),
-            "server_version": CLOUD_SERVER_VERSION,
+            "kind": (BACKEND if backend == "cloud" else DATACENTER_BACKEND)
+            + (" (built-in simulator: demo data)" if demo else ""),
+            "server_version": (
+                CLOUD_SERVER_VERSION
+                if backend == "cloud"
+                else (server_version or "not reported by the server")
+            ),
         },
     }

@@ -223,6 +223,8 @@ def _collect_evaluate_write(
         http=client.stats.as_dict(),
         now=now,
         resume=journal.describe(),
+        backend=client.kind,
+        server_version=getattr(client, "server_version", None),
     )
     log.info("run %s written to %s", run_id, run_dir)
     # Published: the run folder holds the evidence now; kept answers would only go stale.
@@ -249,6 +251,8 @@ def _write_report(
     http: dict[str, Any],
     now: Callable[[], datetime],
     resume: dict[str, Any] | None = None,
+    backend: str = "cloud",
+    server_version: str | None = None,
 ) -> tuple[Path, RunInfo, EvaluationResult]:
     """Record the run (provenance, signing) and write its folder: shared by a live run and a
     period report, so both carry the same metadata, framework view and signature."""
@@ -277,7 +281,11 @@ def _write_report(
         http=http,
         demo=options.demo,
         provenance=collect_provenance(
-            command_line=options.command_line, demo=options.demo, templates=templates_dir()
+            command_line=options.command_line,
+            demo=options.demo,
+            templates=templates_dir(),
+            backend=backend,
+            server_version=server_version,
         ),
         signing=options.signing_key.describe() if options.signing_key else None,
         resume=resume,

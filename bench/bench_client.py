@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_collect import SimulatorProcess
 
+from auditor.backends import cloud as loaders
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
 from auditor.bitbucket.errors import BitbucketError
-from auditor.schema import loaders
 from auditor.simulator import synthetic_dataset
 
 PER_REPOSITORY = (

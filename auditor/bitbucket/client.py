@@ -196,6 +196,11 @@ def _describe(endpoint: str, path_params: Mapping[str, str]) -> str:
 class BitbucketClient:
     """A thread-safe Bitbucket Cloud client for one run."""
 
+    kind = "cloud"
+    # Endpoints documented to answer a bare JSON array, handed over as ``{"values": [...]}``
+    # (none on Cloud; Data Center's default reviewer conditions).
+    array_endpoints: frozenset[str] = frozenset()
+
     def __init__(
         self,
         credential: Credential,
@@ -456,6 +461,8 @@ class BitbucketClient:
                 status=status,
                 endpoint=endpoint,
             ) from None
+        if isinstance(document, list) and endpoint in self.array_endpoints:
+            document = {"values": document}
         if not isinstance(document, dict):
             raise MalformedResponse(
                 f"Bitbucket answered {status} for {where} with JSON that is not an object",

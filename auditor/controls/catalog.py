@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,6 +119,14 @@ class Control:
     enabled: bool
     scope: Scope
     line: int
+    # How the control is assessed on another backend ("datacenter"), where its check differs:
+    # the same control (ID, objective, criteria) with its own check or manual evidence.
+    variants: dict[str, Control] = field(default_factory=dict, compare=False, repr=False)
+
+    def for_backend(self, backend: str) -> Control:
+        """This control as assessed on ``backend`` (itself where no variant is declared)."""
+        return self.variants.get(backend, self)
+
     # Days a period evaluation may go without observing this control's resources (None: the
     # catalog's ``max_observation_gap``).
     max_observation_gap: int | None = None
@@ -157,6 +165,12 @@ class Catalog:
     def observation_gap(self, control: Control) -> int:
         """The longest gap, in days, tolerated between observations of ``control``."""
         return control.max_observation_gap or self.max_observation_gap
+
+    def for_backend(self, backend: str) -> Catalog:
+        """The catalog as assessed on ``backend`` (each control's variant where it has one)."""
+        if not any(backend in control.variants for control in self.controls):
+            return self
+        return replace(self, controls=[control.for_backend(backend) for control in self.controls])
 
     def control(self, control_id: str) -> Control:
         for control in self.controls:
@@ -201,6 +215,18 @@ class _ScopeDoc(_Strict):
     exclude: _ScopeFilterDoc | None = None
 
 
+class _VariantDoc(_Strict):
+    """A control's assessment on another backend: a check of its own, or manual evidence."""
+
+    check: str | None = None
+    parameters: dict[str, Any] | None = None
+    manual_evidence: str | None = None
+    procedure: str | None = None
+
+
+BACKEND_VARIANTS = ("datacenter",)
+
+
 class _ControlDoc(_Strict):
     id: str
     title: str = Field(min_length=1)
@@ -216,6 +242,7 @@ class _ControlDoc(_Strict):
     datasets: list[str] | None = None
     enabled: bool = True
     scope: _ScopeDoc | None = None
+    datacenter: _VariantDoc | None = None
     max_observation_gap: int | None = Field(default=None, ge=1, le=366)
 
 
@@ -534,9 +561,38 @@ def _control(
         )
     if scope is not None and scope.filters and spec is None:
         validator.add((*path, "scope"), subject, "a manual control cannot be scoped", key=True)
+    variants: dict[str, Control] = {}
+    for backend in BACKEND_VARIANTS:
+        variant = getattr(document, backend)
+        if variant is None:
+            continue
+        where = (*path, backend)
+        variant_spec = None
+        variant_parameters: Parameters | None = None
+        if variant.check is not None:
+            variant_spec = REGISTRY.get(variant.check)
+            if variant_spec is None:
+                hint = did_you_mean(variant.check, REGISTRY)
+                validator.add((*where, "check"), subject, f"unknown check '{variant.check}'{hint}")
+            else:
+                variant_parameters = _parameters(
+                    validator,
+                    variant_spec,
+                    variant.parameters or {},
+                    (*where, "parameters"),
+                    subject,
+                )
+        elif not variant.manual_evidence:
+            validator.add(
+                where,
+                subject,
+                f"a {backend} variant needs a 'check' or 'manual_evidence' (what a person must "
+                "attach there)",
+            )
+        variants[backend] = (variant_spec, variant_parameters, variant)
     if len(validator.problems) != before or scope is None:
         return None
-    return Control(
+    control = Control(
         id=document.id,
         title=document.title.strip(),
         family=document.family,
@@ -555,6 +611,19 @@ def _control(
         line=validator.source.where(path).line,
         max_observation_gap=document.max_observation_gap,
     )
+    for backend, (variant_spec, variant_parameters, variant) in variants.items():
+        control.variants[backend] = replace(
+            control,
+            check=variant.check,
+            parameters=variant_parameters,
+            manual_evidence=" ".join(
+                (variant.manual_evidence or control.manual_evidence or "").split()
+            ),
+            procedure=" ".join((variant.procedure or control.procedure).split()),
+            datasets=variant_spec.all_datasets if variant_spec else (),
+            variants={},
+        )
+    return control
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

@@ -63,6 +63,7 @@ def evaluate(
     credential: CredentialFacts | None = None,
 ) -> EvaluationResult:
     """Evaluate every enabled control of ``catalog`` over ``evidence`` as of ``evaluated_on``."""
+    catalog = catalog.for_backend(evidence.info.backend)
     run = _Run(evidence, catalog, evaluated_on, period, credential)
     frames = [
         _decorate(run.control_rows(control), control, catalog, order)

@@ -47,10 +47,11 @@ from graphql import (
 )
 from graphql.pyutils import Path, Undefined
 
+from auditor.backends import Backend
 from auditor.bitbucket.credentials import Credential
 from auditor.bitbucket.errors import MalformedResponse
 from auditor.schema import build_schema
-from auditor.schema.loaders import Fetcher, Loaders
+from auditor.schema.loaders import Loaders
 
 _MISSING = object()
 
@@ -281,13 +282,13 @@ async def execute_document(
     document: DocumentNode,
     variables: dict[str, Any],
     *,
-    fetcher: Fetcher,
+    backend: Backend,
     credential: Credential,
     fast_path: bool = True,
 ) -> ExecutionResult:
     """Execute one (already validated) document; loaders are created per execution, inside the
-    running loop, and share the run's ``fetcher``."""
-    context = {"loaders": Loaders(fetcher), "credential": credential}
+    running loop, and share the run's ``backend``."""
+    context = {"loaders": Loaders(backend), "credential": credential}
     result = execute(
         build_schema().graphql_schema,
         document,

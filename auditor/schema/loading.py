@@ -24,7 +24,6 @@ from typing import Any
 
 from graphql import FieldNode
 
-from auditor.schema.loaders import pipeline_result
 from auditor.schema.nodes import (
     BranchNode,
     CommitNode,
@@ -173,14 +172,14 @@ async def source_builds(
                 frozenset(head for head in heads.values() if head),
             )
             try:
-                runs = await loaders.recent_pipelines.load(key)
+                runs = await loaders.pipeline_builds.load(key)
             except Exception as error:  # the per-request statuses below still give the answer
                 log.info("pipeline list of %s unavailable (%s)", repository.full_name, error)
                 runs = []
             for pr_id, head in heads.items():
-                mine = [run for run in runs if head and _run_commit(run).startswith(head)]
-                if any(pipeline_result(run) == "SUCCESSFUL" for run in mine):
-                    found[pr_id] = [_as_status(run) for run in mine]
+                mine = [status for commit, status in runs if head and commit.startswith(head)]
+                if any(status.get("state") == "SUCCESSFUL" for status in mine):
+                    found[pr_id] = mine
     rest = [pr for pr in pull_requests if pr.id not in found]
     statuses = await asyncio.gather(
         *(loaders.pull_request_statuses.load((pr.workspace, pr.slug, pr.id)) for pr in rest),
@@ -203,24 +202,6 @@ async def _pipelines_enabled(repository: RepositoryNode, info: Any) -> bool:
     except Exception:
         return False
     return bool(config.get("enabled"))
-
-
-def _run_commit(run: dict[str, Any]) -> str:
-    return str((((run.get("target") or {}).get("commit")) or {}).get("hash") or "")
-
-
-def _as_status(run: dict[str, Any]) -> dict[str, Any]:
-    """A pipeline run in the shape of the commit status Pipelines posts for it."""
-    return {
-        "key": run.get("uuid"),
-        "name": f"Pipeline #{run.get('build_number')}",
-        "state": pipeline_result(run),
-        "url": ((run.get("links") or {}).get("html") or {}).get("href"),
-        "refname": ((run.get("target") or {}).get("ref_name")),
-        "created_on": run.get("created_on"),
-        "updated_on": run.get("completed_on") or run.get("created_on"),
-        "_source": "pipeline",
-    }
 
 
 # From this many pull requests without closed_on in a repository, the repository-wide activity

@@ -36,6 +36,12 @@ def simulator() -> None:
     help="Serve a generated workspace 'synth' (see --repos, --prs-per-repo, --seed).",
 )
 @click.option(
+    "--datacenter",
+    is_flag=True,
+    help="Serve Bitbucket Data Center 9.2 instead of Cloud: the demo project 'ACME' of "
+    "docs/DEMO.md, or with --synthetic generated projects P0, P1, ….",
+)
+@click.option(
     "--repos",
     default=1000,
     show_default=True,
@@ -128,6 +134,7 @@ def serve(
     host: str,
     port: int,
     dataset_kind: str,
+    datacenter: bool,
     repos: int,
     prs_per_repo: int,
     period: str,
@@ -150,6 +157,19 @@ def serve(
     """
     from auditor.simulator import Faults, Simulator, demo_dataset, synthetic_dataset
 
+    if datacenter:
+        _serve_datacenter(
+            host,
+            port,
+            dataset_kind == "synthetic",
+            repos,
+            prs_per_repo,
+            seed,
+            latency_ms,
+            jitter_ms,
+            error_rate,
+        )
+        return
     if dataset_kind == "synthetic":
         dataset = synthetic_dataset(
             repos=repos, prs_per_repo=prs_per_repo, seed=seed, period=period
@@ -193,6 +213,49 @@ def serve(
     click.echo(f"workspaces: {', '.join(dataset.workspaces)}")
     click.echo(f"statistics: {server.root_url}/__simulator__/stats")
     for kind in dataset.credentials:
+        assignments = " ".join(
+            f"{name}={shlex.quote(value)}" for name, value in server.credential_env(kind).items()
+        )
+        click.echo(f"  {kind}: {assignments}")
+    click.echo("Press Ctrl-C to stop.", nl=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+def _serve_datacenter(
+    host: str,
+    port: int,
+    synthetic: bool,
+    repos: int,
+    prs_per_repo: int,
+    seed: int,
+    latency_ms: float,
+    jitter_ms: float,
+    error_rate: float,
+) -> None:
+    """``serve --datacenter``: the Data Center simulator (auditor.simulator.datacenter)."""
+    from auditor.simulator import Faults
+    from auditor.simulator.datacenter import DataCenterSimulator
+    from auditor.simulator.datacenter_data import demo_instance, synthetic_instance
+
+    instance = (
+        synthetic_instance(repos=repos, prs_per_repo=prs_per_repo, seed=seed)
+        if synthetic
+        else demo_instance()
+    )
+    faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate, seed=seed)
+    server = DataCenterSimulator(instance, faults=faults, host=host, port=port)
+    try:
+        server.bind()
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    click.echo(f"Bitbucket Data Center {instance.version} simulator serving {server.base_url}")
+    click.echo(f"projects: {', '.join(project.key for project in instance.projects)}")
+    click.echo(f"statistics: {server.root_url}/__simulator__/stats")
+    kinds = ("admin", "basic", "reader") if not synthetic else ("admin", "basic")
+    for kind in kinds:
         assignments = " ".join(
             f"{name}={shlex.quote(value)}" for name, value in server.credential_env(kind).items()
         )

@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from auditor.backends.cloud import repository_slug
+from auditor.backends.fetching import NotDue
 from auditor.evidence import TABLES
-from auditor.schema.loaders import NotDue, repository_slug
 from auditor.schema.nodes import parse_time
 
 log = logging.getLogger(__name__)

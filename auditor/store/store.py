@@ -40,13 +40,13 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from auditor import __version__
+from auditor.backends.fetching import NotDue
 from auditor.bitbucket.conditional import KnownResponses
 from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import CollectionInfo, Evidence, Observation
 from auditor.flatten import datasets_of, error_rows, evidence_from_results
 from auditor.queries import STORED_QUERY_NAMES
 from auditor.redaction import redact, register_secret
-from auditor.schema.loaders import NotDue
 from auditor.store.payloads import (
     DOCUMENT,
     REPOSITORY,
@@ -503,6 +503,8 @@ class EvidenceStore:
             queries=documents,
             http=json.loads(row.http),
             datasets=[dataset for query in documents for dataset in datasets_of(query)],
+            # Not a column of its own: the API base tells (a Data Center base ends in /rest).
+            backend=_backend_of(row.api_url),
         )
         evidence: Evidence = evidence_from_results(results, info)
         return Observation(
@@ -1149,3 +1151,9 @@ def _migrate(store: EvidenceStore, revision: str) -> str:
     else:
         log.info("evidence store %s migrated from %s to %s", store.display_url, current, target)
     return str(target)
+
+
+def _backend_of(api_url: str | None) -> str:
+    from auditor.bitbucket.datacenter import DATACENTER, kind_from_url
+
+    return DATACENTER if api_url and kind_from_url(api_url) == DATACENTER else "cloud"

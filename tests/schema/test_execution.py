@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from auditor.backends import open_backend
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
 from auditor.collector import _variables
@@ -13,7 +14,6 @@ from auditor.period import parse_period
 from auditor.queries import STORED_QUERY_NAMES, prepare, stored_queries
 from auditor.schema import build_schema
 from auditor.schema.execution import execute_document
-from auditor.schema.loaders import Fetcher
 
 
 def run_both(simulator, document, variables):
@@ -23,17 +23,17 @@ def run_both(simulator, document, variables):
     )
 
     async def execute_twice():
-        fetcher = Fetcher(client, 8)
+        backend = open_backend(client, 8)
         try:
             fast = await execute_document(
-                document, variables, fetcher=fetcher, credential=client.credential
+                document, variables, backend=backend, credential=client.credential
             )
             standard = await execute_document(
-                document, variables, fetcher=fetcher, credential=client.credential, fast_path=False
+                document, variables, backend=backend, credential=client.credential, fast_path=False
             )
             return fast, standard
         finally:
-            fetcher.close()
+            backend.close()
 
     return asyncio.run(execute_twice())
 

@@ -91,3 +91,33 @@ def test_serve_prints_the_url_and_credentials_and_stops_on_ctrl_c():
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
     assert process.returncode == 0, process.stdout.read()
+
+
+def test_serve_datacenter_answers_with_data_center_paging_and_permissions():
+    process, lines = _start("--datacenter")
+    try:
+        output = "\n".join(lines)
+        base_url = re.search(r"serving (http://\S+/rest)", output).group(1)
+        assert "projects: ACME" in output
+        admin, reader = (
+            dict(pair.split("=", 1) for pair in line.split(":", 1)[1].split())
+            for line in lines
+            if line.strip().startswith(("admin:", "reader:"))
+        )
+        assert admin["BITBUCKET_API_URL"] == base_url
+
+        def get(env: dict[str, str], path: str) -> requests.Response:
+            headers = {"Authorization": f"Bearer {env['BITBUCKET_ACCESS_TOKEN']}"}
+            return requests.get(base_url + path, headers=headers, timeout=10)
+
+        page = get(admin, "/api/latest/projects/ACME/repos?limit=1000").json()
+        assert page["limit"] == 10  # the page.max cap, not the 1000 asked for
+        assert page["isLastPage"] is True
+        assert len(page["values"]) == 5
+        denied = get(reader, "/branch-permissions/latest/projects/ACME/restrictions")
+        assert denied.status_code == 403
+        assert "PROJECT_ADMIN" in denied.json()["errors"][0]["message"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    assert process.returncode == 0, process.stdout.read()

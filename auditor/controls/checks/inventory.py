@@ -39,9 +39,26 @@ def not_fully_assessable(ctx: CheckContext, workspace: str, repositories: list[s
     ]
 
 
-@check("repository_inventory", level="workspace", datasets=("repositories",))
-def repository_inventory(ctx: CheckContext, params: Parameters) -> Any:
+class InventoryParameters(Parameters):
+    # Data Center's repository listing has no creation or last-update date: there, the
+    # inventory is judged on project, visibility and main branch (INV-2 says what it lacks).
+    require_dates: bool = True
+
+
+@check(
+    "repository_inventory",
+    level="workspace",
+    datasets=("repositories",),
+    parameters=InventoryParameters,
+)
+def repository_inventory(ctx: CheckContext, params: InventoryParameters) -> Any:
     """Every repository visible to the credential is listed with its attributes."""
+    required = {
+        column: label
+        for column, label in _REQUIRED_ATTRIBUTES.items()
+        if params.require_dates or column not in ("created_on", "updated_on")
+    }
+    described = "project, visibility, main branch" + (" and dates" if params.require_dates else "")
     repositories = ctx.table("repositories")
     rows = Rows("workspace")
     for workspace in ctx.workspaces:
@@ -65,7 +82,7 @@ def repository_inventory(ctx: CheckContext, params: Parameters) -> Any:
             continue
         lacking = {
             label: sorted(listed.loc[listed[column].isna(), "repository"])
-            for column, label in _REQUIRED_ATTRIBUTES.items()
+            for column, label in required.items()
         }
         incomplete = sorted({name for names_ in lacking.values() for name in names_})
         in_scope = [name for name in names if name in ctx.coverage_scope]
@@ -89,7 +106,7 @@ def repository_inventory(ctx: CheckContext, params: Parameters) -> Any:
             detail = f" ({', '.join(partial[:5])}{', …' if len(partial) > 5 else ''})"
             reason = (
                 f"{workspace} lists {plural(len(names), 'repository', 'repositories')} with "
-                f"project, visibility, main branch and dates: {len(in_scope)} in scope, "
+                f"{described}: {len(in_scope)} in scope, "
                 f"{excluded} excluded by scope filters, {len(partial)} not fully assessable"
                 f"{detail if partial else ''}."
             )

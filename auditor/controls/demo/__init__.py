@@ -18,6 +18,11 @@ def exceptions_path() -> Path:
     return _HERE / "exceptions.yaml"
 
 
+def datacenter_exceptions_path() -> Path:
+    """The Data Center demo's exceptions file (``auditor run --demo --backend datacenter``)."""
+    return _HERE / "datacenter-exceptions.yaml"
+
+
 def credential_path() -> Path:
     """The demo's declaration of the API token's issue and expiry dates."""
     return _HERE / "credential.yaml"

@@ -1,0 +1,625 @@
+"""Bitbucket Data Center behind the backend seam: its endpoints, converted to the schema's shapes.
+
+A Data Center "workspace" is a project: the run's workspaces are the project keys given with
+``--project`` (or every project the credential can see), and a repository is ``KEY/slug``.
+Each method reads the Data Center 9.2 endpoints (reference digest §6) through the run's cache and
+answers in the Cloud 2.0 shapes the schema's types read:
+
+* **Branch permissions** of the repository *and of its project* (project restrictions are
+  inherited by every repository: a ``main`` protected by a project rule is protected).
+  ``read-only`` → ``push`` + ``restrict_merges``, ``pull-request-only`` → ``push``,
+  ``no-deletes`` → ``delete``, ``fast-forward-only`` → ``force``, with their users and groups as
+  exemptions. Matchers: ``BRANCH`` and ``PATTERN`` become glob patterns, ``MODEL_BRANCH`` and
+  ``MODEL_CATEGORY`` branching-model types.
+* **Merge checks** (``settings/pull-requests``) apply to every pull request of the repository,
+  so they become restrictions on every branch (pattern ``*``): ``requiredApprovers`` →
+  ``require_approvals_to_merge``, ``requiredAllApprovers`` →
+  ``require_default_reviewer_approvals_to_merge``, ``requiredAllTasksComplete`` →
+  ``require_tasks_to_be_completed``, ``requiredSuccessfulBuilds`` →
+  ``require_passing_builds_to_merge``, and the "needs work" merge check (``settings/hooks``) →
+  ``require_no_changes_requested``; Data Center always enforces its merge checks, so any of
+  them also yields ``enforce_merge_checks``. Default reviewer conditions with
+  ``requiredApprovals`` → ``require_default_reviewer_approvals_to_merge`` on their target.
+* **Permissions**: explicit are the repository's user and group grants; effective are those plus
+  the project's and the global ``ADMIN``/``SYS_ADMIN`` grants (groups are not expanded: they are
+  reported as group principals).
+* **SSH access keys** of the repository and its project are deploy keys (``createdDate`` is
+  when the key was added, ``lastAuthenticated`` its last use).
+* **Pull requests** carry ``closedDate`` (epoch ms): the merge time needs no activity request.
+  Participant ``status`` APPROVED / NEEDS_WORK becomes ``approved`` / ``changes_requested``.
+* **Build statuses** per commit from ``/build-status/latest/commits/{sha}``.
+
+Where Data Center has no equivalent the answer says so: members carry no two-step verification
+(the identity provider enforces it there; the control is MANUAL), Pipelines is off (it is a
+Cloud product; builds come from the statuses CI servers post). A listing that cannot be read is
+an error for the repositories it concerns, never an empty list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from auditor.backends.cloud import drop_repeated_participants
+from auditor.backends.fetching import Fetcher, both
+from auditor.bitbucket.datacenter import APPLICATION_PROPERTIES, DATACENTER
+from auditor.bitbucket.errors import BitbucketError
+
+KIND = DATACENTER
+
+PROJECTS = "/api/latest/projects"
+PROJECT = "/api/latest/projects/{project}"
+REPOSITORIES = "/api/latest/projects/{project}/repos"
+_REPO = "/projects/{project}/repos/{repo}"
+BRANCHES = "/api/latest" + _REPO + "/branches"
+BRANCH_MODEL = "/branch-utils/latest" + _REPO + "/branchmodel"
+PROJECT_RESTRICTIONS = "/branch-permissions/latest/projects/{project}/restrictions"
+RESTRICTIONS = "/branch-permissions/latest" + _REPO + "/restrictions"
+PULL_REQUEST_SETTINGS = "/api/latest" + _REPO + "/settings/pull-requests"
+HOOKS = "/api/latest" + _REPO + "/settings/hooks"
+DEFAULT_REVIEWERS = "/default-reviewers/latest" + _REPO + "/conditions"
+REPOSITORY_USERS = "/api/latest" + _REPO + "/permissions/users"
+REPOSITORY_GROUPS = "/api/latest" + _REPO + "/permissions/groups"
+PROJECT_USERS = "/api/latest/projects/{project}/permissions/users"
+PROJECT_GROUPS = "/api/latest/projects/{project}/permissions/groups"
+GLOBAL_USERS = "/api/latest/admin/permissions/users"
+REPOSITORY_KEYS = "/keys/latest" + _REPO + "/ssh"
+PROJECT_KEYS = "/keys/latest/projects/{project}/ssh"
+REPOSITORY_TOKENS = "/access-tokens/latest" + _REPO
+WEBHOOKS = "/api/latest" + _REPO + "/webhooks"
+PULL_REQUESTS = "/api/latest" + _REPO + "/pull-requests"
+BUILD_STATUSES = "/build-status/latest/commits/{commit}"
+
+# Per repository, the reads every repository costs whatever its data (the minimum the endpoints
+# allow: Data Center has no bulk endpoint for any of them).
+REPOSITORY_READS = (
+    RESTRICTIONS,
+    PULL_REQUEST_SETTINGS,
+    HOOKS,
+    DEFAULT_REVIEWERS,
+    REPOSITORY_USERS,
+    REPOSITORY_GROUPS,
+    REPOSITORY_KEYS,
+    WEBHOOKS,
+    BRANCH_MODEL,
+)
+
+_RESTRICTION_KINDS: dict[str, tuple[str, ...]] = {
+    "read-only": ("push", "restrict_merges"),
+    "pull-request-only": ("push",),
+    "no-deletes": ("delete",),
+    "fast-forward-only": ("force",),
+}
+_MODEL_CATEGORIES = {"FEATURE": "feature", "BUGFIX": "bugfix", "HOTFIX": "hotfix"}
+_MODEL_CATEGORIES["RELEASE"] = "release"
+_PERMISSION = {
+    "REPO_READ": "read",
+    "PROJECT_READ": "read",
+    "REPO_WRITE": "write",
+    "PROJECT_WRITE": "write",
+    "REPO_ADMIN": "admin",
+    "PROJECT_ADMIN": "admin",
+    "ADMIN": "admin",
+    "SYS_ADMIN": "admin",
+}
+_WORKSPACE_ROLE = {"PROJECT_ADMIN": "owner", "PROJECT_WRITE": "collaborator"}
+_RANK = {"read": 1, "write": 2, "admin": 3}
+
+
+class NotAvailable(BitbucketError):
+    """Data Center has no equivalent of this Cloud evidence; the reason says what to do."""
+
+    code = "NOT_AVAILABLE_ON_DATACENTER"
+
+
+def iso(epoch_ms: Any) -> str | None:
+    """Data Center's epoch milliseconds (or an ISO string) as an ISO 8601 UTC timestamp."""
+    if isinstance(epoch_ms, bool) or epoch_ms is None:
+        return None
+    if isinstance(epoch_ms, int | float):
+        return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat()
+    if isinstance(epoch_ms, str) and epoch_ms.isdigit():
+        return datetime.fromtimestamp(int(epoch_ms) / 1000, UTC).isoformat()
+    return str(epoch_ms) if isinstance(epoch_ms, str) else None
+
+
+def user(data: Any) -> dict[str, Any] | None:
+    """A Data Center user in the schema's user shape (its slug is its stable identity)."""
+    if not isinstance(data, dict):
+        return None
+    slug = data.get("slug") or data.get("name")
+    return {
+        "uuid": f"{{{slug}}}",
+        "account_id": None if data.get("id") is None else str(data["id"]),
+        "display_name": data.get("displayName") or data.get("name"),
+        "nickname": data.get("name"),
+        "account_status": "active" if data.get("active", True) else "inactive",
+    }
+
+
+def group(name: Any, project: str) -> dict[str, Any]:
+    name = name.get("name") if isinstance(name, dict) else name
+    return {"slug": name, "full_slug": f"{project}:{name}", "name": name}
+
+
+def _matcher(matcher: Any) -> dict[str, Any]:
+    """How a Data Center ref matcher selects branches, in restriction fields."""
+    matcher = matcher if isinstance(matcher, dict) else {}
+    kind = str((matcher.get("type") or {}).get("id") or "").upper()
+    identifier = str(matcher.get("id") or "")
+    display = str(matcher.get("displayId") or identifier)
+    if kind == "BRANCH":
+        name = identifier.removeprefix("refs/heads/") if identifier else display
+        return {"branch_match_kind": "glob", "pattern": name}
+    if kind == "PATTERN":
+        return {"branch_match_kind": "glob", "pattern": display}
+    if kind == "MODEL_BRANCH":
+        return {"branch_match_kind": "branching_model", "branch_type": identifier.lower()}
+    if kind == "MODEL_CATEGORY":
+        category = _MODEL_CATEGORIES.get(identifier.upper(), identifier.lower())
+        return {"branch_match_kind": "branching_model", "branch_type": category}
+    # A matcher type this tool does not know (ANY_REF, a plugin's): never read as a branch name.
+    return {"branch_match_kind": "glob", "pattern": f"<{kind.lower() or 'unknown'} matcher>"}
+
+
+def restrictions_from(entries: list[dict[str, Any]], project: str) -> list[dict[str, Any]]:
+    converted = []
+    for entry in entries:
+        kinds = _RESTRICTION_KINDS.get(str(entry.get("type")), (str(entry.get("type")),))
+        scope = str((entry.get("scope") or {}).get("type") or "REPOSITORY")
+        for index, kind in enumerate(kinds):
+            converted.append(
+                {
+                    # Unique per repository across both scopes and the split kinds.
+                    "id": int(entry.get("id") or 0) * 10 + index + (5 if scope == "PROJECT" else 0),
+                    "kind": kind,
+                    **_matcher(entry.get("matcher")),
+                    "value": None,
+                    "users": [u for u in map(user, entry.get("users") or []) if u],
+                    "groups": [group(g, project) for g in entry.get("groups") or []],
+                    "_scope": scope.lower(),
+                }
+            )
+    return converted
+
+
+def needs_work_blocks(hooks: list[dict[str, Any]]) -> bool:
+    """Whether the "no 'needs work' reviewer" merge check is enabled. Its key is not in the 9.2
+    OpenAPI, so it is recognised by name (``…needs-work-merge-check``, ``…needsWorkMergeCheck``)."""
+    for hook in hooks:
+        key = "".join(ch for ch in str((hook.get("details") or {}).get("key")) if ch.isalnum())
+        if "needswork" in key.lower() and hook.get("enabled"):
+            return True
+    return False
+
+
+def merge_checks_from(
+    settings: Mapping[str, Any], next_id: int, needs_work: bool = False
+) -> list[dict[str, Any]]:
+    checks: list[tuple[str, int | None]] = []
+    approvers = settings.get("requiredApprovers")
+    if isinstance(approvers, dict) and approvers.get("enabled"):
+        checks.append(("require_approvals_to_merge", int(approvers.get("count") or 0)))
+    elif isinstance(settings.get("requiredApproversDeprecated"), int):
+        count = settings["requiredApproversDeprecated"]
+        if count > 0:
+            checks.append(("require_approvals_to_merge", count))
+    if settings.get("requiredAllApprovers"):
+        checks.append(("require_default_reviewer_approvals_to_merge", None))
+    if settings.get("requiredAllTasksComplete"):
+        checks.append(("require_tasks_to_be_completed", None))
+    builds = settings.get("requiredSuccessfulBuilds")
+    if isinstance(builds, dict) and builds.get("enabled"):
+        checks.append(("require_passing_builds_to_merge", int(builds.get("count") or 0)))
+    if needs_work:
+        checks.append(("require_no_changes_requested", None))
+    if checks:
+        checks.append(("enforce_merge_checks", None))  # Data Center enforces every merge check
+    return [
+        {
+            "id": next_id + index,
+            "kind": kind,
+            "branch_match_kind": "glob",
+            "pattern": "*",
+            "value": value,
+            "users": [],
+            "groups": [],
+            "_scope": "merge_check",
+        }
+        for index, (kind, value) in enumerate(checks)
+    ]
+
+
+def pull_request(data: dict[str, Any]) -> dict[str, Any]:
+    state = str(data.get("state") or "")
+    participants = []
+    for entry in [*(data.get("reviewers") or []), *(data.get("participants") or [])]:
+        status = str(entry.get("status") or "")
+        participants.append(
+            {
+                "user": user(entry.get("user")),
+                "role": "REVIEWER" if entry.get("role") == "REVIEWER" else "PARTICIPANT",
+                "approved": bool(entry.get("approved")) or status == "APPROVED",
+                "state": {"APPROVED": "approved", "NEEDS_WORK": "changes_requested"}.get(status),
+                "participated_on": None,
+            }
+        )
+    from_ref = data.get("fromRef") or {}
+    to_ref = data.get("toRef") or {}
+    return {
+        "id": data.get("id"),
+        "title": data.get("title"),
+        "state": state,
+        "author": user((data.get("author") or {}).get("user")),
+        "source": {
+            "branch": {"name": from_ref.get("displayId")},
+            "commit": {"hash": from_ref.get("latestCommit")},
+        },
+        "destination": {
+            "branch": {"name": to_ref.get("displayId")},
+            "commit": {"hash": to_ref.get("latestCommit")},
+        },
+        "merge_commit": None,
+        "closed_by": None,
+        "created_on": iso(data.get("createdDate")),
+        "updated_on": iso(data.get("updatedDate")),
+        "closed_on": iso(data.get("closedDate")) if state == "MERGED" else None,
+        "participants": participants,
+    }
+
+
+def build_status(data: dict[str, Any]) -> dict[str, Any]:
+    state = str(data.get("state") or "")
+    return {
+        "key": data.get("key"),
+        "name": data.get("name"),
+        "state": "STOPPED" if state == "CANCELLED" else state,
+        "url": data.get("url"),
+        "description": data.get("description"),
+        "refname": data.get("ref"),
+        "created_on": iso(data.get("createdDate")),
+        "updated_on": iso(data.get("updatedDate")),
+    }
+
+
+class DataCenterBackend(Fetcher):
+    """Bitbucket Data Center: the ``Backend`` the schema's loaders read through."""
+
+    kind = KIND
+
+    async def viewer(self) -> dict[str, Any]:
+        # Sent with the credential, so a rejected one fails here (the run's credential check).
+        await self.object(APPLICATION_PROPERTIES)
+        return {"display_name": self.client.credential.identity}
+
+    async def application_properties(self) -> dict[str, Any]:
+        return await self.object(APPLICATION_PROPERTIES)
+
+    async def user_workspaces(self) -> list[dict[str, Any]]:
+        projects = await self.listing(PROJECTS)
+        return [{"workspace": {"slug": p.get("key"), "name": p.get("name")}} for p in projects]
+
+    async def workspace(self, workspace: str) -> dict[str, Any]:
+        project = await self.object(PROJECT, project=workspace)
+        return {"slug": project.get("key"), "name": project.get("name"), "uuid": _id(project)}
+
+    async def projects(self, workspace: str) -> list[dict[str, Any]]:
+        project = await self.object(PROJECT, project=workspace)
+        return [_project(project)]
+
+    async def repositories(self, workspace: str) -> list[dict[str, Any]]:
+        listing = await self.listing(REPOSITORIES, project=workspace)
+        return [
+            {
+                "slug": repo.get("slug"),
+                "full_name": f"{workspace}/{repo.get('slug')}",
+                "name": repo.get("name"),
+                "uuid": _id(repo),
+                "description": repo.get("description"),
+                "is_private": not repo.get("public", False),
+                "fork_policy": "allow_forks" if repo.get("forkable", True) else "no_forks",
+                "mainbranch": (
+                    {"name": repo["defaultBranch"]} if repo.get("defaultBranch") else None
+                ),
+                "project": _project(repo.get("project") or {}),
+                "_archived": bool(repo.get("archived")),
+            }
+            for repo in listing
+        ]
+
+    async def members(self, workspace: str) -> list[dict[str, Any]]:
+        users = await self.listing(PROJECT_USERS, project=workspace)
+        return [
+            {
+                "user": user(entry.get("user")) or {},
+                "permission": _WORKSPACE_ROLE.get(str(entry.get("permission")), "member"),
+            }
+            for entry in users
+        ]
+
+    async def effective_permissions(self, keys: list[tuple[str, str]]) -> list[Any]:
+        return await asyncio.gather(
+            *(self._effective(workspace, repo) for workspace, repo in keys),
+            return_exceptions=True,
+        )
+
+    async def _effective(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        explicit, inherited, admins = await asyncio.gather(
+            self.explicit_permissions(workspace, repo),
+            self._project_grants(workspace),
+            self.listing(GLOBAL_USERS),
+            return_exceptions=True,
+        )
+        for result in (explicit, inherited, admins):
+            if isinstance(result, BaseException):
+                raise result
+        best: dict[str, dict[str, Any]] = {}
+        global_admins = [
+            {"user": user(e.get("user")), "permission": "admin"}
+            for e in admins
+            if e.get("permission") in ("ADMIN", "SYS_ADMIN")
+        ]
+        for entry in [*explicit, *inherited, *global_admins]:
+            principal = entry.get("user") or entry.get("group") or {}
+            key = ("user:" if entry.get("user") else "group:") + str(
+                principal.get("uuid") or principal.get("slug")
+            )
+            level = entry.get("permission")
+            if level not in _RANK:
+                continue
+            if key not in best or _RANK[level] > _RANK[best[key]["permission"]]:
+                best[key] = {k: v for k, v in entry.items() if k in ("user", "group")}
+                best[key]["permission"] = level
+        return list(best.values())
+
+    async def _project_grants(self, workspace: str) -> list[dict[str, Any]]:
+        users, groups = await both(
+            self.listing(PROJECT_USERS, project=workspace),
+            self.listing(PROJECT_GROUPS, project=workspace),
+        )
+        return _grants(users, groups, workspace)
+
+    async def explicit_permissions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        users, groups = await both(
+            self.listing(REPOSITORY_USERS, project=workspace, repo=repo),
+            self.listing(REPOSITORY_GROUPS, project=workspace, repo=repo),
+        )
+        return _grants(users, groups, workspace)
+
+    async def branching_model(self, workspace: str, repo: str) -> dict[str, Any]:
+        model = await self.object(BRANCH_MODEL, project=workspace, repo=repo)
+        production = model.get("production")
+        return {
+            "development": {
+                "name": (model.get("development") or {}).get("displayId"),
+                "use_mainbranch": bool((model.get("development") or {}).get("useDefault")),
+            },
+            "production": (
+                {"name": production.get("displayId"), "use_mainbranch": False}
+                if isinstance(production, dict)
+                else None
+            ),
+            "branch_types": [
+                {
+                    "kind": _MODEL_CATEGORIES.get(str(t.get("id")), str(t.get("id")).lower()),
+                    "prefix": t.get("prefix"),
+                }
+                for t in model.get("types") or []
+            ],
+        }
+
+    async def branch_restrictions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        own, inherited, settings, hooks, conditions = await asyncio.gather(
+            self.listing(RESTRICTIONS, project=workspace, repo=repo),
+            self.listing(PROJECT_RESTRICTIONS, project=workspace),
+            self.object(PULL_REQUEST_SETTINGS, project=workspace, repo=repo),
+            self.listing(HOOKS, {"type": "PRE_PULL_REQUEST_MERGE"}, project=workspace, repo=repo),
+            self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo),
+            return_exceptions=True,
+        )
+        # Every part is needed: a restriction left out for want of permission is not absent.
+        for result in (own, inherited, settings, hooks, conditions):
+            if isinstance(result, BaseException):
+                raise result
+        restrictions = restrictions_from([*inherited, *own], workspace)
+        next_id = 1 + max((r["id"] for r in restrictions), default=0)
+        restrictions += merge_checks_from(settings, next_id, needs_work_blocks(hooks))
+        next_id = 1 + max((r["id"] for r in restrictions), default=0)
+        for index, condition in enumerate(conditions):
+            required = condition.get("requiredApprovals")
+            if isinstance(required, int) and required > 0:
+                target = _matcher(condition.get("targetRefMatcher"))
+                restrictions.append(
+                    {
+                        "id": next_id + index,
+                        "kind": "require_default_reviewer_approvals_to_merge",
+                        **target,
+                        "value": required,
+                        "users": [],
+                        "groups": [],
+                        "_scope": "default_reviewers",
+                    }
+                )
+        return restrictions
+
+    async def default_reviewers(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        conditions = await self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo)
+        seen: dict[str, dict[str, Any]] = {}
+        for condition in conditions:
+            scope = str((condition.get("scope") or {}).get("type") or "REPOSITORY").lower()
+            for reviewer in condition.get("reviewers") or []:
+                converted = user(reviewer)
+                if converted and converted["uuid"] not in seen:
+                    seen[converted["uuid"]] = {"user": converted, "reviewer_type": scope}
+        return list(seen.values())
+
+    async def deploy_keys(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        own, inherited = await both(
+            self.listing(REPOSITORY_KEYS, project=workspace, repo=repo),
+            self.listing(PROJECT_KEYS, project=workspace),
+        )
+        keys = []
+        for scope, entries in (("repository", own), ("project", inherited)):
+            for entry in entries:
+                key = entry.get("key") or {}
+                keys.append(
+                    {
+                        "id": key.get("id"),
+                        "label": key.get("label"),
+                        "comment": f"{entry.get('permission')} ({scope} access key)",
+                        "key": key.get("text"),
+                        "created_on": iso(key.get("createdDate")),
+                        "last_used": iso(key.get("lastAuthenticated")),
+                        "expiry_days": key.get("expiryDays"),
+                    }
+                )
+        return keys
+
+    async def webhooks(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        hooks = await self.listing(WEBHOOKS, project=workspace, repo=repo)
+        return [
+            {
+                "uuid": None if hook.get("id") is None else str(hook["id"]),
+                "url": hook.get("url"),
+                "description": hook.get("name"),
+                "subject_type": "repository",
+                "active": hook.get("active"),
+                "events": hook.get("events") or [],
+                # Data Center returns the secret's presence in configuration.secret (masked).
+                "secret_set": bool((hook.get("configuration") or {}).get("secret")),
+                "skip_cert_verification": hook.get("sslVerificationRequired") is False,
+                "created_at": iso(hook.get("createdDate")),
+            }
+            for hook in hooks
+        ]
+
+    async def pipelines_config(self, workspace: str, repo: str) -> dict[str, Any]:
+        # Bitbucket Pipelines does not exist on Data Center: it is off, as a fact of the product
+        # (no request). Builds are read from the statuses CI servers post on commits.
+        return {"enabled": False}
+
+    async def branch(self, workspace: str, repo: str, name: str) -> dict[str, Any]:
+        branches = await self.listing(
+            BRANCHES, {"filterText": name, "boostMatches": "true"}, project=workspace, repo=repo
+        )
+        for branch in branches:
+            if branch.get("displayId") == name:
+                return {"name": name, "target": {"hash": branch.get("latestCommit")}}
+        raise BitbucketError(
+            f"Data Center lists no branch {name!r} in {workspace}/{repo}", endpoint=BRANCHES
+        )
+
+    async def commit_statuses(self, workspace: str, repo: str, commit: str) -> list[dict[str, Any]]:
+        statuses = await self.listing(BUILD_STATUSES, commit=commit)
+        return [build_status(status) for status in statuses]
+
+    async def pull_request_statuses(
+        self, workspace: str, repo: str, pull_request_id: int
+    ) -> list[dict[str, Any]]:
+        """The build statuses of the pull request's source head (known from its listing)."""
+        head = self._heads.get((workspace, repo, pull_request_id))
+        if not head:
+            raise BitbucketError(
+                f"the source head of {workspace}/{repo}#{pull_request_id} is unknown",
+                endpoint=PULL_REQUESTS,
+            )
+        return await self.commit_statuses(workspace, repo, head)
+
+    async def pull_requests(
+        self,
+        workspace: str,
+        repo: str,
+        states: tuple[str, ...],
+        updated_since: str | None,
+        destination: str | None,
+    ) -> list[dict[str, Any]]:
+        # Data Center filters on one state (or ALL) and a target ref; the period is cut by the
+        # schema from closedDate, so no filter on time is needed here.
+        state = states[0] if len(states) == 1 else "ALL"
+        params: dict[str, Any] = {"state": state, "order": "NEWEST"}
+        if destination:
+            params["at"] = f"refs/heads/{destination}"
+        listing = await self.listing(PULL_REQUESTS, params, project=workspace, repo=repo)
+        wanted = set(states)
+        converted = [pull_request(data) for data in listing if data.get("state") in wanted]
+        repeated = drop_repeated_participants(converted)
+        if repeated:
+            self.client.stats.record_duplicates(f"GET {PULL_REQUESTS} participants", repeated)
+        for data in listing:
+            head = (data.get("fromRef") or {}).get("latestCommit")
+            if head and isinstance(data.get("id"), int):
+                self._heads[(workspace, repo, data["id"])] = str(head)
+        return converted
+
+    async def merge_time(self, workspace: str, repo: str, pull_request_id: int) -> Any:
+        return None  # closedDate is always present on a merged Data Center pull request
+
+    async def recent_merges(
+        self,
+        workspace: str,
+        repo: str,
+        *,
+        oldest: str,
+        max_pages: int,
+        pull_requests: frozenset[int],
+    ) -> dict[int, list[str]]:
+        return {}
+
+    async def pipeline_builds(
+        self,
+        workspace: str,
+        repo: str,
+        *,
+        oldest: str,
+        max_pages: int,
+        commits: frozenset[str],
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    async def object_list(self, endpoint: str, **path: str) -> list[dict[str, Any]]:
+        """An endpoint that answers a JSON array rather than a page (default reviewers)."""
+        document = await self.object(endpoint, **path)
+        values = document.get("values") if isinstance(document, dict) else None
+        if not isinstance(values, list):
+            raise BitbucketError(f"Data Center's answer for {endpoint} is not a list")
+        return values
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Each listed pull request's source head, for its build statuses.
+        self._heads: dict[tuple[str, str, int], str] = {}
+
+
+def _id(data: Mapping[str, Any]) -> str | None:
+    return None if data.get("id") is None else str(data["id"])
+
+
+def _project(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "key": data.get("key"),
+        "name": data.get("name"),
+        "uuid": _id(data),
+        "is_private": not data.get("public", False),
+    }
+
+
+def _grants(
+    users: list[dict[str, Any]], groups: list[dict[str, Any]], project: str
+) -> list[dict[str, Any]]:
+    grants = [
+        {
+            "user": user(entry.get("user")),
+            "permission": _PERMISSION.get(str(entry.get("permission"))),
+        }
+        for entry in users
+    ]
+    grants += [
+        {
+            "group": group(entry.get("group") or {}, project),
+            "permission": _PERMISSION.get(str(entry.get("permission"))),
+        }
+        for entry in groups
+    ]
+    return grants

@@ -1,0 +1,255 @@
+"""The Bitbucket Data Center REST client: the Cloud client's transport with Data Center's paging.
+
+Everything that is the same stays in ``BitbucketClient``: the session per worker thread, the
+retries (429 with ``Retry-After``, 5xx, broken connections) through the same pacing and
+statistics, the refusal to follow a redirect to another host. What differs lives here:
+
+* **Paging** is ``start``/``limit`` with ``isLastPage`` and ``nextPageStart``. The server caps
+  ``limit`` (its ``page.max.*`` settings) and says which limit it applied in every page, so the
+  client asks for far more than any server allows and keeps the answer (``page_limits``): the
+  cap is read from the server, never assumed. A page sequence that stops before ``isLastPage``,
+  goes backwards, repeats a start or repeats an item is an incomplete listing
+  (``PaginationError``), never a short one.
+* **Errors** name what Data Center needs: ``REPO_ADMIN``, ``PROJECT_ADMIN`` or ``ADMIN``, and
+  its error body (``{"errors": [{"message": …}]}``) is read for the message.
+* **Which Bitbucket** a URL is: ``backend_kind`` decides from the URL when it can, else with one
+  unauthenticated ``GET {base}/rest/api/latest/application-properties``.
+
+Endpoints are the paths of the Data Center 9.2 OpenAPI under ``{base}/rest``
+(``/api/latest/projects``, ``/branch-permissions/latest/…``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from auditor.bitbucket.client import BitbucketClient, _describe
+from auditor.bitbucket.errors import (
+    BitbucketError,
+    MalformedResponse,
+    PaginationError,
+    RateLimited,
+)
+from auditor.errors import ConfigError
+
+CLOUD = "cloud"
+DATACENTER = "datacenter"
+BACKEND_KINDS = (CLOUD, DATACENTER)
+
+# Asked for on every page; servers clamp it to their cap (default 1,000) and say so in ``limit``.
+ASKED_LIMIT = 10_000
+APPLICATION_PROPERTIES = "/api/latest/application-properties"
+
+_REPO_ADMIN = (
+    "the credential needs REPO_ADMIN on {repository} (or PROJECT_ADMIN on its project); "
+    "HTTP access tokens need repository admin permission"
+)
+_PROJECT_ADMIN = "the credential needs PROJECT_ADMIN on project {project}"
+_ADMIN = (
+    "the credential needs the global ADMIN permission (HTTP access tokens cannot read "
+    "global permissions: use a user with ADMIN and Basic authentication)"
+)
+_REPO = "/projects/{project}/repos/{repo}"
+_HINTS: dict[str, str] = {
+    "/branch-permissions/latest" + _REPO + "/restrictions": _REPO_ADMIN,
+    "/branch-permissions/latest/projects/{project}/restrictions": _PROJECT_ADMIN,
+    "/api/latest" + _REPO + "/permissions/users": _REPO_ADMIN,
+    "/api/latest" + _REPO + "/permissions/groups": _REPO_ADMIN,
+    "/api/latest/projects/{project}/permissions/users": _PROJECT_ADMIN,
+    "/api/latest/projects/{project}/permissions/groups": _PROJECT_ADMIN,
+    "/api/latest/admin/permissions/users": _ADMIN,
+    "/api/latest/admin/permissions/groups": _ADMIN,
+    "/keys/latest" + _REPO + "/ssh": _REPO_ADMIN,
+    "/keys/latest/projects/{project}/ssh": _PROJECT_ADMIN,
+    "/access-tokens/latest" + _REPO: _REPO_ADMIN,
+    "/access-tokens/latest/projects/{project}": _PROJECT_ADMIN,
+    "/api/latest" + _REPO + "/webhooks": _REPO_ADMIN,
+    "/api/latest" + _REPO + "/settings/pull-requests": _REPO_ADMIN,
+    "/api/latest" + _REPO + "/settings/hooks": _REPO_ADMIN,
+    "/required-builds/latest" + _REPO + "/conditions": _REPO_ADMIN,
+}
+
+
+def datacenter_hint(endpoint: str | None, status: int, path_params: Mapping[str, str]) -> str:
+    project = path_params.get("project") or "the project"
+    repository = "/".join(p for p in (path_params.get("project"), path_params.get("repo")) if p)
+    if status == 401:
+        return (
+            "check the credential: an HTTP access token goes in BITBUCKET_ACCESS_TOKEN (sent as "
+            "Bearer), a username and password or token in BITBUCKET_EMAIL and "
+            "BITBUCKET_API_TOKEN (sent as Basic)"
+        )
+    if status == 403 and endpoint in _HINTS:
+        return _HINTS[endpoint].format(repository=repository or "the repository", project=project)
+    if status == 403:
+        return "the credential lacks the Data Center permission this endpoint needs"
+    if status == 404:
+        return f"{repository or project} does not exist or is not visible to the credential"
+    if status == 429:
+        return (
+            "Data Center's rate limit for this user was reached; lower --requests-per-hour or "
+            "ask the administrator for an exemption for the audit user"
+        )
+    return "Data Center answered an unexpected status"
+
+
+class DataCenterClient(BitbucketClient):
+    """A thread-safe Bitbucket Data Center client for one run (base URL ``{host}/rest``)."""
+
+    kind = DATACENTER
+    array_endpoints = frozenset(
+        {"/default-reviewers/latest/projects/{project}/repos/{repo}/conditions"}
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The server's version, once its application properties were read (the report's cover).
+        self.server_version: str | None = None
+        # The limit the server applied, per endpoint template, as it said in its pages.
+        self.page_limits: dict[str, int] = {}
+        self._page_limits_lock = threading.Lock()
+
+    def get(
+        self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: str
+    ) -> dict[str, Any]:
+        document = super().get(endpoint, params=params, **path_params)
+        if endpoint == APPLICATION_PROPERTIES and document.get("version"):
+            self.server_version = f"Bitbucket Data Center {document['version']}"
+        return document
+
+    def pages(
+        self,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        pagelen: int | None = None,
+        **path_params: str,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a ``start``/``limit`` listing, each asking for the largest page."""
+        where = _describe(endpoint, path_params)
+        url = self._url(endpoint, path_params)
+        query = dict(params or {})
+        query["limit"] = pagelen or ASKED_LIMIT
+        start = 0
+        starts_seen: set[int] = set()
+        ids_seen: set[Any] = set()
+        while True:
+            query["start"] = start
+            starts_seen.add(start)
+            page = self._get(url, endpoint, path_params, dict(query))
+            values = page.get("values")
+            if not isinstance(values, list):
+                raise MalformedResponse(
+                    f"Data Center's listing for {where} has no 'values'", endpoint=endpoint
+                )
+            applied = page.get("limit")
+            if isinstance(applied, int) and applied > 0:
+                with self._page_limits_lock:
+                    self.page_limits[endpoint] = applied
+            for item in values:
+                item_id = item.get("id") if isinstance(item, dict) else None
+                if item_id is None:
+                    continue
+                if item_id in ids_seen:
+                    raise PaginationError(
+                        f"Data Center returned item {item_id!r} twice in the listing of {where}; "
+                        "the listing is suspect and is not used",
+                        endpoint=endpoint,
+                    )
+                ids_seen.add(item_id)
+            yield page
+            last = page.get("isLastPage")
+            if last is True:
+                return
+            following = page.get("nextPageStart")
+            if last is not False or not isinstance(following, int):
+                raise PaginationError(
+                    f"Data Center's listing of {where} ended without saying it was the last "
+                    "page (no isLastPage, or no nextPageStart); the listing is incomplete",
+                    endpoint=endpoint,
+                )
+            if following <= start or following in starts_seen:
+                raise PaginationError(
+                    f"Data Center's listing of {where} went back to start {following} after "
+                    f"{start}; stopped to avoid a loop, the listing is incomplete",
+                    endpoint=endpoint,
+                )
+            start = following
+
+    def _error_for(
+        self, response: requests.Response, endpoint: str, path_params: Mapping[str, str]
+    ) -> BitbucketError:
+        error = super()._error_for(response, endpoint, path_params)
+        message = _datacenter_message(response)
+        text = error.message
+        if message:
+            text += f" ({message})"
+        hint = datacenter_hint(endpoint, response.status_code, path_params)
+        common = {
+            "status": error.status,
+            "endpoint": endpoint,
+            "url": error.url,
+            "detail": error.detail,
+            "hint": hint,
+        }
+        if isinstance(error, RateLimited):
+            return RateLimited(text, retry_after=error.retry_after, **common)
+        return type(error)(text, **common)
+
+
+def _datacenter_message(response: requests.Response) -> str | None:
+    """The first message of Data Center's ``{"errors": [{"message": …}]}``, if that is the body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        message = errors[0].get("message")
+        return str(message)[:300] if message else None
+    return None
+
+
+def kind_from_url(url: str) -> str | None:
+    """The backend a URL names unmistakably, or None when only asking the server can tell."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if parts.hostname == "api.bitbucket.org" or path.endswith("/2.0"):
+        return CLOUD
+    if path.endswith("/rest"):
+        return DATACENTER
+    return None
+
+
+def datacenter_base(url: str) -> str:
+    """``{host}[/context]/rest``, the base the Data Center endpoints hang from."""
+    url = url.rstrip("/")
+    return url if url.endswith("/rest") else url + "/rest"
+
+
+def probe_kind(url: str, timeout: float = 10.0) -> tuple[str, dict[str, Any] | None]:
+    """Ask the server which Bitbucket it is: one unauthenticated GET of Data Center's
+    application properties. A JSON answer with a version is Data Center; anything else is
+    taken as Cloud (whose API has no such endpoint). Redirects are not followed: a credential
+    is never involved, but the answer must come from the host configured."""
+    probe = datacenter_base(url) + APPLICATION_PROPERTIES
+    try:
+        response = requests.get(probe, timeout=timeout, allow_redirects=False)
+    except requests.RequestException as error:
+        raise ConfigError(
+            f"cannot tell which Bitbucket {url} is: {type(error).__name__} on {probe}; "
+            "give --backend cloud or --backend datacenter"
+        ) from None
+    if response.status_code == 200:
+        try:
+            properties = response.json()
+        except ValueError:
+            properties = None
+        if isinstance(properties, dict) and properties.get("version"):
+            return DATACENTER, properties
+    return CLOUD, None

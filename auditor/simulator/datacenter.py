@@ -1,0 +1,506 @@
+"""A local Bitbucket Data Center 9.2 server beside the Cloud one: the same life cycle, statistics
+and faults, Data Center's endpoints, paging and permission rules.
+
+Request flow: statistics count the request (below ``/rest``), latency is slept, a scripted
+``FaultRule`` or a random fault (``auditor.simulator.faults``) may replace the answer, then
+authentication (Basic with a user's password or token, or Bearer with an HTTP access token; a
+wrong one is 401 on every endpoint, as Data Center answers), permissions (REPO_ADMIN,
+PROJECT_ADMIN, ADMIN: 403 with Data Center's error body) and the endpoint.
+
+Paging is Data Center's: ``start``/``limit``, ``isLastPage``, ``nextPageStart``, and ``limit``
+clamped to the instance's ``page_max`` (the ``page.max.*`` settings), the applied limit said in
+each page. Only ``GET /rest/api/latest/application-properties`` answers without a credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from auditor.simulator.datacenter_data import DcInstance, DcProject, DcRepository
+from auditor.simulator.faults import Faults, FaultState
+from auditor.simulator.server import Simulator, _Handler, _json, _Response
+from auditor.simulator.stats import RequestStats
+
+REST_PREFIX = "/rest"
+NEEDS_WORK_HOOK = "com.atlassian.bitbucket.server.bitbucket-bundled-hooks:needs-work-merge-check"
+CONTROL_PREFIX = "/__simulator__"
+_RANKS = {"LICENSED_USER": 0, "PROJECT_CREATE": 1, "ADMIN": 2, "SYS_ADMIN": 3}
+_LEVELS = {"READ": 1, "WRITE": 2, "ADMIN": 3}
+
+# The endpoints served: template (as in the DC 9.2 OpenAPI, below /rest) and handler name.
+_R = "/projects/{projectKey}/repos/{repositorySlug}"
+ENDPOINTS: list[tuple[str, str]] = [
+    ("/api/latest/application-properties", "application_properties"),
+    ("/api/latest/projects", "projects"),
+    ("/api/latest/projects/{projectKey}", "project"),
+    ("/api/latest/projects/{projectKey}/repos", "repositories"),
+    ("/api/latest" + _R + "/branches", "branches"),
+    ("/api/latest" + _R + "/settings/pull-requests", "pull_request_settings"),
+    ("/api/latest" + _R + "/settings/hooks", "hooks"),
+    ("/api/latest" + _R + "/permissions/users", "repository_users"),
+    ("/api/latest" + _R + "/permissions/groups", "repository_groups"),
+    ("/api/latest/projects/{projectKey}/permissions/users", "project_users"),
+    ("/api/latest/projects/{projectKey}/permissions/groups", "project_groups"),
+    ("/api/latest/admin/permissions/users", "global_users"),
+    ("/api/latest/admin/permissions/groups", "global_groups"),
+    ("/api/latest" + _R + "/webhooks", "webhooks"),
+    ("/api/latest" + _R + "/pull-requests", "pull_requests"),
+    ("/branch-permissions/latest" + _R + "/restrictions", "restrictions"),
+    ("/branch-permissions/latest/projects/{projectKey}/restrictions", "project_restrictions"),
+    ("/default-reviewers/latest" + _R + "/conditions", "default_reviewers"),
+    ("/keys/latest" + _R + "/ssh", "repository_keys"),
+    ("/keys/latest/projects/{projectKey}/ssh", "project_keys"),
+    ("/access-tokens/latest" + _R, "repository_tokens"),
+    ("/build-status/latest/commits/{commitId}", "build_statuses"),
+    # Not in the 9.2 OpenAPI (documented in the REST reference of the branch-utils plugin).
+    ("/branch-utils/latest" + _R + "/branchmodel", "branch_model"),
+]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(pattern + "$")
+
+
+_ROUTES = [(template, _compile(template), name) for template, name in ENDPOINTS]
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _Response:
+    body = {"errors": [{"context": None, "message": message, "exceptionName": None}]}
+    return _json(status, body, headers)
+
+
+class _DataCenterApp:
+    """Everything a request needs: the instance, faults, statistics."""
+
+    def __init__(self, instance: DcInstance, faults: Faults, clock: Callable[[], float]) -> None:
+        self.instance = instance
+        self.faults = FaultState(faults, clock=clock)
+        self.stats = RequestStats()
+        self.stopping = threading.Event()
+
+    def handle(self, handler: _Handler) -> None:
+        target = handler.path
+        path, _, query = target.partition("?")
+        length = int(handler.headers.get("Content-Length") or 0)
+        if length:
+            handler.rfile.read(length)
+        if path.startswith(CONTROL_PREFIX):
+            response = self._control(handler.command, path)
+        else:
+            response = self._serve(handler, path, query)
+        handler.send_response(response.status)
+        handler.send_header("Content-Type", response.content_type)
+        handler.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(response.body)
+
+    def _control(self, method: str, path: str) -> _Response:
+        if path == CONTROL_PREFIX + "/stats" and method == "GET":
+            return _json(200, self.stats.as_dict())
+        if path == CONTROL_PREFIX + "/stats/reset" and method == "POST":
+            self.stats.reset()
+            return _json(200, {"reset": True})
+        return _error(404, "unknown control endpoint")
+
+    def _serve(self, handler: _Handler, path: str, query: str) -> _Response:
+        below = path[len(REST_PREFIX) :] if path.startswith(REST_PREFIX + "/") else None
+        found = _route(below) if below is not None else None
+        template = found[0] if found else "<unknown>"
+        self.stats.arrived(handler.command, template, handler.path)
+        response = self._answer(handler, below, query, found)
+        self.stats.answered(response.status)
+        return response
+
+    def _answer(
+        self,
+        handler: _Handler,
+        below: str | None,
+        query: str,
+        found: tuple[str, str, dict[str, str]] | None,
+    ) -> _Response:
+        delay = self.faults.latency()
+        if delay:
+            self.stopping.wait(delay)
+        decision = self.faults.decide(handler.command, handler.path, random_faults=True)
+        if decision.kind in ("status", "rate_limit"):
+            headers = {}
+            if decision.retry_after is not None:
+                headers["Retry-After"] = str(max(0, round(decision.retry_after)))
+            status = decision.status or (429 if decision.kind == "rate_limit" else 503)
+            return _error(
+                status, "Rate limit exceeded" if status == 429 else "Server error", headers
+            )
+        if decision.kind == "slow":
+            self.stopping.wait(decision.delay)
+        if below is None or found is None:
+            return _error(404, f"No resource at {below or '/'}")
+        if handler.command != "GET":
+            return _error(405, f"Method {handler.command} is not allowed here")
+        _template, name, params = found
+        args = {key: values[-1] for key, values in parse_qs(query).items()}
+        try:
+            who = self._authenticate(handler.headers.get("Authorization"), name)
+            response = getattr(self, "_get_" + name)(who, args, **params)
+        except _Refused as refused:
+            return _error(refused.status, refused.message)
+        if decision.kind == "truncate" and len(response.body) > 1:
+            response.body = response.body[: max(1, len(response.body) // 2)]
+        return response
+
+    # -- authentication and permissions --------------------------------------------------------
+
+    def _authenticate(self, authorization: str | None, name: str) -> str | None:
+        instance = self.instance
+        if not authorization:
+            if name == "application_properties":
+                return None
+            raise _Refused(
+                401, "Authentication failed. Please check your credentials and try again."
+            )
+        scheme, _, value = authorization.partition(" ")
+        if scheme == "Bearer" and value in instance.tokens:
+            return instance.tokens[value]
+        if scheme == "Basic":
+            try:
+                username, _, password = base64.b64decode(value).decode().partition(":")
+            except ValueError:
+                username, password = "", ""
+            if instance.passwords.get(username) == password or (
+                instance.tokens.get(password) == username
+            ):
+                return username
+        raise _Refused(401, "Authentication failed. Please check your credentials and try again.")
+
+    def _global(self, who: str | None) -> int:
+        ranks = [_RANKS.get(p, -1) for u, p in self.instance.global_users if u == who]
+        return max(ranks, default=-1)
+
+    def _project_level(self, who: str | None, project: DcProject) -> int:
+        if self._global(who) >= _RANKS["ADMIN"]:
+            return _LEVELS["ADMIN"]
+        levels = [_LEVELS[p.split("_")[1]] for u, p in project.users if u == who]
+        if project.public:
+            levels.append(_LEVELS["READ"])
+        return max(levels, default=0)
+
+    def _repository_level(self, who: str | None, repo: DcRepository, project: DcProject) -> int:
+        levels = [self._project_level(who, project)]
+        levels += [_LEVELS[p.split("_")[1]] for u, p in repo.users if u == who]
+        if repo.public:
+            levels.append(_LEVELS["READ"])
+        return max(levels)
+
+    def _visible_project(self, who: str | None, key: str, level: str = "READ") -> DcProject:
+        project = self.instance.project(key)
+        if project is None or self._project_level(who, project) < _LEVELS["READ"]:
+            raise _Refused(404, f"Project {key} does not exist.")
+        if self._project_level(who, project) < _LEVELS[level]:
+            raise _Refused(
+                403,
+                f"You are not permitted to access this resource (PROJECT_{level} on {key})",
+            )
+        return project
+
+    def _repo(
+        self, who: str | None, key: str, slug: str, level: str = "READ"
+    ) -> tuple[DcProject, DcRepository]:
+        project = self.instance.project(key)
+        repo = self.instance.repository(key, slug)
+        if project is None or repo is None or self._repository_level(who, repo, project) < 1:
+            raise _Refused(404, f"Repository {key}/{slug} does not exist.")
+        if self._repository_level(who, repo, project) < _LEVELS[level]:
+            raise _Refused(
+                403, f"You are not permitted to access this resource (REPO_{level} on {key}/{slug})"
+            )
+        return project, repo
+
+    def _page(
+        self, items: list[Any], args: dict[str, str], *, repeat_first: bool = False
+    ) -> _Response:
+        try:
+            start = max(0, int(args.get("start", 0)))
+            asked = int(args.get("limit", 25))
+        except ValueError:
+            raise _Refused(400, "start and limit must be integers") from None
+        limit = max(1, min(asked, self.instance.page_max))
+        chunk = items[start : start + limit]
+        last = start + limit >= len(items)
+        page: dict[str, Any] = {
+            "size": len(chunk),
+            "limit": limit,
+            "start": start,
+            "isLastPage": last,
+            "values": chunk,
+        }
+        if not last:
+            # A server fault kept in the data: every page points back to the first.
+            page["nextPageStart"] = 0 if repeat_first else start + limit
+        return _json(200, page)
+
+    def _user(self, slug: str) -> dict[str, Any]:
+        return self.instance.users.get(slug) or {"name": slug, "slug": slug, "active": True}
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def _get_application_properties(self, who: str | None, args: dict[str, str]) -> _Response:
+        return _json(
+            200,
+            {
+                "version": self.instance.version,
+                "buildNumber": self.instance.version.replace(".", "") + "000",
+                "buildDate": "1730000000000",
+                "displayName": "Bitbucket",
+            },
+        )
+
+    def _get_projects(self, who: str | None, args: dict[str, str]) -> _Response:
+        visible = [p.rest() for p in self.instance.projects if self._project_level(who, p) >= 1]
+        return self._page(visible, args)
+
+    def _get_project(self, who: str | None, args: dict[str, str], projectKey: str) -> _Response:
+        return _json(200, self._visible_project(who, projectKey).rest())
+
+    def _get_repositories(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey)
+        visible = [
+            r.rest(project.rest())
+            for r in project.repositories
+            if self._repository_level(who, r, project) >= 1
+        ]
+        return self._page(visible, args)
+
+    def _get_branches(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)
+        branches = []
+        if repo.default_branch and repo.head:
+            branches.append(
+                {
+                    "id": f"refs/heads/{repo.default_branch}",
+                    "displayId": repo.default_branch,
+                    "type": "BRANCH",
+                    "latestCommit": repo.head,
+                    "latestChangeset": repo.head,
+                    "isDefault": True,
+                }
+            )
+        text = args.get("filterText")
+        if text:
+            branches = [b for b in branches if text in b["displayId"]]
+        return self._page(branches, args)
+
+    def _get_pull_request_settings(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        return _json(200, repo.pull_request_settings)
+
+    def _get_hooks(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        hooks = [
+            {
+                "details": {
+                    "key": NEEDS_WORK_HOOK,
+                    "name": "Needs work",
+                    "type": "PRE_PULL_REQUEST_MERGE",
+                    "supportedScopes": ["PROJECT", "REPOSITORY"],
+                },
+                "enabled": repo.needs_work_check,
+                "configured": repo.needs_work_check,
+                "scope": {"type": "REPOSITORY", "resourceId": repo.id},
+            }
+        ]
+        wanted = args.get("type")
+        return self._page([h for h in hooks if not wanted or h["details"]["type"] == wanted], args)
+
+    def _grants(self, entries: list[tuple[str, str]], kind: str) -> list[dict[str, Any]]:
+        if kind == "user":
+            return [{"user": self._user(u), "permission": p} for u, p in entries]
+        return [{"group": {"name": g}, "permission": p} for g, p in entries]
+
+    def _get_repository_users(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        return self._page(self._grants(repo.users, "user"), args)
+
+    def _get_repository_groups(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        return self._page(self._grants(repo.groups, "group"), args)
+
+    def _get_project_users(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey, "ADMIN")
+        return self._page(self._grants(project.users, "user"), args)
+
+    def _get_project_groups(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey, "ADMIN")
+        return self._page(self._grants(project.groups, "group"), args)
+
+    def _require_admin(self, who: str | None) -> None:
+        if self._global(who) < _RANKS["ADMIN"]:
+            raise _Refused(403, "You are not permitted to access this resource (ADMIN)")
+
+    def _get_global_users(self, who: str | None, args: dict[str, str]) -> _Response:
+        self._require_admin(who)
+        return self._page(self._grants(self.instance.global_users, "user"), args)
+
+    def _get_global_groups(self, who: str | None, args: dict[str, str]) -> _Response:
+        self._require_admin(who)
+        return self._page(self._grants(self.instance.global_groups, "group"), args)
+
+    def _get_webhooks(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        return self._page(repo.webhooks, args)
+
+    def _get_pull_requests(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)
+        state = args.get("state", "OPEN").upper()
+        items = [pr for pr in repo.pull_requests if state == "ALL" or pr["state"] == state]
+        at = args.get("at")
+        if at:
+            items = [pr for pr in items if pr["toRef"]["id"] == at]
+        newest_first = args.get("order", "NEWEST").upper() == "NEWEST"
+        items.sort(key=lambda pr: pr["updatedDate"], reverse=newest_first)
+        return self._page(items, args)
+
+    def _get_restrictions(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        return self._page(repo.restrictions, args, repeat_first=repo.repeats_restriction_page)
+
+    def _get_project_restrictions(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey, "ADMIN")
+        return self._page(project.restrictions, args)
+
+    def _get_default_reviewers(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)
+        return _json(200, repo.default_reviewers)  # an array, not a page (as Data Center)
+
+    def _get_repository_keys(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        project, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        keys = [{**k, "repository": repo.rest(project.rest())} for k in repo.ssh_keys]
+        return self._page(keys, args)
+
+    def _get_project_keys(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey, "ADMIN")
+        return self._page(project.ssh_keys, args)
+
+    def _get_repository_tokens(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        return self._page(repo.access_tokens, args)
+
+    def _get_build_statuses(
+        self, who: str | None, args: dict[str, str], commitId: str
+    ) -> _Response:
+        statuses = self.instance.builds.get(commitId, [])
+        return self._page(statuses, args)
+
+    def _get_branch_model(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)
+        model = repo.branch_model or {
+            "development": {
+                "id": f"refs/heads/{repo.default_branch or 'master'}",
+                "displayId": repo.default_branch or "master",
+                "useDefault": True,
+            },
+            "types": [],
+        }
+        return _json(200, model)
+
+
+def _route(below: str) -> tuple[str, str, dict[str, str]] | None:
+    for template, pattern, name in _ROUTES:
+        match = pattern.match(below)
+        if match:
+            return template, name, {k: unquote(v) for k, v in match.groupdict().items()}
+    return None
+
+
+class DataCenterSimulator(Simulator):
+    """A local Bitbucket Data Center server for an instance, on a background thread.
+
+    ``with DataCenterSimulator(demo_instance()) as sim:``; ``sim.base_url`` is what
+    ``BITBUCKET_API_URL`` should be (``http://127.0.0.1:PORT/rest``)."""
+
+    def __init__(
+        self,
+        instance: DcInstance,
+        *,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instance = instance
+        self._host = host
+        self._port = port
+        self._app = _DataCenterApp(instance, faults or Faults(), clock)  # type: ignore[assignment]
+        self._server = None
+        self._thread = None
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + REST_PREFIX
+
+    def credential_env(self, kind: str = "admin") -> dict[str, str]:
+        """Environment for the demo's admin (``admin``: Bearer HTTP access token;
+        ``basic``: username and token) or its non-admin reader (``reader``)."""
+        from auditor.simulator.datacenter_data import (
+            ADMIN_TOKEN,
+            ADMIN_USER,
+            READER_TOKEN,
+        )
+
+        env = {"BITBUCKET_API_URL": self.base_url}
+        if kind == "basic":
+            return {**env, "BITBUCKET_EMAIL": ADMIN_USER, "BITBUCKET_API_TOKEN": ADMIN_TOKEN}
+        token = READER_TOKEN if kind == "reader" else ADMIN_TOKEN
+        return {**env, "BITBUCKET_ACCESS_TOKEN": token}
+
+
+__all__ = ["ENDPOINTS", "DataCenterSimulator"]

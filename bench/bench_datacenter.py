@@ -1,0 +1,107 @@
+"""Benchmark: a Data Center collection of 500 repositories at 20 ms latency.
+
+Collects a synthetic Data Center instance (``--repos`` repositories over ``--projects``
+projects, each with ``--prs-per-repo`` pull requests merged in 2026-Q3) from an in-process Data
+Center simulator that adds ``--latency-ms`` to every request, with 16 requests in flight, and
+prints:
+
+* requests per repository, in all and per endpoint;
+* the ratio to the minimum the endpoints allow: Data Center has no bulk endpoint for any
+  per-repository read, so the minimum is, per repository, each configuration read once
+  (``auditor.backends.datacenter.REPOSITORY_READS`` plus its default branch, the branch head's
+  builds and the pull request listing, each one page) and one build-status request per merged
+  pull request; per project its repository listing (pages at the server's cap), restrictions,
+  grants and keys; and the instance's application properties and global grants;
+* the wall time against the ideal: every request's latency, 16 at a time, with nothing else.
+
+    python bench/bench_datacenter.py                      # 500 repositories, 10 merged PRs each
+    python bench/bench_datacenter.py --repos 100 --latency-ms 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from auditor.backends import open_client
+from auditor.backends.datacenter import REPOSITORY_READS
+from auditor.collector import collect
+from auditor.period import parse_period
+from auditor.simulator import Faults
+from auditor.simulator.datacenter import DataCenterSimulator
+from auditor.simulator.datacenter_data import synthetic_instance
+
+CONCURRENCY = 16
+# Per repository beyond REPOSITORY_READS: the default branch lookup, its head's build statuses
+# and the merged pull request listing.
+PER_REPOSITORY_EXTRA = 3
+# Per project: the repository listing's pages (counted apart), the project, its branch
+# permissions, user and group grants, and access keys.
+PER_PROJECT = 5
+# Per instance: application properties (the credential check and server version) and global
+# user grants.
+PER_INSTANCE = 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repos", type=int, default=500)
+    parser.add_argument("--projects", type=int, default=10)
+    parser.add_argument("--prs-per-repo", type=int, default=10)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args()
+
+    instance = synthetic_instance(
+        repos=args.repos, prs_per_repo=args.prs_per_repo, projects=args.projects
+    )
+    projects = [project.key for project in instance.projects]
+    faults = Faults(latency_ms=args.latency_ms)
+    with DataCenterSimulator(instance, faults=faults) as simulator:
+        client = open_client(simulator.credential_env("admin"))
+        with client:
+            started = time.perf_counter()
+            collection = collect(client, projects, parse_period("2026-Q3"), concurrency=CONCURRENCY)
+            wall = time.perf_counter() - started
+        stats = simulator.stats()
+
+    errors = len(collection.evidence.errors)
+    repos = args.repos
+    total = stats["total"]
+    listing_pages = sum(
+        max(1, math.ceil(len(project.repositories) / instance.page_max))
+        for project in instance.projects
+    )
+    minimum = (
+        repos * (len(REPOSITORY_READS) + PER_REPOSITORY_EXTRA)
+        + repos * args.prs_per_repo
+        + len(projects) * PER_PROJECT
+        + listing_pages
+        + PER_INSTANCE
+    )
+    ideal = math.ceil(total / CONCURRENCY) * args.latency_ms / 1000
+    print(
+        f"Data Center instance: {repos} repositories in {len(projects)} projects, "
+        f"{args.prs_per_repo} merged PRs each, {args.latency_ms:g} ms latency, "
+        f"{CONCURRENCY} in flight"
+    )
+    print(f"collection errors: {errors}")
+    print(f"requests: {total:,}  per repository: {total / repos:.2f}")
+    print(
+        f"minimum the endpoints allow: {minimum:,}  per repository: {minimum / repos:.2f}  "
+        f"ratio: {total / minimum:.3f}"
+    )
+    print(f"identical requests sent twice: {sum(n - 1 for n in stats['duplicates'].values())}")
+    print(
+        f"wall time: {wall:.2f} s  ideal ({total:,} requests x {args.latency_ms:g} ms / "
+        f"{CONCURRENCY}): {ideal:.2f} s  ratio: {wall / ideal if ideal else float('nan'):.2f}"
+    )
+    print()
+    print("per endpoint                                                          per repository")
+    by_endpoint = {key.removeprefix("GET "): count for key, count in stats["by_endpoint"].items()}
+    for endpoint, count in sorted(by_endpoint.items(), key=lambda item: -item[1]):
+        print(f"  {endpoint:<70} {count / repos:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The Data Center client over real HTTP against the Data Center simulator: paging with the
+server's own page cap, incomplete listings, the 401/403/429 answers, and choosing the backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.backends import open_client
+from auditor.backends.datacenter import (
+    GLOBAL_USERS,
+    PROJECT_RESTRICTIONS,
+    REPOSITORIES,
+    RESTRICTIONS,
+)
+from auditor.bitbucket.client import BitbucketClient, ClientSettings
+from auditor.bitbucket.credentials import load_credential
+from auditor.bitbucket.datacenter import (
+    ASKED_LIMIT,
+    DataCenterClient,
+    kind_from_url,
+    probe_kind,
+)
+from auditor.bitbucket.errors import AuthenticationFailed, Forbidden, PaginationError
+from auditor.simulator import Simulator, demo_dataset
+from auditor.simulator.datacenter import DataCenterSimulator
+from auditor.simulator.datacenter_data import demo_instance, restriction, synthetic_instance
+from auditor.simulator.faults import FaultRule
+
+
+def _client(simulator: DataCenterSimulator, kind: str = "admin") -> DataCenterClient:
+    env = simulator.credential_env(kind)
+    settings = ClientSettings(
+        base_url=env["BITBUCKET_API_URL"], requests_per_hour=None, backoff_base=0.01
+    )
+    return DataCenterClient(load_credential(env), settings)
+
+
+def test_pages_ask_for_the_most_and_keep_the_limit_the_server_applied():
+    instance = synthetic_instance(repos=25, prs_per_repo=0, projects=1)
+    instance.page_max = 10  # the server's page.max setting, unknown to the client
+    with DataCenterSimulator(instance) as simulator, _client(simulator) as client:
+        slugs = [repo["slug"] for repo in client.paginate(REPOSITORIES, project="P0")]
+        urls = list(simulator.stats()["by_url"])
+    assert slugs == [f"repo-{i:04d}" for i in range(25)]
+    assert client.page_limits[REPOSITORIES] == 10
+    assert len(urls) == 3  # 10 + 10 + 5, no request wasted
+    assert all(f"limit={ASKED_LIMIT}" in url for url in urls)
+    assert sorted(int(url.split("start=")[1].split("&")[0]) for url in urls) == [0, 10, 20]
+
+
+def test_a_listing_whose_next_page_goes_back_is_incomplete_not_short():
+    with (
+        DataCenterSimulator(demo_instance()) as simulator,
+        _client(simulator) as client,
+        pytest.raises(PaginationError, match="incomplete") as raised,
+    ):
+        list(client.paginate(RESTRICTIONS, project="ACME", repo="restricted"))
+    assert "went back to start 0" in str(raised.value)
+
+
+def test_an_item_repeated_across_pages_makes_the_listing_suspect():
+    instance = demo_instance()
+    repo = instance.repository("ACME", "payments")
+    assert repo is not None
+    repo.restrictions = [
+        restriction(n, "no-deletes", {"id": "x", "displayId": "x"}, ("REPOSITORY", 11))
+        for n in range(10)
+    ]
+    repo.restrictions.append(dict(repo.restrictions[3]))  # on page two, seen on page one
+    with (
+        DataCenterSimulator(instance) as simulator,
+        _client(simulator) as client,
+        pytest.raises(PaginationError, match="item 3 twice"),
+    ):
+        list(client.paginate(RESTRICTIONS, project="ACME", repo="payments"))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path", "permission"),
+    [
+        (RESTRICTIONS, {"project": "ACME", "repo": "payments"}, "REPO_ADMIN on ACME/payments"),
+        (PROJECT_RESTRICTIONS, {"project": "ACME"}, "PROJECT_ADMIN on project ACME"),
+        (GLOBAL_USERS, {}, "global ADMIN permission"),
+    ],
+)
+def test_a_non_admin_gets_403_naming_the_data_center_permission(endpoint, path, permission):
+    with (
+        DataCenterSimulator(demo_instance()) as simulator,
+        _client(simulator, "reader") as client,
+        pytest.raises(Forbidden) as raised,
+    ):
+        list(client.paginate(endpoint, **path))
+    assert permission in str(raised.value)
+    assert "You are not permitted" in str(raised.value)  # Data Center's own message
+
+
+def test_a_rejected_token_is_401_and_the_secret_is_never_shown():
+    with DataCenterSimulator(demo_instance()) as simulator:
+        env = {**simulator.credential_env("admin"), "BITBUCKET_ACCESS_TOKEN": "wrong-token-xyz"}
+        client = DataCenterClient(
+            load_credential(env), ClientSettings(base_url=env["BITBUCKET_API_URL"])
+        )
+        with client, pytest.raises(AuthenticationFailed) as raised:
+            client.get("/api/latest/application-properties")
+    assert "BITBUCKET_ACCESS_TOKEN" in str(raised.value)
+    assert "wrong-token-xyz" not in str(raised.value)
+
+
+def test_basic_authentication_reads_what_the_bearer_token_reads():
+    with (
+        DataCenterSimulator(demo_instance()) as simulator,
+        _client(simulator, "basic") as basic,
+        _client(simulator) as bearer,
+    ):
+        assert list(basic.paginate(REPOSITORIES, project="ACME")) == list(
+            bearer.paginate(REPOSITORIES, project="ACME")
+        )
+
+
+def test_429_with_retry_after_is_retried_and_counted_like_cloud():
+    with DataCenterSimulator(demo_instance()) as simulator, _client(simulator) as client:
+        simulator.add_fault_rule(
+            FaultRule(
+                path=r"/rest/api/latest/projects/ACME/repos\b",
+                kind="rate_limit",
+                retry_after=0,
+                count=2,
+            )
+        )
+        slugs = [repo["slug"] for repo in client.paginate(REPOSITORIES, project="ACME")]
+    assert len(slugs) == 5
+    stats = client.stats.as_dict()
+    assert stats["rate_limited"] == 2
+    assert stats["retries"] == 2
+
+
+def test_the_server_is_asked_which_bitbucket_it_is_only_when_the_url_does_not_say():
+    assert kind_from_url("https://api.bitbucket.org/2.0") == "cloud"
+    assert kind_from_url("https://bitbucket.example.com/bitbucket/rest") == "datacenter"
+    assert kind_from_url("https://bitbucket.example.com") is None
+    with DataCenterSimulator(demo_instance()) as simulator:
+        kind, properties = probe_kind(simulator.root_url)
+        assert (kind, properties["version"]) == ("datacenter", "9.2.3")
+        assert list(simulator.stats()["by_url"]) == ["/rest/api/latest/application-properties"]
+        env = {**simulator.credential_env("admin"), "BITBUCKET_API_URL": simulator.root_url}
+        with open_client(env) as client:
+            assert isinstance(client, DataCenterClient)
+            assert client.settings.base_url == simulator.base_url
+        with open_client(env, backend="cloud") as client:  # --backend overrides the server
+            assert type(client) is BitbucketClient
+    with Simulator(demo_dataset()) as cloud:
+        assert probe_kind(cloud.root_url)[0] == "cloud"
