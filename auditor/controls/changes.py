@@ -109,9 +109,14 @@ def status_changes(before: EvaluationResult, after: EvaluationResult) -> list[Ch
 
 def finding_status_changes(before: pd.DataFrame, after: pd.DataFrame) -> list[Change]:
     """``status_changes`` over two findings tables (``FINDING_COLUMNS``, or at least
-    control_id, resource and status)."""
-    old = _statuses(before)
-    new = _statuses(after)
+    control_id, resource and status).
+
+    Controls judged per pull request (CM-10..12) are left out: their rows are events, one per
+    pull request merged in each side's window, so a pull request merged in between is not a
+    status that changed (the operating-effectiveness section reports that population)."""
+    events = _pull_request_controls(before) | _pull_request_controls(after)
+    old = {key: status for key, status in _statuses(before).items() if key[0] not in events}
+    new = {key: status for key, status in _statuses(after).items() if key[0] not in events}
     return [
         Change(CONTROL_STATUS, control_id, resource, old.get(key, ""), new.get(key, ""))
         for key in sorted(old.keys() | new.keys())
@@ -138,6 +143,12 @@ def _records(evidence: Evidence, dataset: str, columns: Iterable[str]) -> list[d
     names = list(columns)
     values = [frame[name].astype(object).tolist() for name in names]
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _pull_request_controls(findings: pd.DataFrame) -> set[str]:
+    if "resource_type" not in findings.columns:
+        return set()
+    return set(findings.loc[findings["resource_type"] == "pull_request", "control_id"].astype(str))
 
 
 def _statuses(findings: pd.DataFrame) -> dict[tuple[str, str], str]:
