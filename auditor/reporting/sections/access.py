@@ -7,17 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from auditor.controls.results import (
-    EvaluationResult,
-)
+from auditor.controls.results import EvaluationResult
 from auditor.evidence import Evidence
 from auditor.reporting.populations import access_listing
-from auditor.reporting.sections.base import (
-    NotAssessable,
-    ReportInputs,
-    RowLimits,
-    Section,
-)
+from auditor.reporting.sections.base import NotAssessable, ReportInputs, RowLimits, Section
 from auditor.reporting.sections.formatting import (
     STATUS_RANK,
     css_class,

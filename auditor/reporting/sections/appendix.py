@@ -9,24 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.controls.results import (
-    STATUS_ORDER,
-)
+from auditor.controls.results import STATUS_ORDER
 from auditor.evidence import TABLES
 from auditor.reporting.manifest import FileEntry
-from auditor.reporting.sections.base import (
-    Parameter,
-    ReportInputs,
-    RowLimits,
-    Section,
-    Target,
-)
-from auditor.reporting.sections.formatting import (
-    STATUS_WORDS,
-    anchor,
-    css_class,
-    parameter_text,
-)
+from auditor.reporting.sections.base import Parameter, ReportInputs, RowLimits, Section, Target
+from auditor.reporting.sections.formatting import STATUS_WORDS, anchor, css_class, parameter_text
 from auditor.runinfo import RunInfo
 
 

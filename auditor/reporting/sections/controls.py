@@ -15,22 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.controls.results import (
-    ControlOutcome,
-    EvaluationResult,
-    ExceptionEntry,
-    Status,
-)
+from auditor.controls.results import ControlOutcome, EvaluationResult, ExceptionEntry, Status
 from auditor.evidence import Evidence
 from auditor.reporting.populations import repositories_population
 from auditor.reporting.resource_links import ResourceNamer, evidence_paths, label_for
-from auditor.reporting.sections.base import (
-    Parameter,
-    ReportInputs,
-    RowLimits,
-    Section,
-    StatusCount,
-)
+from auditor.reporting.sections.base import Parameter, ReportInputs, RowLimits, Section, StatusCount
 from auditor.reporting.sections.formatting import (
     STATUS_RANK,
     anchor,

@@ -12,15 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from auditor.evidence import Evidence
-from auditor.reporting.sections.base import (
-    ReportInputs,
-    Section,
-)
-from auditor.reporting.sections.formatting import (
-    format_datetime,
-    missing,
-    period_text,
-)
+from auditor.reporting.sections.base import ReportInputs, Section
+from auditor.reporting.sections.formatting import format_datetime, missing, period_text
 from auditor.reporting.sections.signoff import recorded, signature_sentence
 from auditor.runinfo import RunInfo
 
@@ -157,5 +150,5 @@ def build(inputs: ReportInputs) -> Cover:
 
 
 SECTION = Section("cover", build)
-# shown on the cover, under "How this report was produced"
+# rows of the cover's table: who ran the tool, where, how, with which code (read by _cover.html)
 PROVENANCE = Section("provenance", lambda inputs: provenance_rows(inputs.run_info))

@@ -14,11 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.controls.results import (
-    DISABLED,
-    STATUS_ORDER,
-    Status,
-)
+from auditor.controls.results import DISABLED, STATUS_ORDER, Status
 from auditor.reporting.charts import STATUS_STYLE
 from auditor.reporting.sections.base import StatusCount
 

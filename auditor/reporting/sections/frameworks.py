@@ -8,21 +8,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from auditor.controls.results import (
-    DISABLED,
-    VERDICT_ORDER,
-    EvaluationResult,
-    Status,
-)
-from auditor.reporting.sections.base import (
-    ReportInputs,
-    Section,
-)
+from auditor.controls.results import DISABLED, VERDICT_ORDER, EvaluationResult, Status
+from auditor.reporting.sections.base import ReportInputs, Section
 from auditor.reporting.sections.controls import ControlView
-from auditor.reporting.sections.formatting import (
-    css_class,
-    natural_key,
-)
+from auditor.reporting.sections.formatting import css_class, natural_key
 
 
 @dataclass(frozen=True)

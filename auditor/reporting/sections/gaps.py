@@ -9,25 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.controls.results import (
-    EvaluationResult,
-    Status,
-)
+from auditor.controls.results import EvaluationResult, Status
 from auditor.evidence import TABLES, Evidence
-from auditor.reporting.sections.base import (
-    NotAssessable,
-    ReportInputs,
-    RowLimits,
-    Section,
-)
-from auditor.reporting.sections.formatting import (
-    head,
-    limit,
-    missing,
-    natural_key,
-    omitted,
-    text,
-)
+from auditor.reporting.sections.base import NotAssessable, ReportInputs, RowLimits, Section
+from auditor.reporting.sections.formatting import head, limit, missing, natural_key, omitted, text
 
 
 @dataclass(frozen=True)

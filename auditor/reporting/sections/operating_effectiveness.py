@@ -10,22 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from auditor.controls.effectiveness import POPULATION_COLUMNS
-from auditor.controls.results import (
-    EvaluationResult,
-    Status,
-)
-from auditor.reporting.sections.base import (
-    ReportInputs,
-    RowLimits,
-    Section,
-)
-from auditor.reporting.sections.formatting import (
-    column_text,
-    css_class,
-    head,
-    omitted,
-    plural,
-)
+from auditor.controls.results import EvaluationResult, Status
+from auditor.reporting.sections.base import ReportInputs, RowLimits, Section
+from auditor.reporting.sections.formatting import column_text, css_class, head, omitted, plural
 
 
 @dataclass(frozen=True)

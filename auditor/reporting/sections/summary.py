@@ -8,18 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from auditor.controls.results import (
-    STATUS_ORDER,
-    EvaluationResult,
-    Status,
-)
+from auditor.controls.results import STATUS_ORDER, EvaluationResult, Status
 from auditor.reporting.charts import StackedBarChart, family_results_chart
-from auditor.reporting.sections.base import (
-    NotAssessable,
-    ReportInputs,
-    Section,
-    StatusCount,
-)
+from auditor.reporting.sections.base import NotAssessable, ReportInputs, Section, StatusCount
 from auditor.reporting.sections.controls import ControlView, ExceptionView
 from auditor.reporting.sections.formatting import (
     STATUS_WORDS,
