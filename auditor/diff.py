@@ -35,10 +35,10 @@ from auditor.controls.changes import (
     evidence_changes,
     finding_status_changes,
 )
-from auditor.controls.export import neutralise_formula
 from auditor.errors import ConfigError
 from auditor.evidence import CollectionInfo, Evidence
 from auditor.flatten import evidence_from_results, results_from_evidence_files
+from auditor.visible import neutralise_formula
 
 
 @dataclass

@@ -9,11 +9,14 @@ get through it:
 * unbroken runs of thousands of characters, which a table cell cannot wrap (and which make the PDF
   renderer take minutes): ``shorten_unbroken`` keeps the start of such a run and says how long it
   was. The full value stays in the JSON evidence, which is never shortened.
+
+In CSV files a third: a cell that starts like a formula, which ``neutralise_formula`` makes text.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # C0 and C1 controls except tab, line feed and carriage return; DEL; the bidirectional
 # embeddings, overrides, isolates and marks; zero-width and invisible formatting characters.
@@ -47,3 +50,23 @@ def shorten_unbroken(text: str, limit: int = UNBROKEN_LIMIT) -> str:
 def for_display(text: str) -> str:
     """Both: what a table cell of the report shows for ``text``."""
     return shorten_unbroken(show_invisible(text))
+
+
+# Spreadsheets execute a cell that starts with one of these as a formula (CSV injection).
+# Repository names, descriptions, PR titles and display names come from Bitbucket and are
+# untrusted, so such cells are prefixed with an apostrophe, which spreadsheets show as text.
+# Tab and carriage return are included as OWASP recommends; both also start formulas in some
+# spreadsheet programs.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: Any) -> Any:
+    """``value`` with a leading ``'`` when a spreadsheet would read it as a formula, and its
+    invisible or direction-changing characters shown (``[U+202E]``), so that no cell can look
+    like another."""
+    if not isinstance(value, str):
+        return value
+    value = show_invisible(value)
+    if value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value

@@ -7,6 +7,5 @@
 - ``facts``: ``CredentialFacts`` the operator declares about the auditing credential;
 - ``engine``: ``evaluate(evidence, catalog, exceptions, *, evaluated_on, period, credential)``;
 - ``effectiveness``: the CM-10/11/12 population of merged pull requests;
-- ``export``: ``write_findings_csv`` / ``write_findings_json`` / ``write_population_csv``;
-- ``results``: the contract with the reporting layer.
+- ``results``: the contract with the reporting layer (which writes the CSV/JSON exports).
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 import jinja2
 import markupsafe
 
-from auditor.reporting.views import ReportContext
+from auditor.reporting.context import ReportContext
 from auditor.resources import templates_dir
 from auditor.visible import for_display
 

@@ -8,8 +8,9 @@
   (the CM-10/11/12 population), exactly as the controls engine judged it.
 
 The same tables feed the HTML report, so the report and the attachments never disagree. The CSV
-files are written by the controls layer's writers (``auditor.controls.export``), which neutralise
-spreadsheet formulas in Bitbucket text, so every CSV of a run has one format and one defence.
+files are written by the findings exporters' writers (``auditor.reporting.exports``), which
+neutralise spreadsheet formulas in Bitbucket text, so every CSV of a run has one format and one
+defence.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from auditor.controls.effectiveness import POPULATION_COLUMNS
 from auditor.controls.results import EvaluationResult
 from auditor.evidence import TIME, Evidence
+from auditor.reporting.exports import write_csv, write_population_csv
 
 REPOSITORY_COLUMNS: tuple[str, ...] = (
     "workspace",
@@ -160,8 +162,6 @@ POPULATION_FILES: tuple[str, ...] = (
 
 def write_population_csvs(folder: Path, evidence: Evidence, result: EvaluationResult) -> None:
     """Write the three population CSVs (``POPULATION_FILES``) under ``folder``."""
-    from auditor.controls.export import write_csv, write_population_csv
-
     repositories, access, merged = (folder / relative for relative in POPULATION_FILES)
     write_csv(_iso_times(repositories_population(evidence, result)), repositories)
     write_csv(access_listing(evidence), access)

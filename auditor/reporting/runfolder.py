@@ -6,8 +6,8 @@ Layout (``formats`` chooses the optional files)::
     evidence/<name>.json         the raw GraphQL results
     queries/<name>.graphql       the stored query documents that produced them
     populations/repositories.csv, access.csv, merged_pull_requests.csv
-    findings.csv                 "csv" (written by auditor.controls.export)
-    findings.json                "json" (written by auditor.controls.export)
+    findings.csv                 "csv" (auditor.reporting.exports)
+    findings.json                "json" (auditor.reporting.exports)
     findings.sarif               "sarif": SARIF 2.1.0 (auditor.reporting.sarif)
     findings.junit.xml           "junit": JUnit XML (auditor.reporting.junit)
     oscal-assessment-results.json  "oscal": OSCAL assessment-results (auditor.reporting.oscal)
@@ -54,6 +54,7 @@ from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import Evidence
 from auditor.redaction import redact
 from auditor.reporting.context import build_report_context
+from auditor.reporting.exports import write_findings_csv, write_findings_json
 from auditor.reporting.html import environment, render_report
 from auditor.reporting.manifest import (
     EVIDENCE_HASHES_FORMAT,
@@ -400,10 +401,6 @@ def _write_contents(
 
 
 def _write_findings(folder: Path, result: EvaluationResult, formats: frozenset[str]) -> None:
-    # The controls layer owns the findings formats (imported only when a findings file is asked
-    # for).
-    from auditor.controls.export import write_findings_csv, write_findings_json
-
     if "csv" in formats:
         write_findings_csv(result, folder / "findings.csv")
     if "json" in formats:

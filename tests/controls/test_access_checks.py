@@ -226,21 +226,20 @@ def test_ac5_workspace_owners_are_few(members, expected):
 @pytest.mark.parametrize(
     ("two_step", "expected"),
     [
-        (True, ("PASS", "Carol (acme:{carol}) uses two-step verification.")),
+        (True, ("PASS", "Carol uses two-step verification.")),
         (
             False,
             (
                 "FAIL",
-                "Carol (acme:{carol}) has two-step verification off; every member must use it.",
+                "Carol has two-step verification off; every member must use it.",
             ),
         ),
         (
             None,
             (
                 "MANUAL",
-                "Bitbucket does not expose whether Carol (acme:{carol}) uses two-step "
-                "verification; attach evidence from the identity provider or the member's "
-                "account settings.",
+                "Bitbucket does not expose whether Carol uses two-step verification; attach "
+                "evidence from the identity provider or the member's account settings.",
             ),
         ),
     ],
@@ -251,6 +250,21 @@ def test_ac6_members_use_two_step_verification(two_step, expected):
         {"repositories": [repo("api")], "members": [_member("carol", "member", two_step)]}
     )
     assert judge(evidence, "AC-6", "acme:{carol}") == expected
+
+
+def test_ac6_names_members_by_display_name_and_tells_namesakes_apart():
+    twin = {**_member("cchen", "member", False), "display_name": "Carol"}
+    anonymous = {**_member("x", "member", False), "display_name": None, "nickname": None}
+    evidence = make_evidence(
+        {
+            "repositories": [repo("api")],
+            "members": [_member("carol", "member", False), twin, anonymous],
+        }
+    )
+    off = "has two-step verification off; every member must use it."
+    assert judge(evidence, "AC-6", "acme:{carol}") == ("FAIL", f"Carol (carol) {off}")
+    assert judge(evidence, "AC-6", "acme:{cchen}") == ("FAIL", f"Carol (cchen) {off}")
+    assert judge(evidence, "AC-6", "acme:{x}") == ("FAIL", f"member acme:{{x}} {off}")
 
 
 def test_ac5_is_error_when_no_member_is_listed():

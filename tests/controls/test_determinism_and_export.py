@@ -12,14 +12,14 @@ from demo_fixture import demo_evidence
 
 from auditor.controls import demo
 from auditor.controls.exceptions import load_exceptions
-from auditor.controls.export import (
-    neutralise_formula,
+from auditor.controls.results import FINDING_COLUMNS
+from auditor.evidence import Evidence
+from auditor.reporting.exports import (
     write_findings_csv,
     write_findings_json,
     write_population_csv,
 )
-from auditor.controls.results import FINDING_COLUMNS
-from auditor.evidence import Evidence
+from auditor.visible import neutralise_formula
 
 
 def _shuffled(evidence: Evidence, seed: int) -> Evidence:

@@ -127,7 +127,7 @@ def _judge_hook(control_id: str, **overrides: Any) -> tuple[str, str]:
             {},
             (
                 "PASS",
-                "acme/infra webhook {h1} to https://hooks.acme.example/tf delivers over HTTPS "
+                "acme/infra webhook 'terraform' to hooks.acme.example delivers over HTTPS "
                 "with certificate verification.",
             ),
         ),
@@ -135,7 +135,7 @@ def _judge_hook(control_id: str, **overrides: Any) -> tuple[str, str]:
             {"url": "http://hooks.acme.example/tf"},
             (
                 "FAIL",
-                "acme/infra webhook {h1} to http://hooks.acme.example/tf delivers over plain "
+                "acme/infra webhook 'terraform' to hooks.acme.example delivers over plain "
                 "HTTP; webhooks must deliver over https:// with certificate verification.",
             ),
         ),
@@ -143,7 +143,7 @@ def _judge_hook(control_id: str, **overrides: Any) -> tuple[str, str]:
             {"skip_cert_verification": True},
             (
                 "FAIL",
-                "acme/infra webhook {h1} to https://hooks.acme.example/tf skips TLS certificate "
+                "acme/infra webhook 'terraform' to hooks.acme.example skips TLS certificate "
                 "verification; webhooks must deliver over https:// with certificate "
                 "verification.",
             ),
@@ -152,8 +152,8 @@ def _judge_hook(control_id: str, **overrides: Any) -> tuple[str, str]:
             {"skip_cert_verification": None},
             (
                 "ERROR",
-                "Bitbucket did not report whether acme/infra webhook {h1} to "
-                "https://hooks.acme.example/tf verifies TLS certificates; the control could not "
+                "Bitbucket did not report whether acme/infra webhook 'terraform' to "
+                "hooks.acme.example verifies TLS certificates; the control could not "
                 "be assessed.",
             ),
         ),
@@ -171,7 +171,7 @@ def test_sd2_webhooks_deliver_over_verified_https(overrides, expected):
             {},
             (
                 "PASS",
-                "acme/infra webhook {h1} to https://hooks.acme.example/tf signs its deliveries "
+                "acme/infra webhook 'terraform' to hooks.acme.example signs its deliveries "
                 "with a secret.",
             ),
         ),
@@ -179,7 +179,7 @@ def test_sd2_webhooks_deliver_over_verified_https(overrides, expected):
             {"secret_set": False},
             (
                 "FAIL",
-                "acme/infra webhook {h1} to https://hooks.acme.example/tf is active without a "
+                "acme/infra webhook 'terraform' to hooks.acme.example is active without a "
                 "secret, so its receiver cannot verify that deliveries come from Bitbucket; "
                 "active webhooks must have one.",
             ),
@@ -188,7 +188,7 @@ def test_sd2_webhooks_deliver_over_verified_https(overrides, expected):
             {"secret_set": False, "active": False},
             (
                 "NOT_APPLICABLE",
-                "acme/infra webhook {h1} to https://hooks.acme.example/tf is inactive and "
+                "acme/infra webhook 'terraform' to hooks.acme.example is inactive and "
                 "delivers nothing.",
             ),
         ),
@@ -196,8 +196,8 @@ def test_sd2_webhooks_deliver_over_verified_https(overrides, expected):
             {"secret_set": None},
             (
                 "ERROR",
-                "Bitbucket did not report whether acme/infra webhook {h1} to "
-                "https://hooks.acme.example/tf has a secret; the control could not be assessed.",
+                "Bitbucket did not report whether acme/infra webhook 'terraform' to "
+                "hooks.acme.example has a secret; the control could not be assessed.",
             ),
         ),
     ],
@@ -205,6 +205,25 @@ def test_sd2_webhooks_deliver_over_verified_https(overrides, expected):
 )
 def test_sd3_active_webhooks_are_authenticated(overrides, expected):
     assert _judge_hook("SD-3", **overrides) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"description": ""}, "acme/infra webhook to hooks.acme.example"),
+        ({"description": None, "url": None}, "acme/infra webhook {h1}"),
+        (
+            {"url": "https://user:token@hooks.acme.example/tf?key=s3cret"},
+            "acme/infra webhook 'terraform' to hooks.acme.example",
+        ),
+    ],
+    ids=["no-description", "nothing-but-the-uuid", "url-with-credentials"],
+)
+def test_webhooks_are_named_by_description_and_host_never_by_full_url(overrides, name):
+    _, reason = _judge_hook("SD-3", **overrides)
+    assert reason.startswith(name + " ")
+    assert "token" not in reason
+    assert "s3cret" not in reason
 
 
 @pytest.mark.parametrize("control_id", ["SD-2", "SD-3"])

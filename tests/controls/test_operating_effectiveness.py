@@ -196,8 +196,22 @@ def test_cm11_no_self_merge_without_review(merger, participants, expected):
             [build(41, "SUCCESSFUL", commit="c0ffee0041aa")],
             ("PASS", "acme/api#41 has a SUCCESSFUL build (ci) on its source head c0ffee0041aa."),
         ),
+        (
+            [{**build(41, "SUCCESSFUL", key="{5f3c0a9e-pipeline}"), "name": "Pipeline #7"}],
+            (
+                "PASS",
+                "acme/api#41 has a SUCCESSFUL build (Pipeline #7) on its source head c0ffee0041aa.",
+            ),
+        ),
     ],
-    ids=["one-successful", "untested", "failed", "build-of-other-commit", "abbreviated-hash"],
+    ids=[
+        "one-successful",
+        "untested",
+        "failed",
+        "build-of-other-commit",
+        "abbreviated-hash",
+        "named-by-its-name-not-its-key",
+    ],
 )
 def test_cm12_merged_changes_passed_their_builds(builds, expected):
     assert judge(evidence([pr(41)], [], builds), "CM-12", "acme/api#41") == expected

@@ -7,16 +7,10 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from auditor.controls.results import Coverage
+from auditor.controls.results import DISABLED, Coverage
 from auditor.reporting.charts import family_results_chart
-from auditor.reporting.context import (
-    DISABLED,
-    HTML_LIMITS,
-    PDF_LIMITS,
-    anchor,
-    build_report_context,
-    column_text,
-)
+from auditor.reporting.context import HTML_LIMITS, PDF_LIMITS, build_report_context
+from auditor.reporting.sections.formatting import anchor, column_text
 
 from .fixtures import GENERATED_AT, small_run, synthetic_run
 

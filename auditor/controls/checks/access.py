@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -109,6 +110,30 @@ def private_fork_policy(ctx: CheckContext, params: ForkParameters) -> Any:
             )
             rows.repository(repo, Status.PASS, reason, repo.fork_policy)
     return rows.frame()
+
+
+def _member_names(members: Any) -> dict[tuple[str, str], str]:
+    """Each member's name for a reason, by (workspace, user UUID): the display name, else the
+    nickname, else the member key. Where two members of a workspace share a display name, the
+    nickname (else the key) follows it, so that each reason names one person."""
+
+    def present(value: Any) -> str:
+        return str(value) if known(value) and str(value).strip() else ""
+
+    records = list(members.itertuples(index=False))
+    counts = Counter((row.workspace, present(row.display_name)) for row in records)
+    names = {}
+    for row in records:
+        key = f"{row.workspace}:{row.user_uuid}"
+        display, nickname = present(row.display_name), present(row.nickname)
+        if not display:
+            name = nickname or f"member {key}"
+        elif counts[(row.workspace, display)] > 1:
+            name = f"{display} ({nickname or key})"
+        else:
+            name = display
+        names[(row.workspace, row.user_uuid)] = name
+    return names
 
 
 def _person(row: Any) -> str:
@@ -256,23 +281,23 @@ def member_two_step(ctx: CheckContext, params: Parameters) -> Any:
     """Every member has two-step verification on (MANUAL where the API does not expose it)."""
     members = ctx.table("members")
     rows = Rows("member")
+    names = _member_names(members)
     for member in members.itertuples(index=False):
-        who = str(member.display_name) if known(member.display_name) else str(member.user_uuid)
+        who = names[(member.workspace, member.user_uuid)]
         resource = f"{member.workspace}:{member.user_uuid}"
         if not known(member.has_2fa_enabled):
             status = Status.MANUAL
             reason = (
-                f"Bitbucket does not expose whether {who} ({resource}) uses two-step "
-                "verification; attach evidence from the identity provider or the member's "
-                "account settings."
+                f"Bitbucket does not expose whether {who} uses two-step verification; attach "
+                "evidence from the identity provider or the member's account settings."
             )
             observed = "not exposed"
         elif member.has_2fa_enabled:
             status, observed = Status.PASS, "on"
-            reason = f"{who} ({resource}) uses two-step verification."
+            reason = f"{who} uses two-step verification."
         else:
             status, observed = Status.FAIL, "off"
-            reason = f"{who} ({resource}) has two-step verification off; every member must use it."
+            reason = f"{who} has two-step verification off; every member must use it."
         rows.add(
             resource=resource,
             workspace=member.workspace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from auditor.controls.branches import known
 from auditor.controls.checks.registry import (
@@ -105,9 +106,29 @@ def _hook_rows(ctx: CheckContext) -> Any:
     return hooks.sort_values(["repository", "uuid"], kind="stable").itertuples(index=False)
 
 
+def _url_host(url: Any) -> str:
+    if not known(url):
+        return ""
+    try:
+        return urlsplit(str(url)).hostname or ""
+    except ValueError:
+        return ""
+
+
 def _hook_name(hook: Any) -> str:
-    target = f" to {hook.url}" if known(hook.url) else ""
-    return f"{hook.repository} webhook {hook.uuid}{target}"
+    """The webhook as a person knows it: its description and the host it delivers to (the
+    full URL may carry a token in its path or query). Only a webhook with neither is named by
+    its UUID."""
+    description = str(hook.description).strip() if known(hook.description) else ""
+    host = _url_host(hook.url)
+    name = f"{hook.repository} webhook"
+    if description:
+        name += f" '{description}'"
+    if host:
+        name += f" to {host}"
+    if not description and not host:
+        name += f" {hook.uuid}"
+    return name
 
 
 def _add_hook(rows: Rows, hook: Any, status: Status, reason: str, observed: object) -> None:

@@ -233,6 +233,22 @@ def no_self_merge(ctx: CheckContext, params: Parameters) -> Any:
     return _rows(ctx, prs, ("pull_requests", "pr_participants"), status, reason, observed, evidence)
 
 
+def _build_labels(ctx: CheckContext, prs: pd.DataFrame) -> np.ndarray:
+    """Each pull request's deciding build by its name ("Pipeline #12", "jenkins-ml"), which
+    reads better than its key (for Pipelines a UUID); the key where the build has no name."""
+    statuses = ctx.table("build_statuses")
+    names = statuses.loc[
+        statuses["key"].notna() & statuses["name"].fillna("").str.strip().ne(""),
+        ["repository", "pr_id", "key", "name"],
+    ].drop_duplicates(["repository", "pr_id", "key"])
+    labelled = prs[["repository", "pr_id", "build_key"]].merge(
+        names.rename(columns={"key": "build_key", "name": "build_name"}),
+        on=["repository", "pr_id", "build_key"],
+        how="left",
+    )
+    return _text(labelled["build_name"].fillna(labelled["build_key"]), "unnamed")
+
+
 @check(
     "merged_build_passed",
     level="pull_request",
@@ -245,7 +261,7 @@ def merged_build_passed(ctx: CheckContext, params: Parameters) -> Any:
     prs = _population(ctx)
     res, main, state = _text(prs["resource"]), _text(prs["main_branch"]), prs["build_state"]
     commit = _text(prs["source_commit"].str.slice(0, 12), "(commit unknown)")
-    key = _text(prs["build_key"], "unnamed")
+    key = _build_labels(ctx, prs)
     no_time, no_time_reason = _unknown_time(prs)
     succeeded = state == "SUCCESSFUL"
     untested = state == NO_BUILD

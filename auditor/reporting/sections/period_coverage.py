@@ -28,6 +28,7 @@ from auditor.controls.results import (
     EvaluationResult,
     PeriodBasis,
 )
+from auditor.reporting.sections.base import ReportInputs, Section
 
 CELL_WIDTH = 5.0
 CELL_HEIGHT = 14.0
@@ -307,3 +308,21 @@ def _change_row(change: DatedChange) -> ChangeRow:
         before=change.before,
         after=change.after,
     )
+
+
+def build(inputs: ReportInputs) -> PeriodCoverageView:
+    return period_coverage(
+        inputs.result,
+        titles={control.id: control.title for control in inputs.controls},
+        anchors={control.id: control.anchor for control in inputs.controls},
+        is_pdf=inputs.is_pdf,
+    )
+
+
+SECTION = Section(
+    "period_coverage",
+    build,
+    "partials/_period_coverage.html",
+    "period-coverage",
+    "Period coverage",
+)

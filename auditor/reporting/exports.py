@@ -1,7 +1,8 @@
 """Findings exports for auditors: CSV and JSON, UTF-8, deterministic, no index column.
 
-The reporting layer calls these to write the run folder's ``findings.csv`` / ``findings.json``
-(and ``population.csv`` for CM-10/11/12). The same result always gives the same bytes.
+The run folder writes ``findings.csv`` / ``findings.json`` and the population CSVs with these,
+beside the other machine-readable outputs (``sarif``, ``junit``, ``oscal``). The same result always
+gives the same bytes. Every CSV cell passes ``auditor.visible.neutralise_formula``.
 """
 
 from __future__ import annotations
@@ -13,26 +14,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.controls.results import STATUS_ORDER, EvaluationResult
-from auditor.visible import show_invisible
-
-# Spreadsheets execute a cell that starts with one of these as a formula (CSV injection).
-# Repository names, descriptions, PR titles and display names come from Bitbucket and are
-# untrusted, so such cells are prefixed with an apostrophe, which spreadsheets show as text.
-# Tab and carriage return are included as OWASP recommends; both also start formulas in some
-# spreadsheet programs.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_formula(value: Any) -> Any:
-    """``value`` with a leading ``'`` when a spreadsheet would read it as a formula, and its
-    invisible or direction-changing characters shown (``[U+202E]``), so that no cell can look
-    like another."""
-    if not isinstance(value, str):
-        return value
-    value = show_invisible(value)
-    if value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
+from auditor.visible import neutralise_formula
 
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
