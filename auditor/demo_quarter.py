@@ -81,6 +81,7 @@ def demo_period_options(**overrides: object) -> RunOptions:
         credential_facts=load_credential_facts(demo_settings.credential_facts_path()),
         organisation=demo_settings.ORGANISATION,
         demo=True,
+        command_line="auditor demo",
     )
     for name, value in overrides.items():
         setattr(options, name, value)

@@ -170,6 +170,20 @@ def test_cover_and_summary_state_the_basis(soup):
     assert sentence in text_of(soup, "summary")
 
 
+def test_the_sign_off_states_the_period_basis_not_a_single_observation(soup):
+    signoff = text_of(soup, "signoff")
+    assert "14 scheduled observations between 2026-07-01 and 2026-09-30" in signoff
+    assert "every configuration control was evaluated on each of them" in signoff
+    assert "does not show the state during the period" not in signoff
+    assert "Bitbucket Cloud workspace(s) acme" in signoff
+
+
+def test_a_plain_run_s_sign_off_says_it_rests_on_one_observation(two_runs):
+    before, _ = two_runs
+    soup = BeautifulSoup((before / "report.html").read_text(), "html.parser")
+    assert "does not show the state during the period" in text_of(soup, "signoff")
+
+
 def test_period_coverage_shows_each_control_with_a_day_by_day_strip(soup):
     section = soup.find(id="period-coverage")
     rows = section.select("table.period-controls tbody.period-control")
