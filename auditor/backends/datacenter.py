@@ -52,7 +52,7 @@ from typing import Any
 from auditor.backends.cloud import drop_repeated_participants
 from auditor.backends.fetching import Fetcher, both
 from auditor.bitbucket.datacenter import APPLICATION_PROPERTIES, DATACENTER
-from auditor.bitbucket.errors import BitbucketError
+from auditor.bitbucket.errors import AuthenticationFailed, BitbucketError
 from auditor.schema.nodes import parse_time
 
 KIND = DATACENTER
@@ -691,6 +691,10 @@ class DataCenterBackend(Fetcher):
             return_exceptions=True,
         )
         for pr, stream in zip(wanted, streams, strict=True):
+            if isinstance(stream, AuthenticationFailed) or (
+                isinstance(stream, BaseException) and not isinstance(stream, BitbucketError)
+            ):
+                raise stream  # an interrupt or a rejected credential stops the run, as anywhere
             if not isinstance(stream, BaseException):
                 pr["closed_by"] = merger(stream)
 

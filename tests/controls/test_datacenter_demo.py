@@ -207,3 +207,19 @@ def test_without_admin_rights_key_and_token_rotation_is_error_never_pass():
         assert set(rows["status"]) == {"ERROR"}, (control_id, rows.to_dict("records"))
     failed = evidence.errors[evidence.errors["dataset"] == "access_tokens"]
     assert set(failed["http_status"]) == {403}
+
+
+def test_a_merger_that_cannot_be_read_leaves_cm_11_error_not_a_verdict():
+    from auditor.simulator.faults import FaultRule
+
+    with DataCenterSimulator(demo_instance()) as simulator:
+        simulator.add_fault_rule(
+            FaultRule(path=r"/pull-requests/4/activities", kind="status", status=404, count=5)
+        )
+        client = open_client(simulator.credential_env("admin"))
+        with client:
+            evidence = collect(client, ["ACME"], parse_period("2026-Q3")).evidence
+    rows = rows_of(run(evidence), "CM-11").set_index("resource")
+    assert rows.loc["ACME/legacy-tools#4", "status"] == "ERROR"
+    assert "could not be ruled out" in rows.loc["ACME/legacy-tools#4", "reason"]
+    assert rows.loc["ACME/legacy-tools#5", "status"] == "PASS"  # its own activities were read
