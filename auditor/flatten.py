@@ -134,6 +134,24 @@ def _rows_access(workspace: str, data: dict[str, Any] | None, rows: Rows) -> Non
                     "fingerprint": key.get("fingerprint"),
                     "added_on": parse_time(key.get("addedOn")),
                     "last_used": parse_time(key.get("lastUsed")),
+                    "expiry_days": key.get("expiryDays"),
+                    "expires_on": parse_time(key.get("expiresOn")),
+                }
+            )
+        for token in repository.get("accessTokens") or []:
+            rows["access_tokens"].append(
+                {
+                    **base,
+                    "token_id": token.get("id"),
+                    "name": token.get("name"),
+                    "scope": token.get("scope"),
+                    "permissions": (
+                        None if token.get("permissions") is None else _joined(token["permissions"])
+                    ),
+                    "created_on": parse_time(token.get("createdOn")),
+                    "expiry_days": token.get("expiryDays"),
+                    "expires_on": parse_time(token.get("expiresOn")),
+                    "last_used": parse_time(token.get("lastUsed")),
                 }
             )
 

@@ -19,6 +19,8 @@ How the estimate is made, with the requests the collector really sends:
   sample of the repositories updated in the period are read — the very listings the run reuses
   from its cache — and the rest is extrapolated from them. Repositories not updated since the
   period began have merged nothing in it.
+
+A Data Center project is estimated by ``auditor.plan_datacenter``, with the reads its backend sends.
 """
 
 from __future__ import annotations
@@ -154,9 +156,13 @@ async def estimate_workspace(
     fetcher: CloudBackend, workspace: str, period: Period, *, sample: int = DEFAULT_SAMPLE
 ) -> WorkspacePlan:
     """The expected requests of one workspace (including those the estimate sent)."""
+    if getattr(fetcher, "kind", "cloud") == "datacenter":
+        from auditor.plan_datacenter import estimate_project
+
+        counted = await estimate_project(fetcher, workspace, period, sample=sample)
+        return WorkspacePlan(workspace, *counted)
     if getattr(fetcher, "kind", "cloud") != "cloud":
-        # The estimate reads Cloud's listings; a Data Center plan is not written yet.
-        raise NotImplementedError(f"no request plan for a {fetcher.kind} backend yet")
+        raise NotImplementedError(f"no request plan for a {fetcher.kind} backend")
     repositories = await fetcher.listing(REPOSITORIES, workspace=workspace)
     requests = float(WORKSPACE_READS + _pages(len(repositories), MAX_PAGELEN))
     grants = await _listing_size(fetcher, REPOSITORY_PERMISSIONS, workspace)

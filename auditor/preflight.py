@@ -4,6 +4,7 @@ Checks the credential (``/user``), the workspace, the share of repositories the 
 administers (branch restrictions, permissions, deploy keys, webhooks and the Pipelines setting
 are shown to repository administrators only), and the rate limit Bitbucket announces; then makes
 the run's plan (``auditor.plan``), so that the cost of the audit is known before it is spent.
+On Data Center the workspace is a project key (``auditor.preflight_datacenter``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Check:
 def check_workspace(client: BitbucketClient, workspace: str) -> list[Check]:
     """The checks of one workspace, in the order a run meets them; stops at the first that makes
     the rest pointless (credential rejected, workspace unreadable)."""
+    if getattr(client, "kind", "cloud") == "datacenter":
+        from auditor.preflight_datacenter import check_project
+
+        return check_project(client, workspace)
     checks: list[Check] = []
     try:
         user = client.get(USER)

@@ -9,9 +9,10 @@ prints:
 * the ratio to the minimum the endpoints allow: Data Center has no bulk endpoint for any
   per-repository read, so the minimum is, per repository, each configuration read once
   (``auditor.backends.datacenter.REPOSITORY_READS`` plus its default branch, the branch head's
-  builds and the pull request listing, each one page) and one build-status request per merged
-  pull request; per project its repository listing (pages at the server's cap), restrictions,
-  grants and keys; and the instance's application properties and global grants;
+  builds and the pull request listing, each one page), one build-status request per merged
+  pull request and one activity listing per merged pull request nobody but its author approved;
+  per project its repository listing (pages at the server's cap), restrictions, grants, keys and
+  tokens; and the instance's application properties and global grants;
 * the wall time against the ideal: every request's latency, 16 at a time, with nothing else.
 
     python bench/bench_datacenter.py                      # 500 repositories, 10 merged PRs each
@@ -37,8 +38,8 @@ CONCURRENCY = 16
 # and the merged pull request listing.
 PER_REPOSITORY_EXTRA = 3
 # Per project: the repository listing's pages (counted apart), the project, its branch
-# permissions, user and group grants, and access keys.
-PER_PROJECT = 5
+# permissions, user and group grants, access keys and HTTP access tokens.
+PER_PROJECT = 6
 # Per instance: application properties (the credential check and server version) and global
 # user grants.
 PER_INSTANCE = 2
@@ -72,9 +73,22 @@ def main() -> None:
         max(1, math.ceil(len(project.repositories) / instance.page_max))
         for project in instance.projects
     )
+    # Who merged is read (one activity listing) only for merged pull requests nobody but their
+    # author approved: there it decides CM-11.
+    unreviewed = sum(
+        1
+        for project in instance.projects
+        for repo in project.repositories
+        for pr in repo.pull_requests
+        if not any(
+            r.get("approved") and r["user"]["slug"] != pr["author"]["user"]["slug"]
+            for r in pr.get("reviewers") or []
+        )
+    )
     minimum = (
         repos * (len(REPOSITORY_READS) + PER_REPOSITORY_EXTRA)
         + repos * args.prs_per_repo
+        + unreviewed
         + len(projects) * PER_PROJECT
         + listing_pages
         + PER_INSTANCE

@@ -115,6 +115,11 @@ class CloudBackend(Fetcher):
     async def deploy_keys(self, workspace: str, repo: str) -> list[dict[str, Any]]:
         return await self.listing(DEPLOY_KEYS, workspace=workspace, repo_slug=repo)
 
+    async def access_tokens(self, workspace: str, repo: str) -> None:
+        # Cloud's API lists no repository, project or workspace access tokens (reference digest
+        # §7.8): unknown, not empty, and no request.
+        return None
+
     async def webhooks(self, workspace: str, repo: str) -> list[dict[str, Any]]:
         return await self.listing(HOOKS, workspace=workspace, repo_slug=repo)
 

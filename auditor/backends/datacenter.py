@@ -27,6 +27,13 @@ answers in the Cloud 2.0 shapes the schema's types read:
   when the key was added, ``lastAuthenticated`` its last use).
 * **Pull requests** carry ``closedDate`` (epoch ms): the merge time needs no activity request.
   Participant ``status`` APPROVED / NEEDS_WORK becomes ``approved`` / ``changes_requested``.
+  Who merged (``closed_by``) is the MERGED activity's user, read only for pull requests nobody
+  but their author approved (where it decides CM-11).
+* **Required-builds merge checks** (``/required-builds/…/conditions``) are
+  ``require_passing_builds_to_merge`` on their target branches, beside
+  ``requiredSuccessfulBuilds``.
+* **HTTP access tokens** of the repository and its project, and the **expiry** of access keys
+  and tokens (``expiryDays``): the rotation evidence of AC-7 and AC-8.
 * **Build statuses** per commit from ``/build-status/latest/commits/{sha}``.
 
 Where Data Center has no equivalent the answer says so: members carry no two-step verification
@@ -39,13 +46,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditor.backends.cloud import drop_repeated_participants
 from auditor.backends.fetching import Fetcher, both
 from auditor.bitbucket.datacenter import APPLICATION_PROPERTIES, DATACENTER
-from auditor.bitbucket.errors import BitbucketError
+from auditor.bitbucket.errors import AuthenticationFailed, BitbucketError
+from auditor.schema.nodes import parse_time
 
 KIND = DATACENTER
 
@@ -68,6 +76,9 @@ GLOBAL_USERS = "/api/latest/admin/permissions/users"
 REPOSITORY_KEYS = "/keys/latest" + _REPO + "/ssh"
 PROJECT_KEYS = "/keys/latest/projects/{project}/ssh"
 REPOSITORY_TOKENS = "/access-tokens/latest" + _REPO
+PROJECT_TOKENS = "/access-tokens/latest/projects/{project}"
+REQUIRED_BUILDS = "/required-builds/latest" + _REPO + "/conditions"
+ACTIVITIES = "/api/latest" + _REPO + "/pull-requests/{pull_request}/activities"
 WEBHOOKS = "/api/latest" + _REPO + "/webhooks"
 PULL_REQUESTS = "/api/latest" + _REPO + "/pull-requests"
 BUILD_STATUSES = "/build-status/latest/commits/{commit}"
@@ -82,6 +93,8 @@ REPOSITORY_READS = (
     REPOSITORY_USERS,
     REPOSITORY_GROUPS,
     REPOSITORY_KEYS,
+    REPOSITORY_TOKENS,
+    REQUIRED_BUILDS,
     WEBHOOKS,
     BRANCH_MODEL,
 )
@@ -125,6 +138,17 @@ def iso(epoch_ms: Any) -> str | None:
     return str(epoch_ms) if isinstance(epoch_ms, str) else None
 
 
+def expires(created: str | None, expiry_days: Any, expiry_date: Any = None) -> str | None:
+    """When a key or token expires: its ``expiryDate`` if the server gives one, else the day it
+    was created plus ``expiryDays``; None when it never expires (or nothing says when)."""
+    if expiry_date is not None:
+        return iso(expiry_date)
+    if created is None or isinstance(expiry_days, bool) or not isinstance(expiry_days, int):
+        return None
+    start = parse_time(created)
+    return None if start is None else (start + timedelta(days=expiry_days)).isoformat()
+
+
 def user(data: Any) -> dict[str, Any] | None:
     """A Data Center user in the schema's user shape (its slug is its stable identity)."""
     if not isinstance(data, dict):
@@ -157,10 +181,12 @@ def _matcher(matcher: Any) -> dict[str, Any]:
         return {"branch_match_kind": "glob", "pattern": display}
     if kind == "MODEL_BRANCH":
         return {"branch_match_kind": "branching_model", "branch_type": identifier.lower()}
+    if kind == "ANY_REF":
+        return {"branch_match_kind": "glob", "pattern": "*"}
     if kind == "MODEL_CATEGORY":
         category = _MODEL_CATEGORIES.get(identifier.upper(), identifier.lower())
         return {"branch_match_kind": "branching_model", "branch_type": category}
-    # A matcher type this tool does not know (ANY_REF, a plugin's): never read as a branch name.
+    # A matcher type this tool does not know (a plugin's): never read as a branch name.
     return {"branch_match_kind": "glob", "pattern": f"<{kind.lower() or 'unknown'} matcher>"}
 
 
@@ -230,6 +256,53 @@ def merge_checks_from(
         }
         for index, (kind, value) in enumerate(checks)
     ]
+
+
+def required_builds_from(conditions: list[dict[str, Any]], next_id: int) -> list[dict[str, Any]]:
+    """Required-builds merge checks: each requires a green build of every one of its
+    ``buildParentKeys`` on pull requests into the branches its ``refMatcher`` selects, so it is
+    ``require_passing_builds_to_merge`` with that many builds on those branches. A condition with
+    an ``exemptRefMatcher`` is left out: which pull requests it exempts cannot be told from the
+    branch alone, and a check that may not apply is not counted as protecting anything."""
+    converted = []
+    for condition in conditions:
+        keys = condition.get("buildParentKeys")
+        if condition.get("exemptRefMatcher") or not isinstance(keys, list) or not keys:
+            continue
+        # Data Center always enforces its merge checks, so each also yields enforce_merge_checks.
+        for kind, value in (
+            ("require_passing_builds_to_merge", len(keys)),
+            ("enforce_merge_checks", None),
+        ):
+            converted.append(
+                {
+                    "id": next_id + len(converted),
+                    "kind": kind,
+                    **_matcher(condition.get("refMatcher")),
+                    "value": value,
+                    "users": [],
+                    "groups": [],
+                    "_scope": "required_builds",
+                }
+            )
+    return converted
+
+
+def merger(activities: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Who merged a pull request: the user of its MERGED activity."""
+    for activity in activities:
+        if activity.get("action") == "MERGED":
+            return user(activity.get("user"))
+    return None
+
+
+def independently_approved(converted: dict[str, Any]) -> bool:
+    """Whether anyone other than its author approved it (then who merged it decides nothing)."""
+    author = (converted.get("author") or {}).get("uuid")
+    return any(
+        p.get("approved") and (p.get("user") or {}).get("uuid") not in (None, author)
+        for p in converted.get("participants") or []
+    )
 
 
 def pull_request(data: dict[str, Any]) -> dict[str, Any]:
@@ -411,21 +484,24 @@ class DataCenterBackend(Fetcher):
         }
 
     async def branch_restrictions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
-        own, inherited, settings, hooks, conditions = await asyncio.gather(
+        own, inherited, settings, hooks, conditions, builds = await asyncio.gather(
             self.listing(RESTRICTIONS, project=workspace, repo=repo),
             self.listing(PROJECT_RESTRICTIONS, project=workspace),
             self.object(PULL_REQUEST_SETTINGS, project=workspace, repo=repo),
             self.listing(HOOKS, {"type": "PRE_PULL_REQUEST_MERGE"}, project=workspace, repo=repo),
             self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo),
+            self.listing(REQUIRED_BUILDS, project=workspace, repo=repo),
             return_exceptions=True,
         )
         # Every part is needed: a restriction left out for want of permission is not absent.
-        for result in (own, inherited, settings, hooks, conditions):
+        for result in (own, inherited, settings, hooks, conditions, builds):
             if isinstance(result, BaseException):
                 raise result
         restrictions = restrictions_from([*inherited, *own], workspace)
         next_id = 1 + max((r["id"] for r in restrictions), default=0)
         restrictions += merge_checks_from(settings, next_id, needs_work_blocks(hooks))
+        next_id = 1 + max((r["id"] for r in restrictions), default=0)
+        restrictions += required_builds_from(builds, next_id)
         next_id = 1 + max((r["id"] for r in restrictions), default=0)
         for index, condition in enumerate(conditions):
             required = condition.get("requiredApprovals")
@@ -464,18 +540,52 @@ class DataCenterBackend(Fetcher):
         for scope, entries in (("repository", own), ("project", inherited)):
             for entry in entries:
                 key = entry.get("key") or {}
+                created = iso(key.get("createdDate"))
                 keys.append(
                     {
                         "id": key.get("id"),
                         "label": key.get("label"),
                         "comment": f"{entry.get('permission')} ({scope} access key)",
                         "key": key.get("text"),
-                        "created_on": iso(key.get("createdDate")),
+                        "created_on": created,
                         "last_used": iso(key.get("lastAuthenticated")),
                         "expiry_days": key.get("expiryDays"),
+                        "expires_on": expires(created, key.get("expiryDays")),
                     }
                 )
         return keys
+
+    async def access_tokens(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        """HTTP access tokens of the repository and of its project (a project token reaches
+        every repository of the project). The 9.2 OpenAPI lists only id, name and createdDate;
+        servers also return expiryDays and lastAuthenticated, read when present: a token whose
+        expiry is not given is judged by the control's parameters, never taken as expiring."""
+        own, inherited = await both(
+            self.listing(REPOSITORY_TOKENS, project=workspace, repo=repo),
+            self.listing(PROJECT_TOKENS, project=workspace),
+        )
+        tokens = []
+        for scope, entries in (("repository", own), ("project", inherited)):
+            for entry in entries:
+                created = iso(entry.get("createdDate"))
+                permissions = entry.get("permissions")
+                tokens.append(
+                    {
+                        "id": None if entry.get("id") is None else f"{scope}:{entry['id']}",
+                        "name": entry.get("name"),
+                        "scope": scope,
+                        "permissions": (
+                            [str(p) for p in permissions] if isinstance(permissions, list) else None
+                        ),
+                        "created_on": created,
+                        "expiry_days": entry.get("expiryDays"),
+                        "expires_on": expires(
+                            created, entry.get("expiryDays"), entry.get("expiryDate")
+                        ),
+                        "last_used": iso(entry.get("lastAuthenticated")),
+                    }
+                )
+        return tokens
 
     async def webhooks(self, workspace: str, repo: str) -> list[dict[str, Any]]:
         hooks = await self.listing(WEBHOOKS, project=workspace, repo=repo)
@@ -551,7 +661,42 @@ class DataCenterBackend(Fetcher):
             head = (data.get("fromRef") or {}).get("latestCommit")
             if head and isinstance(data.get("id"), int):
                 self._heads[(workspace, repo, data["id"])] = str(head)
+        await self._read_mergers(workspace, repo, converted, updated_since)
         return converted
+
+    async def _read_mergers(
+        self,
+        workspace: str,
+        repo: str,
+        converted: list[dict[str, Any]],
+        since: str | None,
+    ) -> None:
+        """Who merged each merged pull request that nobody but its author approved: only there
+        does it decide CM-11 (a self-merge), so only those cost an activity request. A merger
+        that cannot be read stays unknown (CM-11 ERROR), never assumed."""
+        cut = parse_time(since) if since else None
+        wanted = [
+            pr
+            for pr in converted
+            if pr["state"] == "MERGED"
+            and not independently_approved(pr)
+            and isinstance(pr.get("id"), int)
+            and (cut is None or (parse_time(pr.get("closed_on")) or cut) >= cut)
+        ]
+        streams = await asyncio.gather(
+            *(
+                self.listing(ACTIVITIES, project=workspace, repo=repo, pull_request=str(pr["id"]))
+                for pr in wanted
+            ),
+            return_exceptions=True,
+        )
+        for pr, stream in zip(wanted, streams, strict=True):
+            if isinstance(stream, AuthenticationFailed) or (
+                isinstance(stream, BaseException) and not isinstance(stream, BitbucketError)
+            ):
+                raise stream  # an interrupt or a rejected credential stops the run, as anywhere
+            if not isinstance(stream, BaseException):
+                pr["closed_by"] = merger(stream)
 
     async def merge_time(self, workspace: str, repo: str, pull_request_id: int) -> Any:
         return None  # closedDate is always present on a merged Data Center pull request

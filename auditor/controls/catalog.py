@@ -183,8 +183,15 @@ class Catalog:
         return [control for control in self.controls if control.enabled]
 
     def unused_checks(self) -> list[str]:
-        """Registered checks that no enabled control of this catalog uses."""
+        """Registered checks that no enabled control of this catalog uses (on any backend)."""
         used = {control.check for control in self.enabled_controls if control.check}
+        # A check only a backend's variant uses (Data Center's rotation checks) is used too.
+        used |= {
+            variant.check
+            for control in self.enabled_controls
+            for variant in control.variants.values()
+            if variant.check
+        }
         return sorted(set(REGISTRY) - used)
 
     def framework_label(self, ref: FrameworkRef) -> str:

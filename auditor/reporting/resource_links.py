@@ -107,6 +107,7 @@ class ResourceNamer:
         self._members = self._index(evidence, "members", ("workspace", "user_uuid"))
         self._webhooks = self._index(evidence, "webhooks", ("repository", "uuid"))
         self._deploy_keys = self._index(evidence, "deploy_keys", ("repository", "key_id"))
+        self._access_tokens = self._index(evidence, "access_tokens", ("repository", "token_id"))
         self._pull_requests = self._index(evidence, "pull_requests", ("repository", "pr_id"))
 
     @staticmethod
@@ -159,6 +160,13 @@ class ResourceNamer:
         return ResourceLabel(name, resource if parts else "", url, "webhooks in Bitbucket")
 
     def _deploy_key(self, resource: str, evidence: str) -> ResourceLabel:
+        if ":token:" in resource:  # a Data Center HTTP access token (AC-7/AC-8 there)
+            repository, _, token_id = resource.partition(":token:")
+            record = self._access_tokens.get((repository, token_id), {})
+            token = _text(record.get("name"))
+            scope = _text(record.get("scope"))
+            name = f"{repository}: {scope} access token {token}".replace("  ", " ")
+            return ResourceLabel(name if token else resource, resource if token else "", "", "")
         repository, _, key_id = resource.partition(":key:")
         record = self._deploy_keys.get((repository, key_id), {})
         label = _text(record.get("label")) or _text(record.get("comment"))

@@ -56,6 +56,7 @@ class Loaders:
         self.branch_restrictions = loader(b.branch_restrictions)
         self.default_reviewers = loader(b.default_reviewers)
         self.deploy_keys = loader(b.deploy_keys)
+        self.access_tokens = loader(b.access_tokens)
         self.webhooks = loader(b.webhooks)
         self.pipelines_config = loader(b.pipelines_config)
         self.branch = loader(b.branch)

@@ -62,6 +62,10 @@ async def load_deploy_keys(node: RepositoryNode, info: Any) -> Any:
     return await _loaders(info).deploy_keys.load(node.key)
 
 
+async def load_access_tokens(node: RepositoryNode, info: Any) -> Any:
+    return await _loaders(info).access_tokens.load(node.key)
+
+
 async def load_webhooks(node: RepositoryNode, info: Any) -> Any:
     return await _loaders(info).webhooks.load(node.key)
 
@@ -308,6 +312,7 @@ REPOSITORY_PREFETCHERS = {
     "effectivePermissions": _simple(load_effective_permissions),
     "explicitPermissions": _simple(load_explicit_permissions),
     "deployKeys": _simple(load_deploy_keys),
+    "accessTokens": _simple(load_access_tokens),
     "webhooks": _simple(load_webhooks),
     "defaultReviewers": _simple(load_default_reviewers),
     "pipelinesConfig": _simple(load_pipelines_config),

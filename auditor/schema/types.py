@@ -21,6 +21,7 @@ import graphene
 from auditor.schema.loading import (
     REPOSITORY_PREFETCHERS,
     list_pull_requests,
+    load_access_tokens,
     load_branch_restrictions,
     load_branching_model,
     load_commit_statuses,
@@ -297,6 +298,16 @@ class DeployKey(graphene.ObjectType):
     fingerprint = graphene.String(description="SHA256 fingerprint of the public key")
     added_on = graphene.DateTime(description="When the key was added (added_on, or created_on).")
     last_used = graphene.DateTime(resolver=time_of("last_used"))
+    # Rotation evidence only Data Center gives (an access key's expiryDays); null on Cloud, whose
+    # deploy keys never expire.
+    expiry_days = graphene.Int(
+        resolver=field_of("expiry_days"),
+        description="Days the key is valid after it was added; null when it never expires or "
+        "the server does not say (Cloud).",
+    )
+    expires_on = graphene.DateTime(
+        resolver=time_of("expires_on"), description="When the key expires (added + expiryDays)."
+    )
 
     @staticmethod
     @plain
@@ -313,6 +324,20 @@ class DeployKey(graphene.ObjectType):
     def resolve_added_on(root: Any, info: Any) -> Any:
         # The schema says added_on; Bitbucket's own example returns created_on (digest gotcha 9).
         return parse_time(root.get("added_on") or root.get("created_on"))
+
+
+class AccessToken(graphene.ObjectType):
+    """A Data Center HTTP access token with access to one repository (its own or its project's).
+    Cloud publishes no listing of its access tokens, so there the field is null."""
+
+    id = graphene.String(resolver=field_of("id"))
+    name = graphene.String(resolver=field_of("name"), description="untrusted text")
+    scope = graphene.String(resolver=field_of("scope"), description="repository | project")
+    permissions = graphene.List(graphene.NonNull(graphene.String), resolver=field_of("permissions"))
+    created_on = graphene.DateTime(resolver=time_of("created_on"))
+    expiry_days = graphene.Int(resolver=field_of("expiry_days"))
+    expires_on = graphene.DateTime(resolver=time_of("expires_on"))
+    last_used = graphene.DateTime(resolver=time_of("last_used"))
 
 
 class Webhook(graphene.ObjectType):
@@ -497,6 +522,11 @@ class Repository(graphene.ObjectType):
         resolver=_loaded_by(load_explicit_permissions),
     )
     deploy_keys = _loaded_list(DeployKey, "SSH deploy keys.", resolver=_loaded_by(load_deploy_keys))
+    access_tokens = _loaded_list(
+        AccessToken,
+        "HTTP access tokens of the repository and its project (Data Center); null on Cloud.",
+        resolver=_loaded_by(load_access_tokens),
+    )
     webhooks = _loaded_list(Webhook, "Repository webhooks.", resolver=_loaded_by(load_webhooks))
     default_reviewers = _loaded_list(
         DefaultReviewer,

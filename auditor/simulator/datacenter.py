@@ -4,7 +4,8 @@ and faults, Data Center's endpoints, paging and permission rules.
 Request flow: statistics count the request (below ``/rest``), latency is slept, a scripted
 ``FaultRule`` or a random fault (``auditor.simulator.faults``) may replace the answer, then
 authentication (Basic with a user's password or token, or Bearer with an HTTP access token; a
-wrong one is 401 on every endpoint, as Data Center answers), permissions (REPO_ADMIN,
+wrong one is 401 on every endpoint, as Data Center answers), the user's request budget
+(``Faults.hourly_budget``: 429 with ``Retry-After`` over it), permissions (REPO_ADMIN,
 PROJECT_ADMIN, ADMIN: 403 with Data Center's error body) and the endpoint.
 
 Paging is Data Center's: ``start``/``limit``, ``isLastPage``, ``nextPageStart``, and ``limit``
@@ -57,6 +58,9 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/keys/latest" + _R + "/ssh", "repository_keys"),
     ("/keys/latest/projects/{projectKey}/ssh", "project_keys"),
     ("/access-tokens/latest" + _R, "repository_tokens"),
+    ("/access-tokens/latest/projects/{projectKey}", "project_tokens"),
+    ("/required-builds/latest" + _R + "/conditions", "required_builds"),
+    ("/api/latest" + _R + "/pull-requests/{pullRequestId}/activities", "activities"),
     ("/build-status/latest/commits/{commitId}", "build_statuses"),
     # Not in the 9.2 OpenAPI (documented in the REST reference of the branch-utils plugin).
     ("/branch-utils/latest" + _R + "/branchmodel", "branch_model"),
@@ -157,6 +161,9 @@ class _DataCenterApp:
         args = {key: values[-1] for key, values in parse_qs(query).items()}
         try:
             who = self._authenticate(handler.headers.get("Authorization"), name)
+            limited = self._rate_limited(who)
+            if limited is not None:
+                return limited
             response = getattr(self, "_get_" + name)(who, args, **params)
         except _Refused as refused:
             return _error(refused.status, refused.message)
@@ -187,6 +194,19 @@ class _DataCenterApp:
             ):
                 return username
         raise _Refused(401, "Authentication failed. Please check your credentials and try again.")
+
+    def _rate_limited(self, who: str | None) -> _Response | None:
+        """Data Center's rate limiting: a budget per user (``Faults.hourly_budget`` requests per
+        ``rate_window_s``) whatever the endpoint; over it, 429 with ``Retry-After`` (seconds),
+        as a Data Center licence's token bucket answers. Counted after authentication (the
+        budget is the user's) and only when a budget is configured."""
+        verdict = self.faults.take(f"user:{who}", "datacenter")
+        if verdict is None or verdict.allowed:
+            return None
+        headers = {}
+        if self.faults.faults.retry_after and verdict.retry_after is not None:
+            headers["Retry-After"] = str(verdict.retry_after)
+        return _error(429, "Rate limit exceeded. Retry after the given number of seconds.", headers)
 
     def _global(self, who: str | None) -> int:
         ranks = [_RANKS.get(p, -1) for u, p in self.instance.global_users if u == who]
@@ -432,6 +452,32 @@ class _DataCenterApp:
         _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
         return self._page(repo.access_tokens, args)
 
+    def _get_project_tokens(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey, "ADMIN")
+        return self._page(project.access_tokens, args)
+
+    def _get_required_builds(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)  # REPO_READ, as the spec says
+        return self._page(repo.required_builds, args)
+
+    def _get_activities(
+        self,
+        who: str | None,
+        args: dict[str, str],
+        projectKey: str,
+        repositorySlug: str,
+        pullRequestId: str,
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)
+        pr = next((p for p in repo.pull_requests if str(p["id"]) == pullRequestId), None)
+        if pr is None:
+            raise _Refused(404, f"Pull request {pullRequestId} does not exist.")
+        return self._page(_activities(pr, repo.merged_by.get(pr["id"])), args)
+
     def _get_build_statuses(
         self, who: str | None, args: dict[str, str], commitId: str
     ) -> _Response:
@@ -451,6 +497,21 @@ class _DataCenterApp:
             "types": [],
         }
         return _json(200, model)
+
+
+def _activities(pr: dict[str, Any], merger: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A pull request's activity stream, newest first: opened, approvals, merged."""
+    author = pr["author"]["user"]
+    approvers = [r["user"] for r in pr.get("reviewers") or [] if r.get("approved")]
+    events = [("OPENED", author, pr["createdDate"])]
+    events += [("APPROVED", u, pr["createdDate"] + 1000 * (i + 1)) for i, u in enumerate(approvers)]
+    if pr["state"] == "MERGED":
+        events.append(("MERGED", merger or (approvers or [author])[0], pr["closedDate"]))
+    stream = [
+        {"id": pr["id"] * 100 + index, "action": action, "user": who, "createdDate": when}
+        for index, (action, who, when) in enumerate(events)
+    ]
+    return stream[::-1]
 
 
 def _route(below: str) -> tuple[str, str, dict[str, str]] | None:

@@ -61,8 +61,12 @@ class DcRepository:
     groups: list[tuple[str, str]] = field(default_factory=list)
     ssh_keys: list[dict[str, Any]] = field(default_factory=list)
     access_tokens: list[dict[str, Any]] = field(default_factory=list)
+    # Required-builds merge checks (/required-builds/latest/…/conditions).
+    required_builds: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     pull_requests: list[dict[str, Any]] = field(default_factory=list)
+    # Who merged each pull request (its MERGED activity); by default its first approver.
+    merged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
     branch_model: dict[str, Any] | None = None
     needs_work_check: bool = False  # the "no 'needs work' reviewer" merge check
     # A fault of the data itself: the restriction listing repeats its first page.
@@ -97,6 +101,7 @@ class DcProject:
     users: list[tuple[str, str]] = field(default_factory=list)  # (user slug, PROJECT_*)
     groups: list[tuple[str, str]] = field(default_factory=list)
     ssh_keys: list[dict[str, Any]] = field(default_factory=list)
+    access_tokens: list[dict[str, Any]] = field(default_factory=list)
     repositories: list[DcRepository] = field(default_factory=list)
 
     def rest(self) -> dict[str, Any]:
@@ -212,6 +217,35 @@ def ssh_key(
     return key
 
 
+def access_token(
+    token_id: str,
+    name: str,
+    created: str,
+    expiry_days: int | None,
+    last_used: str | None,
+    permissions: list[str],
+    owner: dict[str, Any],
+) -> dict[str, Any]:
+    """An HTTP access token as Data Center lists it (the spec's date-time strings, never the
+    token itself); expiryDays and lastAuthenticated only when set."""
+    token: dict[str, Any] = {
+        "id": token_id,
+        "name": name,
+        "createdDate": created + "Z",
+        "permissions": permissions,
+        "user": owner,
+    }
+    if expiry_days is not None:
+        token["expiryDays"] = expiry_days
+    if last_used is not None:
+        token["lastAuthenticated"] = last_used + "Z"
+    return token
+
+
+def required_build(condition_id: int, keys: list[str], target: dict[str, Any]) -> dict[str, Any]:
+    return {"id": condition_id, "buildParentKeys": keys, "refMatcher": target}
+
+
 def merged_pr(
     pr_id: int,
     author: dict[str, Any],
@@ -322,6 +356,19 @@ def demo_instance() -> DcInstance:
             "project": acme.rest(),
         }
     ]
+    # A project HTTP access token reaches every ACME repository: it expires after 180 days and
+    # was used two days before the evaluation date.
+    acme.access_tokens = [
+        access_token(
+            "700000000001",
+            "project-reader",
+            "2026-06-15T09:00:00",
+            180,
+            "2026-09-29T12:00:00",
+            ["PROJECT_READ"],
+            dc_user("acme-project-reader", 98),
+        )
+    ]
     period = "2026-08-"
 
     def heads(slug: str, count: int) -> list[str]:
@@ -344,6 +391,7 @@ def demo_instance() -> DcInstance:
             ),
         ],
         pull_request_settings=merge_checks(approvers=2, builds=1, tasks=True),
+        required_builds=[required_build(3, ["ci-payments"], branch_matcher("main"))],
         needs_work_check=True,
         default_reviewers=[
             {
@@ -358,14 +406,15 @@ def demo_instance() -> DcInstance:
         users=[("dave", "REPO_WRITE")],
         groups=[("auditors", "REPO_READ")],
         access_tokens=[
-            {
-                "id": "612345678901",
-                "name": "release-bot",
-                "createdDate": "2026-07-15T09:00:00Z",
-                "expiryDays": 90,
-                "permissions": ["REPO_READ"],
-                "user": dc_user("payments-release-bot", 99),
-            }
+            access_token(
+                "612345678901",
+                "release-bot",
+                "2026-07-15T09:00:00",
+                90,
+                "2026-09-29T09:00:00",
+                ["REPO_READ"],
+                dc_user("payments-release-bot", 99),
+            )
         ],
         ssh_keys=[
             {
@@ -400,11 +449,15 @@ def demo_instance() -> DcInstance:
                 "permission": "REPO_WRITE",
             }
         ],
+        # A required-builds merge check on release branches only: main still needs no build.
+        required_builds=[required_build(2, ["ci-legacy"], pattern_matcher("release/*"))],
         webhooks=[webhook(2, "http://hooks.example.net/legacy", False, ["pr:merged"])],
         pull_requests=[
             merged_pr(4, bob, [], period + "05T10:00:00", legacy_heads[0]),
             merged_pr(5, dave, [dave], period + "20T10:00:00", legacy_heads[1]),
         ],
+        # #4 merged by its unreviewed author; #5 by Alice, who is not its author.
+        merged_by={4: bob, 5: alice},
     )
     web_heads = heads("web", 2)
     web = DcRepository(
@@ -421,6 +474,20 @@ def demo_instance() -> DcInstance:
             "types": [{"id": "FEATURE", "displayName": "Feature", "prefix": "feature/"}],
         },
         pull_request_settings=merge_checks(approvers=1, all_approvers=True),
+        # No build count in the pull request settings, but a required-builds merge check on main.
+        required_builds=[required_build(1, ["ci-web"], branch_matcher("main"))],
+        # A repository token that never expires (and is in use).
+        access_tokens=[
+            access_token(
+                "612345678902",
+                "web-deployer",
+                "2026-09-01T09:00:00",
+                None,
+                "2026-09-29T09:00:00",
+                ["REPO_WRITE"],
+                dc_user("web-deployer-bot", 97),
+            )
+        ],
         pull_requests=[
             merged_pr(6, carol, [bob], period + "12T10:00:00", web_heads[0]),
             merged_pr(7, bob, [carol], period + "25T10:00:00", web_heads[1], needs_work=[dave]),

@@ -150,3 +150,48 @@ def test_the_server_is_asked_which_bitbucket_it_is_only_when_the_url_does_not_sa
             assert type(client) is BitbucketClient
     with Simulator(demo_dataset()) as cloud:
         assert probe_kind(cloud.root_url)[0] == "cloud"
+
+
+def test_the_users_request_budget_answers_429_and_the_client_waits_it_out():
+    """Data Center's rate limiting is a budget per user: over it every endpoint answers 429 with
+    Retry-After. The collection waits as told, retries, and ends complete (no errors)."""
+    from auditor.collector import collect
+    from auditor.period import parse_period
+    from auditor.simulator import Faults
+
+    faults = Faults(hourly_budget=40, rate_window_s=1.0)
+    with DataCenterSimulator(demo_instance(), faults=faults) as simulator:
+        client = open_client(simulator.credential_env("admin"))
+        with client:
+            evidence = collect(client, ["ACME"], parse_period("2026-Q3")).evidence
+        served = simulator.stats()
+    assert served["by_status"].get("429", 0) > 0, served["by_status"]
+    stats = client.stats.as_dict()
+    assert stats["rate_limited"] == served["by_status"]["429"]
+    assert stats["retries"] >= stats["rate_limited"]
+    # Only the demo's designed fault remains (the restriction listing that loops): no 429 left
+    # anything uncollected.
+    errors = evidence.errors
+    assert set(errors["error_code"]) == {"PAGINATION_ERROR"}, errors.to_dict("records")
+    assert set(errors["repository"]) == {"ACME/restricted"}
+    assert len(evidence.tables["access_tokens"]) > 0
+
+
+def test_the_budget_is_the_users_and_unset_means_none():
+    """Without a budget nothing is ever 429; with one, each user has their own."""
+    from auditor.simulator import Faults
+
+    with DataCenterSimulator(demo_instance(), faults=Faults(hourly_budget=2)) as simulator:
+        url = simulator.base_url + "/api/latest/projects/ACME/repos"
+        admin = simulator.credential_env("admin")["BITBUCKET_ACCESS_TOKEN"]
+        reader = simulator.credential_env("reader")["BITBUCKET_ACCESS_TOKEN"]
+        import requests
+
+        answers = [
+            requests.get(url, headers={"Authorization": f"Bearer {admin}"}, timeout=5)
+            for _ in range(3)
+        ]
+        other = requests.get(url, headers={"Authorization": f"Bearer {reader}"}, timeout=5)
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert other.status_code == 200

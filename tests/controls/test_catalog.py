@@ -39,7 +39,15 @@ def test_shipped_catalog_keeps_the_ids_and_titles_of_the_guide():
 def test_every_registered_check_is_used_by_the_shipped_catalog():
     catalog = load_catalog()
     assert catalog.unused_checks() == []
-    assert {control.check for control in catalog.controls if control.check} == set(REGISTRY)
+    used = {control.check for control in catalog.controls if control.check}
+    # Data Center's rotation checks are used only by its variants of AC-7 and AC-8.
+    used |= {
+        variant.check
+        for control in catalog.controls
+        for variant in control.variants.values()
+        if variant.check
+    }
+    assert used == set(REGISTRY)
 
 
 def test_shipped_catalog_defaults_match_the_guide():

@@ -45,6 +45,7 @@ VALUES = {
     "projectKey": "ACME",
     "repositorySlug": "payments",
     "commitId": None,  # filled from the demo: a commit with builds
+    "pullRequestId": 1,
 }
 QUERIES = {
     "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests": {"state": "MERGED"},

@@ -10,6 +10,7 @@ from auditor.controls.checks import (  # noqa: F401 (imported to register the ch
     integrations,
     inventory,
     pull_requests,
+    rotation,
 )
 from auditor.controls.checks.registry import (
     LEVELS,
