@@ -69,13 +69,24 @@ def sign_off(run_info: RunInfo, result: EvaluationResult, period_text: str) -> S
             not_tested.append(
                 NotTested(outcome.id, outcome.title, "disabled in the control catalog")
             )
-        elif not outcome.automated or outcome.counts.get(Status.MANUAL.value, 0):
+        elif not outcome.automated:
             not_tested.append(
                 NotTested(
                     outcome.id,
                     outcome.title,
                     "MANUAL: no API shows it; the evidence a person must attach is named in "
                     "the control's section",
+                )
+            )
+        elif manual := outcome.counts.get(Status.MANUAL.value, 0):
+            # Automated, but Bitbucket did not show some resources: only those are untested.
+            not_tested.append(
+                NotTested(
+                    outcome.id,
+                    outcome.title,
+                    f"MANUAL for {manual} {'resource' if manual == 1 else 'resources'}: "
+                    "Bitbucket does not show it for them; the evidence a person must attach is "
+                    "named in the control's section",
                 )
             )
     error_rows = result.counts()[Status.ERROR.value]
