@@ -59,16 +59,20 @@ def _collect(simulator: Simulator, store: Path, observed_at: str = OBSERVED_AT):
     return result
 
 
+def _http_of(store: Path, observation_id: str) -> dict:
+    with open_store(str(store)) as evidence_store, evidence_store.engine.connect() as connection:
+        (http,) = connection.exec_driver_sql(
+            "SELECT http FROM observations WHERE observation_id = ?", (observation_id,)
+        ).one()
+    return json.loads(http)
+
+
 def _only_observation(store: Path) -> tuple[str, dict, dict]:
     """The store's one observation: its id, its evidence files and its HTTP statistics."""
     with open_store(str(store)) as evidence_store:
         (entry,) = evidence_store.entries()
         files = evidence_store.evidence_files(entry.observation_id)
-        with evidence_store.engine.connect() as connection:
-            (http,) = connection.exec_driver_sql(
-                "SELECT http FROM observations WHERE observation_id = ?", (entry.observation_id,)
-            ).one()
-    return entry.observation_id, files, json.loads(http)
+    return entry.observation_id, files, _http_of(store, entry.observation_id)
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +243,50 @@ def test_which_parts_a_reused_answer_dates():
         (None, "acme/web"): yesterday,  # an endpoint the contract does not name: every query
         (None, None): yesterday + timedelta(minutes=5),  # workspace-wide: every part
     }  # the same day's answer is that day's observation: nothing to date
+
+
+def test_a_killed_incremental_collection_resumes_with_its_conditional_requests(
+    slow_simulator, tmp_path
+):
+    """The scheduled case: a store holding last week's observation (and its ETags), a
+    collection with configuration due and If-None-Match requests killed part-way, run again."""
+    week_later = "2026-08-22T06:00:00Z"
+    baseline = tmp_path / "baseline" / "evidence.db"
+    baseline.parent.mkdir()
+    _collect(slow_simulator, baseline)
+    slow_simulator.reset_stats()
+    _collect(slow_simulator, baseline, week_later)
+    requests_uninterrupted = slow_simulator.stats()["total"]
+    with open_store(str(baseline)) as evidence_store:
+        second_id = evidence_store.entries()[-1].observation_id
+        expected = evidence_store.evidence_files(second_id)
+    assert _http_of(baseline, second_id)["not_modified"] > 0  # conditional requests were sent
+
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    _collect(slow_simulator, resumed / "evidence.db")
+    kill_at = requests_uninterrupted // 2
+    slow_simulator.reset_stats()
+    code, stderr = _kill_after(
+        slow_simulator, resumed / "evidence.db", kill_at, signal.SIGKILL, week_later
+    )
+    assert code == -signal.SIGKILL, stderr
+    first = slow_simulator.stats()["by_url"]
+    kept = _journaled_paths(resumed / ".journal")
+    assert kept
+
+    slow_simulator.reset_stats()
+    result = _collect(slow_simulator, resumed / "evidence.db", week_later)
+    second = slow_simulator.stats()["by_url"]
+    assert kept.isdisjoint(second), sorted(kept & set(second))
+    assert len(set(first) & set(second)) <= CONCURRENCY + 1
+    assert f"{len(kept)} answers reused" in result.output
+    with open_store(str(resumed / "evidence.db")) as evidence_store:
+        entries = evidence_store.entries()
+        assert len(entries) == 2
+        assert evidence_store.evidence_files(entries[-1].observation_id) == expected
+    http = _http_of(resumed / "evidence.db", entries[-1].observation_id)
+    assert http["reused"] == len(kept)
+    assert http["resume"]["resumed"] is True
+    assert list((resumed / ".journal").glob("*")) == []
+    _verify(resumed / "evidence.db")
