@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,7 +24,7 @@ from click.testing import CliRunner
 
 from auditor.cli import main
 from auditor.simulator import Faults, Simulator, demo_dataset
-from auditor.store.collecting import read_times_of_reused
+from auditor.store.collecting import journal_directory, read_times_of_reused
 from auditor.store.store import open_store
 
 CONCURRENCY = 2
@@ -290,3 +291,29 @@ def test_a_killed_incremental_collection_resumes_with_its_conditional_requests(
     assert http["resume"]["resumed"] is True
     assert list((resumed / ".journal").glob("*")) == []
     _verify(resumed / "evidence.db")
+
+
+def test_the_journal_is_kept_beside_a_sqlite_store_unless_told_otherwise(tmp_path):
+    with open_store(str(tmp_path / "store" / "evidence.db")) as evidence_store:
+        assert journal_directory(evidence_store, {}) == tmp_path / "store" / ".journal"
+        elsewhere = {"AUDITOR_JOURNAL_DIR": str(tmp_path / "journals")}
+        assert journal_directory(evidence_store, elsewhere) == tmp_path / "journals"
+    postgres = SimpleNamespace(url=None, is_postgres=True)
+    assert journal_directory(postgres, {}) == Path("reports") / ".journal"
+
+
+def test_a_journal_that_cannot_be_kept_is_refused_before_any_request(slow_simulator, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    before = slow_simulator.stats()["total"]
+    result = CliRunner().invoke(
+        main,
+        _arguments(tmp_path / "evidence.db", OBSERVED_AT),
+        env={
+            **slow_simulator.credential_env("api_token"),
+            "AUDITOR_JOURNAL_DIR": str(blocker / "journal"),
+        },
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot keep the response journal" in result.output
+    assert slow_simulator.stats()["total"] == before  # nothing sent
