@@ -130,6 +130,7 @@ def collect(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     replay: bool = False,
     selection: Selection | None = None,
+    unwritten: str = "no run folder was written",
 ) -> Collection:
     """Collect the evidence of ``workspaces`` for ``period``.
 
@@ -137,7 +138,8 @@ def collect(
     the run there). ``replay`` (for benchmarks) executes the queries a second time from the
     run's request cache and records how long pure GraphQL execution takes. ``selection``
     (incremental collection) sees each workspace's repository listing before any
-    per-repository request and then decides which requests are sent."""
+    per-repository request and then decides which requests are sent. ``unwritten`` is what an
+    interruption's message says was left unwritten."""
     queries = stored_queries(build_schema().graphql_schema)  # validated before any request
     started_at = now()
     results: dict[tuple[str, str], ExecutionResult] = {}
@@ -164,11 +166,11 @@ def collect(
                 )
             )
     except Interrupted:
-        raise _interrupted(client, progress) from None
+        raise _interrupted(client, progress, unwritten) from None
     finally:
         stopper.cooperative = False
     if stopper.stopped:  # the stop came as the last answers arrived: still not whole
-        raise _interrupted(client, progress)
+        raise _interrupted(client, progress, unwritten)
     finished_at = now()
 
     formatted = {key: result.formatted for key, result in results.items()}
@@ -365,7 +367,9 @@ async def _until_stopped(client: BitbucketClient, awaitable: Any) -> Any:
 _ACTIVITIES_BY_WEIGHT = (WAITING_FOR_BUDGET, WAITING_TO_RETRY, WAITING_FOR_ANSWER)
 
 
-def _interrupted(client: BitbucketClient, progress: Progress) -> RunInterrupted:
+def _interrupted(
+    client: BitbucketClient, progress: Progress, unwritten: str = "no run folder was written"
+) -> RunInterrupted:
     """The one line an interrupted run says: what it stopped, how far it got, what next."""
     stopper = client.stopper
     signal_name = stopper.signal_name or "SIGINT"
@@ -386,7 +390,7 @@ def _interrupted(client: BitbucketClient, progress: Progress) -> RunInterrupted:
     )
     return RunInterrupted(
         f"interrupted by {signal_name} while {what}; {sent:,}{planned} requests were sent and "
-        f"no run folder was written; {next_step}",
+        f"{unwritten}; {next_step}",
         signal_name=signal_name,
     )
 

@@ -42,10 +42,15 @@ def exit_code_for(signal_name: str) -> int:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stopper: Stopper, next_step: Callable[[], str] | None = None) -> Iterator[None]:
+def stop_on_signals(
+    stopper: Stopper,
+    next_step: Callable[[], str] | None = None,
+    *,
+    unwritten: str | Callable[[], str] = "no run folder was written",
+) -> Iterator[None]:
     """While inside, SIGINT and SIGTERM stop ``stopper`` (and the run) instead of raising
     ``KeyboardInterrupt`` wherever the main thread happens to be. ``next_step`` says how to go
-    on (resume from the response journal, or start over)."""
+    on (resume from the response journal, or start over); ``unwritten`` what was not written."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signals are only delivered to the main thread
         return
@@ -58,7 +63,9 @@ def stop_on_signals(stopper: Stopper, next_step: Callable[[], str] | None = None
         if not stopper.cooperative:
             raise SignalReceived(
                 RunInterrupted(
-                    f"interrupted by {name}; no run folder was written; "
+                    f"interrupted by {name}; "
+                    + (unwritten() if callable(unwritten) else unwritten)
+                    + "; "
                     + (next_step() if next_step else "run the same command again to start over"),
                     signal_name=name,
                 )

@@ -367,9 +367,14 @@ class BitbucketClient:
         )
         try:
             if self.journal is not None:
-                answer = self.journal.lookup(_request_url(url, params))
+                answer = self.journal.lookup(
+                    _request_url(url, params), endpoint=endpoint, path=path_params
+                )
                 if answer is not None:
                     self.stats.record_reused(endpoint)
+                    if self.conditional is not None and answer.etag and answer.status == 200:
+                        # As if received now: the next collection may ask If-None-Match.
+                        self.conditional.remember(answer.url, answer.etag, answer.body)
                     return self._replay(answer, endpoint, path_params)
             return retrying(self._send, url, endpoint, path_params, params)
         except BitbucketError:

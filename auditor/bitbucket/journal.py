@@ -127,6 +127,9 @@ class ResponseJournal:
         self._recorded = 0  # answers recorded by this run
         self.reused = 0  # answers served from the journal in this run
         self._reused_range: tuple[datetime, datetime] | None = None
+        # (endpoint template, path parameters, when answered) of every reused answer: what a
+        # resumed collection read earlier, so the store can date the parts those answers fed.
+        self.reused_reads: list[tuple[str, dict[str, str], datetime]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         started = now()
         self.created_at = started
@@ -188,7 +191,11 @@ class ResponseJournal:
 
     # ------------------------------------------------------------------ the client's hooks
 
-    def lookup(self, url: str) -> JournaledAnswer | None:
+    def lookup(
+        self, url: str, *, endpoint: str | None = None, path: Mapping[str, str] | None = None
+    ) -> JournaledAnswer | None:
+        """The kept answer to ``url``, if any; ``endpoint`` and ``path`` (the request's template
+        and path parameters) are noted with its time in ``reused_reads``."""
         with self._lock:
             row = self._connection.execute(
                 "SELECT url, status, content_type, etag, body, answered_at FROM answers "
@@ -203,6 +210,8 @@ class ResponseJournal:
             self.reused += 1
             low, high = self._reused_range or (answer.answered_at, answer.answered_at)
             self._reused_range = (min(low, answer.answered_at), max(high, answer.answered_at))
+            if endpoint is not None:
+                self.reused_reads.append((endpoint, dict(path or {}), answer.answered_at))
         return answer
 
     def record(

@@ -8,6 +8,7 @@ and migrated if needed, before the first request to Bitbucket, so a wrong URL co
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from datetime import UTC, date, datetime
@@ -90,6 +91,19 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     type=click.FloatRange(0, 1, min_open=True),
     help="Share of the hourly request limit one workspace's collection may use (0.5: half).",
 )
+@click.option(
+    "--resume-window",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="Running the same command again within this time of an interrupted collection "
+    "resumes it: answered requests are reused, not sent again (24h, 90m, 2d).",
+)
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="Start over: discard the answers an interrupted collection kept.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors.")
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -103,15 +117,23 @@ def collect(ctx: click.Context, **options: Any) -> None:
     requests are read again for repositories updated since their last reading, configuration
     once its last reading nears --max-observation-gap; the rest is carried forward with the
     time it was read. Prints each new
-    observation's id. Exit codes: 0 stored (collection errors are stored with it and reported
-    as ERROR later); 2 bad option or store URL, nothing sent; 4 the collection failed, nothing
-    stored.
+    observation's id. Every answer is kept in a response journal as it arrives (beside a
+    SQLite store, else in AUDITOR_JOURNAL_DIR or reports/.journal); an interrupted collection
+    run again within --resume-window reuses them. Exit codes: 0 stored (collection errors are
+    stored with it and reported as ERROR later); 2 bad option or store URL, nothing sent; 4 the
+    collection failed, nothing stored; 130 interrupted (Ctrl-C); 143 stopped by SIGTERM.
     """
     from auditor import demo as demo_settings
-    from auditor.cli import _bitbucket_client
+    from auditor.cli import _bitbucket_client, _next_step
+    from auditor.interrupts import stop_on_signals
     from auditor.queries import stored_queries
     from auditor.schema import build_schema
-    from auditor.store.collecting import collect_into_store
+    from auditor.store.collecting import (
+        collect_into_store,
+        journal_directory,
+        journal_opener,
+        unwritten,
+    )
 
     configure_logging(
         quiet=options["quiet"],
@@ -128,15 +150,27 @@ def collect(ctx: click.Context, **options: Any) -> None:
     from auditor.bitbucket.journal import parse_duration
 
     max_gap = parse_duration(options["max_observation_gap"])
+    resume_window = parse_duration(options["resume_window"])
     stored_queries(build_schema().graphql_schema)  # a broken query fails before any request
+    recorded: list[Any] = []  # appended as they are stored: an interruption names them
     with (
         open_store(options["store_url"]) as store,
         _bitbucket_client(options["demo"], requests_per_hour=options["requests_per_hour"]) as (
             client,
             _,
         ),
+        stop_on_signals(
+            client.stopper,
+            next_step=lambda: _next_step(client),
+            unwritten=lambda: unwritten(recorded),
+        ),
     ):
-        recorded = collect_into_store(
+        journals = journal_directory(store, os.environ)
+        try:  # before the first request: a journal that cannot be kept costs nothing
+            journals.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot keep the response journal in {journals}: {error}") from None
+        collect_into_store(
             client,
             store,
             workspaces,
@@ -146,6 +180,10 @@ def collect(ctx: click.Context, **options: Any) -> None:
             max_gap=max_gap,
             max_requests=options["max_requests"],
             budget_share=options["budget_share"],
+            journal_for=journal_opener(
+                journals, client, store, window=resume_window, resume=not options["no_resume"]
+            ),
+            recorded=recorded,
         )
     # The details (repositories, requests, errors, payloads new and reused) are logged by the
     # store; stdout carries only the ids, for scripts.

@@ -13,17 +13,38 @@ previous one after that quarter's last collection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from auditor.bitbucket.client import BitbucketClient
+from auditor.bitbucket.journal import (
+    DEFAULT_RESUME_WINDOW,
+    JOURNAL_DIRECTORY,
+    ResponseJournal,
+    journal_path,
+)
 from auditor.collector import Progress, collect
+from auditor.errors import ConfigError
+from auditor.evidence import TABLES
 from auditor.period import Period, parse_period
 from auditor.store.incremental import DEFAULT_MAX_OBSERVATION_GAP, IncrementalSelection
 from auditor.store.store import EvidenceStore, Recorded
 
+log = logging.getLogger(__name__)
+
 PULL_REQUEST_OVERLAP = timedelta(days=14)
+
+
+def unwritten(recorded: Sequence[Recorded]) -> str:
+    """What an interrupted collection left unstored, for its one-line message."""
+    if not recorded:
+        return "no observation was stored"
+    stored = ", ".join(f"{entry.workspace} ({entry.observation_id})" for entry in recorded)
+    return f"only the observations of {stored} were stored"
 
 
 def pull_request_window(observed_at: datetime) -> Period:
@@ -46,14 +67,23 @@ def collect_into_store(
     max_gap: timedelta = DEFAULT_MAX_OBSERVATION_GAP,
     max_requests: int | None = None,
     budget_share: float | None = None,
+    journal_for: Callable[[str], ResponseJournal] | None = None,
+    recorded: list[Recorded] | None = None,
 ) -> list[Recorded]:
     """Collect each workspace and append it as one observation.
 
     ``observed_at`` replaces the clock (replays, simulated quarters): the collection is dated
     then and its pull request window ends then. ``incremental`` reads only what is due
     (``auditor.store.incremental``) within ``max_requests`` per workspace, or ``budget_share``
-    of the hourly limit; the rest is carried forward with the time it was read."""
-    recorded = []
+    of the hourly limit; the rest is carried forward with the time it was read.
+
+    ``journal_for`` opens a workspace's response journal (``auditor.bitbucket.journal``):
+    every answer is kept as it arrives, an interrupted collection run again reuses them, and
+    the journal is discarded once the observation is appended. The observation's ``http``
+    records the resume (``resume``) and the parts fed by answers read on an earlier day than
+    the observation are dated when they were read (``read_times_of_reused``). ``recorded``
+    (returned) learns each observation as it is appended, for an interruption's message."""
+    recorded = [] if recorded is None else recorded
     # Conditional requests: what an earlier collection received with an ETag is asked for with
     # If-None-Match; a 304 is Bitbucket confirming it now, so the data is observed today.
     known = store.known_responses(client.settings.base_url)
@@ -64,26 +94,150 @@ def collect_into_store(
         )
         before = client.stats.as_dict()
         window = pull_request_window(now())
-        selection = None
-        if incremental:
-            selection = _selection(
-                store, client, workspace, now(), max_gap, max_requests, budget_share
+        journal = journal_for(workspace) if journal_for is not None else None
+        client.journal = journal
+        try:
+            selection = None
+            if incremental:
+                selection = _selection(
+                    store, client, workspace, now(), max_gap, max_requests, budget_share
+                )
+            collection = collect(
+                client,
+                [workspace],
+                window,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                now=now,
+                selection=selection,
+                unwritten=unwritten(recorded),
             )
-        collection = collect(
-            client,
-            [workspace],
-            window,
-            concurrency=concurrency,
-            on_progress=on_progress,
-            now=now,
-            selection=selection,
-        )
-        info = collection.evidence.info
-        info.http = _difference(client.stats.as_dict(), before)
-        extend = selection.extended if selection is not None else set()
-        recorded.extend(store.append(collection.raw, info, extend=extend))
-        store.keep_responses(known)
+            info = collection.evidence.info
+            info.http = _difference(client.stats.as_dict(), before)
+            read_before: dict[tuple[str | None, str | None], datetime] = {}
+            if journal is not None:
+                info.http["resume"] = {
+                    key: value.isoformat() if isinstance(value, datetime) else value
+                    for key, value in journal.describe().items()
+                }
+                read_before = read_times_of_reused(
+                    journal.reused_reads, workspace, info.finished_at
+                )
+                log.info(
+                    "collected %s with %d requests; %d answers reused from the interrupted "
+                    "attempt%s",
+                    workspace,
+                    info.http.get("requests", 0),
+                    journal.reused,
+                    f", {len(read_before)} part(s) dated when read on an earlier day"
+                    if read_before
+                    else "",
+                    extra={"event": "collected", "reused": journal.reused},
+                )
+            extend = selection.extended if selection is not None else set()
+            appended = store.append(collection.raw, info, extend=extend, read_before=read_before)
+            recorded.extend(appended)
+            store.keep_responses(known)
+        except BaseException:
+            client.journal = None
+            if journal is not None:
+                if any(entry.workspace == workspace for entry in recorded):
+                    journal.discard()  # stored after all: resuming would store it twice
+                else:
+                    journal.close()  # kept: running the same command again resumes from it
+            raise
+        client.journal = None
+        if journal is not None:
+            # Appended: the store holds the evidence; kept answers would only go stale.
+            journal.discard()
     return recorded
+
+
+def journal_directory(store: EvidenceStore, environ: Mapping[str, str]) -> Path:
+    """Where ``collect`` keeps its response journals: ``$AUDITOR_JOURNAL_DIR`` if set; else
+    beside a SQLite store (``.journal/`` in its folder: the answers, which are evidence not yet
+    stored, stay on the volume and under the permissions the evidence is kept with); else
+    ``reports/.journal/`` as ``auditor run`` does."""
+    if environ.get("AUDITOR_JOURNAL_DIR"):
+        return Path(environ["AUDITOR_JOURNAL_DIR"])
+    database = store.url.database if not store.is_postgres else None
+    if database and database != ":memory:":
+        return Path(database).parent / JOURNAL_DIRECTORY
+    return Path("reports") / JOURNAL_DIRECTORY
+
+
+def journal_opener(
+    directory: Path,
+    client: BitbucketClient,
+    store: EvidenceStore,
+    *,
+    window: timedelta = DEFAULT_RESUME_WINDOW,
+    resume: bool = True,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[str], ResponseJournal]:
+    """``collect_into_store``'s ``journal_for``: one journal per workspace, identified by the
+    command, the workspace, the API base, the credential's kind and identity (never its secret)
+    and the store; resumed when the same collection began within ``window``."""
+
+    def open_journal(workspace: str) -> ResponseJournal:
+        identity = {
+            "command": "collect",
+            "workspaces": [workspace],
+            "api_url": client.settings.base_url.rstrip("/"),
+            "credential": f"{client.credential.kind}: {client.credential.identity}",
+            "store": store.display_url,
+        }
+        path = journal_path(directory, identity)
+        try:
+            return ResponseJournal(path, identity, window=window, resume=resume, now=now)
+        except (OSError, sqlite3.Error) as error:
+            raise ConfigError(f"cannot keep the response journal {path}: {error}") from None
+
+    return open_journal
+
+
+def _queries_of_endpoints() -> dict[str, frozenset[str]]:
+    found: dict[str, set[str]] = {}
+    for spec in TABLES.values():
+        for endpoint in spec.endpoints:
+            found.setdefault(endpoint, set()).add(spec.query)
+    return {endpoint: frozenset(queries) for endpoint, queries in found.items()}
+
+
+_ENDPOINT_QUERIES = _queries_of_endpoints()
+
+
+def read_times_of_reused(
+    reads: Iterable[tuple[str, Mapping[str, str], datetime]],
+    workspace: str,
+    observed_at: datetime,
+) -> dict[tuple[str | None, str | None], datetime]:
+    """When the parts fed by answers reused from the journal were read, for those read on an
+    earlier (UTC) day than the observation: (query, repository full name) -> earliest, for
+    ``EvidenceStore.append(read_before=…)``.
+
+    A period evaluation counts observations by day and treats data read before the
+    observation's day as not observed on it; an answer reused from the same day is that day's
+    observation like any other, so it leaves its parts dated at the observation. Which parts an
+    answer fed: a repository's endpoint feeds its part of the queries that read that endpoint
+    (every query when the evidence contract does not name it); a workspace-wide answer (the
+    repository listing every query reads, the bulk permissions) feeds every part."""
+    day = observed_at.astimezone(UTC).date()
+    earliest: dict[tuple[str | None, str | None], datetime] = {}
+    for endpoint, path, answered_at in reads:
+        if answered_at.astimezone(UTC).date() >= day:
+            continue
+        slug = path.get("repo_slug")
+        if slug is None:
+            keys: list[tuple[str | None, str | None]] = [(None, None)]
+        else:
+            name = f"{path.get('workspace', workspace)}/{slug}".lower()
+            queries = _ENDPOINT_QUERIES.get(endpoint) or {None}
+            keys = [(query, name) for query in queries]
+        for key in keys:
+            if key not in earliest or answered_at < earliest[key]:
+                earliest[key] = answered_at
+    return earliest
 
 
 def _selection(
@@ -98,7 +252,9 @@ def _selection(
     readings = store.latest_readings(workspace)
     last_read = {key: reading.observed_at for key, reading in readings.items()}
     previous = max(last_read.values(), default=None)
-    sent_before = client.stats.requests
+    # Answers reused from the journal count as spent: a resumed collection chooses as the
+    # interrupted attempt did, and the two together stay within the budget.
+    sent_before = client.stats.requests + client.stats.reused
 
     def budget() -> int | None:
         if max_requests is not None:
@@ -114,7 +270,7 @@ def _selection(
         pull_request_window_since=lambda moment: pull_request_window(moment).since,
         max_gap=max_gap,
         budget=budget,
-        spent=lambda: client.stats.requests - sent_before,
+        spent=lambda: client.stats.requests + client.stats.reused - sent_before,
         interval=(now - previous) if previous is not None and previous < now else None,
     )
 

@@ -240,15 +240,21 @@ class EvidenceStore:
         info: CollectionInfo,
         *,
         extend: Collection[tuple[str, str]] = (),
+        read_before: Mapping[tuple[str | None, str | None], datetime] | None = None,
     ) -> list[Recorded]:
         """Add one observation per workspace of a collection.
 
         ``raw`` is the collection's evidence files (``Collection.raw``: query file name ->
         ``{"query", "document", "results": {workspace: {"variables", "data", "errors"}}}``);
         the observation is dated ``info.finished_at``. ``extend``: (query, repository) readings
-        of pull requests updated since the last reading only, to be added to it."""
+        of pull requests updated since the last reading only, to be added to it.
+        ``read_before``: (query, repository full name) -> when data of that part was read
+        before the observation (a resumed collection's answers reused from its journal);
+        ``None`` as the query stands for every query, as the repository for every part of the
+        query (a workspace-wide answer). Each part is dated at the earliest that applies."""
         return [
-            self._append_workspace(raw, info, workspace, extend) for workspace in info.workspaces
+            self._append_workspace(raw, info, workspace, extend, read_before or {})
+            for workspace in info.workspaces
         ]
 
     def _append_workspace(
@@ -257,6 +263,7 @@ class EvidenceStore:
         info: CollectionInfo,
         workspace: str,
         extend: Collection[tuple[str, str]] = (),
+        read_before: Mapping[tuple[str | None, str | None], datetime] | None = None,
     ) -> Recorded:
         parts: list[Part] = []
         variables: dict[str, Any] = {}
@@ -336,7 +343,11 @@ class EvidenceStore:
                 _link(
                     row["observation_id"],
                     part,
-                    read_at.get((part.query, part.repository or ""), observed_at),
+                    _earliest(
+                        read_at.get((part.query, part.repository or ""), observed_at),
+                        part,
+                        read_before or {},
+                    ),
                 )
                 for part in parts
             ]
@@ -962,6 +973,24 @@ def _check_chain(row: Any, previous: Any, anchors: dict[int, str], report: Verif
                 row.observation_id,
             )
         )
+
+
+def _earliest(
+    moment: datetime | None,
+    part: Part,
+    read_before: Mapping[tuple[str | None, str | None], datetime],
+) -> datetime | None:
+    """When ``part`` was read: ``moment``, or earlier when a reused answer that fed it was read
+    earlier (``EvidenceStore.append(read_before=…)``). A part never read stays never read."""
+    if moment is None or part.kind == DOCUMENT or not read_before:
+        return moment
+    repository = (part.repository or "").lower()
+    for query in (part.query, None):
+        for name in ((repository,) if repository else ()) + (None,):
+            earlier = read_before.get((query, name))
+            if earlier is not None and _utc(earlier) < moment:
+                moment = _utc(earlier)
+    return moment
 
 
 def _link(observation_id: str, part: Part, observed_at: datetime | None) -> dict[str, Any]:
