@@ -61,13 +61,18 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     help="Date the observation at this UTC time instead of now (replays, simulated quarters); "
     "its pull request window ends then.",
 )
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Requests to Bitbucket in flight at once.",
+)
 @click.option(
     "--requests-per-hour",
-    default=1000,
-    show_default=True,
     type=click.IntRange(0),
-    help="Client-side request budget per rolling hour (0: none).",
+    help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
+    "limit Bitbucket announces, as for `auditor run`].",
 )
 @click.option(
     "--full",
