@@ -20,10 +20,16 @@ import base64
 import contextlib
 import csv
 import io
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -177,3 +183,48 @@ def silent_losses(baseline: dict[Key, str], findings: dict[Key, str]) -> list[tu
             continue
         lost.append((key, f"{status} -> {now or 'missing'}"))
     return lost
+
+
+# --- interrupted processes (tests/faults/test_resume.py, test_collect_resume.py) ------------
+
+
+def journaled_paths(journal_dir: Path) -> set[str]:
+    """The answers an interrupted attempt kept in its response journal, as the server saw their
+    targets (path and query)."""
+    (path,) = journal_dir.glob("*.sqlite")
+    with sqlite3.connect(path) as connection:
+        urls = [row[0] for row in connection.execute("SELECT url FROM answers")]
+    return {
+        urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")
+        for url in urls
+    }
+
+
+def kill_after(
+    simulator: Simulator, arguments: list[str], requests: int, number: int
+) -> tuple[int, str]:
+    """Run ``auditor ARGUMENTS`` against ``simulator`` in a real process, send it signal
+    ``number`` once the simulator has answered ``requests`` requests, and return its exit code
+    and stderr. ``AUDITOR_JOURNAL_DIR`` is unset, so journals stay where the command puts them
+    by default."""
+    env = {**os.environ, **simulator.credential_env("api_token"), "PYTHONUNBUFFERED": "1"}
+    env.pop("AUDITOR_JOURNAL_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor", *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while simulator.stats()["total"] < requests:
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, f"auditor {arguments[0]} never got that far"
+            time.sleep(0.005)
+        process.send_signal(number)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return code, process.stderr.read()

@@ -8,19 +8,15 @@ Answers reused from an earlier day than the observation date the parts they fed.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
+from fault_harness import journaled_paths, kill_after
 
 from auditor.cli import main
 from auditor.simulator import Faults, Simulator, demo_dataset
@@ -88,50 +84,13 @@ def uninterrupted(slow_simulator, tmp_path_factory):
     return slow_simulator.stats()["total"], files
 
 
-def _journaled_paths(journal_dir: Path) -> set[str]:
-    """The answers the interrupted attempt kept, as the server saw their targets."""
-    (path,) = journal_dir.glob("*.sqlite")
-    with sqlite3.connect(path) as connection:
-        urls = [row[0] for row in connection.execute("SELECT url FROM answers")]
-    return {
-        urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")
-        for url in urls
-    }
-
-
-def _kill_after(
-    simulator: Simulator, store: Path, requests: int, number: int, observed_at: str
-) -> tuple[int, str]:
-    env = {**os.environ, **simulator.credential_env("api_token"), "PYTHONUNBUFFERED": "1"}
-    env.pop("AUDITOR_JOURNAL_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "auditor", *_arguments(store, observed_at)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while simulator.stats()["total"] < requests:
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "the collection never got that far"
-            time.sleep(0.005)
-        process.send_signal(number)
-        code = process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return code, process.stderr.read()
-
-
 def _interrupt(simulator, tmp_path, kill_at, number, observed_at=OBSERVED_AT):
     """Kill a collection part-way; check what it left: a journal without the token, no
     observation. Returns the store, the requests the attempt sent and the answers it kept."""
     store = tmp_path / "evidence.db"
     journal_dir = tmp_path / ".journal"
     simulator.reset_stats()
-    code, stderr = _kill_after(simulator, store, kill_at, number, observed_at)
+    code, stderr = kill_after(simulator, _arguments(store, observed_at), kill_at, number)
     first = simulator.stats()["by_url"]
     if number == signal.SIGTERM:
         assert code == 143, stderr
@@ -144,7 +103,7 @@ def _interrupt(simulator, tmp_path, kill_at, number, observed_at=OBSERVED_AT):
         assert code == -signal.SIGKILL
     with open_store(str(store)) as evidence_store:
         assert evidence_store.entries() == []
-    kept = _journaled_paths(journal_dir)
+    kept = journaled_paths(journal_dir)
     secret = simulator.credential_env("api_token")["BITBUCKET_API_TOKEN"].encode()
     for written in journal_dir.iterdir():  # the journal, its WAL: answers, never the token
         assert secret not in written.read_bytes(), written
@@ -268,12 +227,12 @@ def test_a_killed_incremental_collection_resumes_with_its_conditional_requests(
     _collect(slow_simulator, resumed / "evidence.db")
     kill_at = requests_uninterrupted // 2
     slow_simulator.reset_stats()
-    code, stderr = _kill_after(
-        slow_simulator, resumed / "evidence.db", kill_at, signal.SIGKILL, week_later
+    code, stderr = kill_after(
+        slow_simulator, _arguments(resumed / "evidence.db", week_later), kill_at, signal.SIGKILL
     )
     assert code == -signal.SIGKILL, stderr
     first = slow_simulator.stats()["by_url"]
-    kept = _journaled_paths(resumed / ".journal")
+    kept = journaled_paths(resumed / ".journal")
     assert kept
 
     slow_simulator.reset_stats()

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
+from fault_harness import journaled_paths, kill_after
 
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
@@ -67,41 +62,6 @@ def _findings(out: Path) -> list[tuple]:
     )
 
 
-def _journaled_paths(journal_dir: Path) -> set[str]:
-    """The answers the interrupted attempt kept, as the server saw their targets."""
-    (path,) = journal_dir.glob("*.sqlite")
-    with sqlite3.connect(path) as connection:
-        urls = [row[0] for row in connection.execute("SELECT url FROM answers")]
-    return {
-        urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")
-        for url in urls
-    }
-
-
-def _kill_after(simulator: Simulator, out: Path, requests: int, number: int) -> tuple[int, str]:
-    env = {**os.environ, **simulator.credential_env("api_token"), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "auditor", *ARGS, "--concurrency", str(CONCURRENCY)]
-    process = subprocess.Popen(
-        [*command, "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while simulator.stats()["total"] < requests:
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "the run never got that far"
-            time.sleep(0.005)
-        process.send_signal(number)
-        code = process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return code, process.stderr.read()
-
-
 @pytest.mark.parametrize(
     ("kill_at", "number"),
     [(5, signal.SIGKILL), (60, signal.SIGTERM), (120, signal.SIGKILL)],
@@ -116,7 +76,12 @@ def test_a_killed_run_resumes_without_repeating_an_answered_request(
     journal_dir = tmp_path / ".journal"
 
     simulator.reset_stats()
-    code, stderr = _kill_after(simulator, tmp_path / "resumed", kill_at, number)
+    code, stderr = kill_after(
+        simulator,
+        [*ARGS, "--concurrency", str(CONCURRENCY), "--out", str(tmp_path / "resumed")],
+        kill_at,
+        number,
+    )
     first = simulator.stats()["by_url"]
     if number == signal.SIGTERM:
         assert code == 143, stderr
@@ -127,7 +92,7 @@ def test_a_killed_run_resumes_without_repeating_an_answered_request(
     else:
         assert code == -signal.SIGKILL
     assert not (tmp_path / "resumed").exists()
-    kept = _journaled_paths(journal_dir)
+    kept = journaled_paths(journal_dir)
     secret = simulator.credential_env("api_token")["BITBUCKET_API_TOKEN"].encode()
     for written in journal_dir.iterdir():  # the journal, its WAL: answers, never the token
         assert secret not in written.read_bytes(), written
