@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from auditor import __version__, sysdeps
+from auditor.cliopts import concurrency_option, requests_per_hour_option
 from auditor.errors import (
     EXIT_INCOMPLETE,
     EXIT_RUN_FAILED,
@@ -105,11 +106,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--period", help="Period the plan is for: 2026-Q3, 2026-07 or 2026 [previous quarter]."
 )
-@click.option(
-    "--requests-per-hour",
-    type=click.IntRange(0),
-    help="Cap on the request budget, as for `auditor run`.",
-)
+@requests_per_hour_option
 def doctor(workspace: tuple[str, ...], period: str | None, requests_per_hour: int | None) -> None:
     """Check that this machine can render PDF reports (Pango, HarfBuzz subset, a font), and with
     --workspace, what a run would meet on Bitbucket and what it would cost."""
@@ -233,13 +230,7 @@ def _parse_var(text: str) -> tuple[str, Any]:
     help="A query variable; VALUE is read as JSON when it parses, else as a string.",
 )
 @click.option("--demo", is_flag=True, help="Query the built-in demo workspace (no account).")
-@click.option(
-    "--concurrency",
-    default=16,
-    show_default=True,
-    help="Requests in flight at once (1-64).",
-    type=click.IntRange(1, 64),
-)
+@concurrency_option
 def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: int) -> None:
     """Run a read-only GraphQL DOCUMENT against Bitbucket (or the demo) and print JSON.
 
@@ -376,19 +367,8 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     type=click.Path(file_okay=False, path_type=Path),
     help="Write the run folder exactly here [reports/<workspace>/<period>/<run id>].",
 )
-@click.option(
-    "--concurrency",
-    default=16,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Requests to Bitbucket in flight at once.",
-)
-@click.option(
-    "--requests-per-hour",
-    type=click.IntRange(0),
-    help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
-    "limit Bitbucket announces].",
-)
+@concurrency_option
+@requests_per_hour_option
 @click.option(
     "--max-requests",
     type=click.IntRange(1),

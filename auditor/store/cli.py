@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from auditor.cliopts import concurrency_option, requests_per_hour_option
 from auditor.errors import ConfigError, VerificationFailed
 from auditor.logsetup import configure_logging
 from auditor.store.store import DEFAULT_STORE, open_store
@@ -61,19 +62,8 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     help="Date the observation at this UTC time instead of now (replays, simulated quarters); "
     "its pull request window ends then.",
 )
-@click.option(
-    "--concurrency",
-    default=16,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Requests to Bitbucket in flight at once.",
-)
-@click.option(
-    "--requests-per-hour",
-    type=click.IntRange(0),
-    help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
-    "limit Bitbucket announces, as for `auditor run`].",
-)
+@concurrency_option
+@requests_per_hour_option
 @click.option(
     "--full",
     is_flag=True,

@@ -1,0 +1,25 @@
+"""Command-line options that several commands share (run, collect, query, doctor).
+
+One definition each, so the same option means the same thing, with the same range, default and
+help, wherever it appears."""
+
+from __future__ import annotations
+
+import click
+
+concurrency_option = click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Requests to Bitbucket in flight at once.",
+)
+
+# No default: the budget assumes Bitbucket's 1,000 an hour until it announces its own limit
+# (X-RateLimit-Limit), higher or lower; a value given here caps whatever is announced.
+requests_per_hour_option = click.option(
+    "--requests-per-hour",
+    type=click.IntRange(0),
+    help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
+    "limit Bitbucket announces].",
+)
