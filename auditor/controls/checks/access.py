@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -384,16 +385,25 @@ def deploy_key_usage(ctx: CheckContext, params: KeyUseParameters) -> Any:
     rows = Rows("deploy_key")
     rule = f"keys unused for more than {params.max_unused_days} days must be removed"
     for key in _key_rows(ctx):
-        name = _key_name(key)
-        if not known(key.last_used):
-            reason = f"{name} has never been used (Bitbucket reports no use); {rule}."
-            _add_key(rows, key, Status.FAIL, reason, "never used")
-            continue
-        idle = days_between(key.last_used, ctx.evaluated_on)
-        lead = (
-            f"{name} was last used on {key.last_used.date()}, "
-            f"{plural(idle, 'day')} before {ctx.evaluated_on}"
+        verdict = usage_verdict(
+            _key_name(key), key.last_used, ctx.evaluated_on, params.max_unused_days, rule
         )
-        status = Status.FAIL if idle > params.max_unused_days else Status.PASS
-        _add_key(rows, key, status, f"{lead}; {rule}.", f"{idle} days")
+        _add_key(rows, key, *verdict)
     return rows.frame()
+
+
+def usage_verdict(
+    name: str, last_used: Any, evaluated_on: date, max_unused_days: int, rule: str
+) -> tuple[Status, str, str]:
+    """(status, reason, observed) for a machine credential last used at ``last_used``: one that
+    was never used, or not within ``max_unused_days``, fails (deploy keys; Data Center keys and
+    tokens in ``rotation``)."""
+    if not known(last_used):
+        reason = f"{name} has never been used (Bitbucket reports no use); {rule}."
+        return Status.FAIL, reason, "never used"
+    idle = days_between(last_used, evaluated_on)
+    lead = (
+        f"{name} was last used on {last_used.date()}, {plural(idle, 'day')} before {evaluated_on}"
+    )
+    status = Status.FAIL if idle > max_unused_days else Status.PASS
+    return status, f"{lead}; {rule}.", f"{idle} days"

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from auditor.controls.branches import known
+from auditor.controls.checks.access import usage_verdict
 from auditor.controls.checks.registry import (
     CheckContext,
     Parameters,
@@ -156,15 +157,8 @@ def access_credential_usage(ctx: CheckContext, params: CredentialUseParameters) 
     rows = Rows("deploy_key")
     rule = f"keys and tokens unused for more than {params.max_unused_days} days must be removed"
     for item in _credentials(ctx):
-        if not known(item.last_used):
-            reason = f"{item.name} has never been used (Bitbucket reports no use); {rule}."
-            _add(rows, item, Status.FAIL, reason, "never used")
-            continue
-        idle = days_between(item.last_used, ctx.evaluated_on)
-        lead = (
-            f"{item.name} was last used on {item.last_used.date()}, "
-            f"{plural(idle, 'day')} before {ctx.evaluated_on}"
+        verdict = usage_verdict(
+            item.name, item.last_used, ctx.evaluated_on, params.max_unused_days, rule
         )
-        status = Status.FAIL if idle > params.max_unused_days else Status.PASS
-        _add(rows, item, status, f"{lead}; {rule}.", f"{idle} days")
+        _add(rows, item, *verdict)
     return rows.frame()
