@@ -13,14 +13,14 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from auditor import __version__, sysdeps
-from auditor.cliopts import concurrency_option, requests_per_hour_option
+from auditor.cliopts import concurrency_option, parse_day, requests_per_hour_option
 from auditor.errors import (
     EXIT_INCOMPLETE,
     EXIT_RUN_FAILED,
@@ -290,15 +290,6 @@ def _csv_choice(allowed: tuple[str, ...], name: str):
     return convert
 
 
-def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
 @main.command()
 @click.option(
     "--config",
@@ -321,12 +312,14 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
     "[the previous quarter].",
 )
 @click.option(
-    "--since", callback=_day, metavar="YYYY-MM-DD", help="Period start day, with --until."
+    "--since", callback=parse_day, metavar="YYYY-MM-DD", help="Period start day, with --until."
 )
-@click.option("--until", callback=_day, metavar="YYYY-MM-DD", help="Period end day, inclusive.")
+@click.option(
+    "--until", callback=parse_day, metavar="YYYY-MM-DD", help="Period end day, inclusive."
+)
 @click.option(
     "--as-of",
-    callback=_day,
+    callback=parse_day,
     metavar="YYYY-MM-DD",
     help="Evaluation date for ages and expiries [today, UTC].",
 )

@@ -5,7 +5,20 @@ help, wherever it appears."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import click
+
+
+def parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    """Click callback for a day option (YYYY-MM-DD)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
 
 concurrency_option = click.option(
     "--concurrency",

@@ -202,10 +202,7 @@ def _collect_evaluate_write(
     result.basis = single_observation_basis(
         ObservationRef(run_id, collection.evidence.info.finished_at), options.period, catalog
     )
-    viewer = collection.evidence.table("viewer")
-    identity = client.credential.identity
-    if len(viewer):
-        identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    identity = _named_identity(collection.evidence, client.credential.identity)
     run_dir, run_info, result = _write_report(
         options,
         run_id=run_id,
@@ -231,6 +228,14 @@ def _collect_evaluate_write(
     client.journal = None
     journal.discard()
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=collection)
+
+
+def _named_identity(evidence: Evidence, identity: str) -> str:
+    """The credential's identity, with the account's display name when Bitbucket gave it."""
+    viewer = evidence.table("viewer")
+    if len(viewer):
+        return f"{viewer['display_name'].iloc[0]} ({identity})"
+    return identity
 
 
 def _write_report(
@@ -440,10 +445,7 @@ def report_period(
         evaluated_on=evaluated_on,
         credential=facts,
     )
-    viewer = last.table("viewer")
-    identity = last.info.credential_identity
-    if len(viewer):
-        identity = f"{viewer['display_name'].iloc[0]} ({identity})"
+    identity = _named_identity(last, last.info.credential_identity)
     requests = sum(int(o.evidence.info.http.get("requests", 0)) for o in chosen)
     raw = dict((raw_evidence or {}).get(chosen[-1].observation_id, {}))
     raw["observations.json"] = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from auditor.cliopts import concurrency_option, requests_per_hour_option
+from auditor.cliopts import concurrency_option, parse_day, requests_per_hour_option
 from auditor.errors import ConfigError, VerificationFailed
 from auditor.logsetup import configure_logging
 from auditor.store.store import DEFAULT_STORE, open_store
@@ -41,15 +41,6 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a time (2026-08-14T06:00:00Z)") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @click.command()
@@ -194,8 +185,8 @@ def store() -> None:
 @store.command("list")
 @_store_option
 @click.option("--workspace", "-w", multiple=True, help="Only these workspaces.")
-@click.option("--since", callback=_day, help="Observed on or after this day (YYYY-MM-DD).")
-@click.option("--until", callback=_day, help="Observed before this day (YYYY-MM-DD).")
+@click.option("--since", callback=parse_day, help="Observed on or after this day (YYYY-MM-DD).")
+@click.option("--until", callback=parse_day, help="Observed before this day (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def list_observations(
     store_url: str,
@@ -259,7 +250,7 @@ def verify(store_url: str) -> None:
 @store.command()
 @_store_option
 @click.option(
-    "--before", required=True, callback=_day, help="Delete observations made before this day."
+    "--before", required=True, callback=parse_day, help="Delete observations made before this day."
 )
 @click.option("--workspace", "-w", multiple=True, help="Only these workspaces [all].")
 def prune(store_url: str, before: date, workspace: tuple[str, ...]) -> None:
