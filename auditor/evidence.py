@@ -535,6 +535,11 @@ class Observation:
     # (its collection errors say so). Absent pairs were read at ``observed_at``. A period
     # evaluation must count a carried reading on the day it was read, never on this one.
     read_at: Mapping[tuple[str, str], datetime | None] = field(default_factory=dict)
+    # The SHA-256 of the payload that holds each part of the observation, by (stored query,
+    # repository full name) for a repository's part and (stored query, workspace slug) for the
+    # rest of the workspace's result (``auditor.store.payloads``): what a finding cites as the
+    # evidence it was judged on. Empty when the observation was never cut into payloads.
+    payloads: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def observed_at_of(self, repository: str, dataset: str) -> datetime | None:
         """When ``repository``'s ``dataset`` in this observation was read from Bitbucket."""
