@@ -677,7 +677,7 @@ def demo(ctx: click.Context, single: bool) -> None:
 def _register_commands() -> None:
     from auditor.controls.cli import controls
     from auditor.diff import diff
-    from auditor.reporting.cli import verify
+    from auditor.reporting.cli import reperform, verify
     from auditor.serve.cli import serve
     from auditor.simulator.cli import simulator
     from auditor.store.cli import collect, store
@@ -689,6 +689,7 @@ def _register_commands() -> None:
     main.add_command(simulator)
     main.add_command(store)
     main.add_command(verify)
+    main.add_command(reperform)
 
 
 _register_commands()

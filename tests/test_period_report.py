@@ -34,7 +34,9 @@ def quarter():
 def period_run(quarter, tmp_path_factory):
     out = tmp_path_factory.mktemp("period") / "run"
     options = demo_period_options(out_dir=out, formats={"html", "json", "csv"})
-    return report_period(quarter.observations, options, raw_evidence=quarter.raw)
+    return report_period(
+        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,10 @@ def test_the_temporary_admin_grant_fails_access_controls_for_its_weeks(period_ru
 def test_a_resource_that_held_all_quarter_passes_with_its_observation_count(period_run):
     finding = row(period_run.result, "CM-1", "acme/payments-api")
     assert finding["status"] == "PASS"
-    assert "Held throughout 2026-Q3: 14 observations." in finding["reason"]
+    assert (
+        "Held throughout 2026-Q3: passed at each of the 14 observations from 2026-07-01 to "
+        "2026-09-30, with no gap longer than 7 days." in finding["reason"]
+    )
 
 
 def test_a_removed_webhook_fails_until_it_is_gone(period_run):

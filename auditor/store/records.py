@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from auditor.evidence import CollectionInfo, Observation
+from auditor.evidence import CollectionInfo, Evidence, Observation
 from auditor.flatten import datasets_of, error_rows, evidence_from_results
 from auditor.queries import STORED_QUERY_NAMES
 from auditor.store.payloads import (
@@ -119,6 +119,78 @@ def collection_parts(
     return CollectionParts(parts, variables, errors, repositories)
 
 
+def new_record(
+    info: CollectionInfo,
+    workspace: str,
+    cut: CollectionParts,
+    *,
+    observation_id: str,
+    recorded_at: datetime,
+    tool_version: str,
+) -> dict[str, Any]:
+    """The row of a new observation of ``workspace`` (without its place in a chain: sequence,
+    previous hash, payload counts and hash are the store's, or a single run's, to add)."""
+    return {
+        "observation_id": observation_id,
+        "workspace": workspace,
+        "observed_at": utc(info.finished_at),
+        "started_at": utc(info.started_at),
+        "recorded_at": recorded_at,
+        "period_label": info.period_label,
+        "period_since": utc(info.period_since),
+        "period_until": utc(info.period_until),
+        "credential_type": info.credential_type,
+        "credential_identity": info.credential_identity,
+        "api_url": info.api_url,
+        "tool_version": tool_version,
+        "variables": json.dumps(cut.variables, sort_keys=True),
+        "http": json.dumps(info.http, sort_keys=True),
+        "requests": int(info.http.get("requests", 0)),
+        "repositories": cut.repositories,
+        "errors": cut.errors,
+    }
+
+
+@dataclass(frozen=True)
+class ObservationRecord:
+    """An observation with its payloads in hand: a single run's collection of one workspace
+    (in no store), or observations read out of a store."""
+
+    row: dict[str, Any]
+    links: list[dict[str, Any]]
+    contents: dict[str, bytes]  # SHA-256 -> payload bytes
+
+
+def collection_records(
+    raw: Mapping[str, Any], info: CollectionInfo, run_id: str, tool_version: str
+) -> list[ObservationRecord]:
+    """A live run's collection as observation records, one per workspace (``sequence`` 0: in no
+    chain), named by the run id (``<run id>:<workspace>`` when it collected several)."""
+    records = []
+    for workspace in info.workspaces:
+        cut = collection_parts(raw, workspace)
+        observation_id = run_id if len(info.workspaces) == 1 else f"{run_id}:{workspace}"
+        row = new_record(
+            info,
+            workspace,
+            cut,
+            observation_id=observation_id,
+            recorded_at=utc(info.finished_at),
+            tool_version=tool_version,
+        )
+        row |= {
+            "sequence": 0,
+            "payloads_new": len({part.sha256 for part in cut.parts}),
+            "payloads_reused": 0,
+            "previous_hash": None,
+        }
+        links = [link(observation_id, part, row["observed_at"]) for part in cut.parts]
+        row["hash"] = observation_hash(row, links)
+        contents = {part.sha256: part.content for part in cut.parts}
+        records.append(ObservationRecord(row, links, contents))
+    return records
+
+
 def link(observation_id: str, part: Part, observed_at: datetime | None) -> dict[str, Any]:
     """The record of one part of one observation: which payload, and when it was read."""
     return {
@@ -207,7 +279,6 @@ def join_parts(
     spaces: dict[str, Any] = {}
     repositories: dict[str, list[tuple[int, Any]]] = {}
     read_at: dict[tuple[str, str], datetime | None] = {}
-    payloads: dict[tuple[str, str], str] = {}
     for item in links:
         query, kind, sha = item["query"], item["kind"], item["sha256"]
         value = content[sha]
@@ -215,12 +286,10 @@ def join_parts(
             documents[query] = value.decode() if isinstance(value, bytes) else str(value)
         elif kind == WORKSPACE:
             spaces[query] = value
-            payloads[(query, workspace)] = sha
         else:
             repositories.setdefault(query, []).append((int(item["position"]), value))
             name = item["repository"]
             if name:
-                payloads[(query, name)] = sha
                 moment = item.get("observed_at", observed_at)
                 moment = utc(moment) if moment is not None else None
                 if moment != observed_at:
@@ -233,7 +302,8 @@ def join_parts(
         )
         for query in ordered
     }
-    return JoinedParts(results, {query: documents[query] for query in ordered}, read_at, payloads)
+    documents = {query: documents[query] for query in ordered}
+    return JoinedParts(results, documents, read_at, payload_index(workspace, links))
 
 
 def observation_from_record(
@@ -266,6 +336,64 @@ def observation_from_record(
         read_at=joined.read_at,
         payloads=joined.payloads,
     )
+
+
+def payload_index(workspace: str, links: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    """``Observation.payloads`` from an observation's links."""
+    index: dict[tuple[str, str], str] = {}
+    for item in links:
+        if item["kind"] == WORKSPACE:
+            index[(item["query"], workspace)] = item["sha256"]
+        elif item["kind"] == REPOSITORY and item["repository"]:
+            index[(item["query"], item["repository"])] = item["sha256"]
+    return index
+
+
+def single_run_observations(
+    records: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]], evidence: Evidence
+) -> dict[str, Observation]:
+    """A single run's observation of each workspace (by slug), over the run's ``evidence``:
+    what its findings cite (``auditor.controls.period.evaluate_single_observation``)."""
+    return {
+        row["workspace"]: Observation(
+            row["observation_id"],
+            utc(row["observed_at"]),
+            evidence,
+            payloads=payload_index(row["workspace"], links),
+        )
+        for row, links in records
+    }
+
+
+def evidence_of_records(
+    records: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+    content: Mapping[str, Any],
+) -> Evidence:
+    """One collection's evidence over every workspace it observed (a single run collects
+    several workspaces at once; each is one record)."""
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    documents: dict[str, str] = {}
+    for row, links in records:
+        joined = join_parts(row, links, content)
+        results.update(joined.results)
+        documents.update(joined.documents)
+    first = records[0][0]
+    info = CollectionInfo(
+        workspaces=[row["workspace"] for row, _ in records],
+        period_label=first["period_label"],
+        period_since=utc(first["period_since"]),
+        period_until=utc(first["period_until"]),
+        started_at=utc(first["started_at"]),
+        finished_at=utc(first["observed_at"]),
+        credential_type=first["credential_type"],
+        credential_identity=first["credential_identity"],
+        api_url=first["api_url"],
+        queries={query: documents[query] for query in sorted(documents, key=query_order)},
+        http=json.loads(first["http"]),
+        datasets=[d for query in sorted(documents, key=query_order) for d in datasets_of(query)],
+        backend=backend_of(first["api_url"]),
+    )
+    return evidence_from_results(results, info)
 
 
 def evidence_files(

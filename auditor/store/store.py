@@ -29,7 +29,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -45,11 +45,14 @@ from auditor.bitbucket.conditional import KnownResponses
 from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import CollectionInfo, Observation
 from auditor.redaction import redact, register_secret
+from auditor.store.bundle import PERIOD, BundleWriter
 from auditor.store.payloads import DOCUMENT, REPOSITORY, Part, sha256_hex
 from auditor.store.records import (
+    ObservationRecord,
     collection_parts,
     evidence_files,
     link,
+    new_record,
     observation_from_record,
     observation_hash,
     utc,
@@ -273,8 +276,7 @@ class EvidenceStore:
             return self._add_to_last_reading(query, formatted, latest, extend)
 
         cut = collection_parts(raw, workspace, carried if latest else None)
-        parts, variables = cut.parts, cut.variables
-        errors, repositories = cut.errors, cut.repositories
+        parts, repositories, errors = cut.parts, cut.repositories, cut.errors
         # Hash, and compress what the store lacks, before taking the lock: the lock is held
         # only for the writes (and most payloads of a scheduled observation are already stored).
         contents = {part.sha256: part.content for part in parts}
@@ -283,25 +285,14 @@ class EvidenceStore:
         compressed = {
             sha: zlib.compress(content, 6) for sha, content in contents.items() if sha not in stored
         }
-        row: dict[str, Any] = {
-            "observation_id": f"{observed_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
-            "workspace": workspace,
-            "observed_at": observed_at,
-            "started_at": utc(info.started_at),
-            "recorded_at": datetime.now(UTC),
-            "period_label": info.period_label,
-            "period_since": utc(info.period_since),
-            "period_until": utc(info.period_until),
-            "credential_type": info.credential_type,
-            "credential_identity": info.credential_identity,
-            "api_url": info.api_url,
-            "tool_version": __version__,
-            "variables": json.dumps(variables, sort_keys=True),
-            "http": json.dumps(info.http, sort_keys=True),
-            "requests": int(info.http.get("requests", 0)),
-            "repositories": repositories,
-            "errors": errors,
-        }
+        row = new_record(
+            info,
+            workspace,
+            cut,
+            observation_id=f"{observed_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
+            recorded_at=datetime.now(UTC),
+            tool_version=__version__,
+        )
         with self._writing([workspace]) as connection:
             existing = _existing_payloads(connection, list(contents))
             new = [sha for sha in contents if sha not in existing]
@@ -495,6 +486,54 @@ class EvidenceStore:
                 .order_by(observation_parts.c.query, observation_parts.c.position)
             ).mappings()
         ]
+
+    def write_bundle(self, stream: IO[bytes], observation_ids: Sequence[str]) -> None:
+        """Write the evidence bundle (``auditor.store.bundle``) of the observations named into
+        ``stream``: each workspace's in chain order, then every payload they reference, once
+        each; memory holds one chunk of payloads at a time."""
+        writer = BundleWriter(stream, kind=PERIOD)
+        wanted = list(dict.fromkeys(observation_ids))
+        shas: dict[str, None] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = []
+            for chunk in _chunks(wanted):
+                rows += connection.execute(
+                    sa.select(observations).where(observations.c.observation_id.in_(chunk))
+                ).all()
+            missing = set(wanted) - {row.observation_id for row in rows}
+            if missing:
+                raise RunFailed(f"the store lacks observation {sorted(missing)[0]}")
+            for row in sorted(rows, key=lambda r: (r.workspace, r.sequence)):
+                links = self._links(connection, row.observation_id)
+                writer.observation(row._asdict(), links)
+                shas.update(dict.fromkeys(item["sha256"] for item in links))
+            for chunk in _chunks(list(shas)):
+                for sha, content in connection.execute(
+                    sa.select(payloads.c.sha256, payloads.c.content)
+                    .where(payloads.c.sha256.in_(chunk))
+                    .order_by(payloads.c.sha256)
+                ):
+                    writer.payload(sha, zlib.decompress(content))
+        writer.close()
+
+    def records(self, observation_ids: Sequence[str]) -> list[ObservationRecord]:
+        """The observations named, with their payloads in hand (``write_records`` writes them as
+        a bundle once the store is closed)."""
+        found = []
+        with _database_errors(self), self.engine.connect() as connection:
+            for observation_id in observation_ids:
+                row = self._find(connection, observation_id, None)
+                links = self._links(connection, row.observation_id)
+                contents: dict[str, bytes] = {}
+                for chunk in _chunks(sorted({item["sha256"] for item in links})):
+                    for sha, content in connection.execute(
+                        sa.select(payloads.c.sha256, payloads.c.content).where(
+                            payloads.c.sha256.in_(chunk)
+                        )
+                    ):
+                        contents[sha] = zlib.decompress(content)
+                found.append(ObservationRecord(row._asdict(), links, contents))
+        return found
 
     # -- verify and prune ----------------------------------------------------------------
 
