@@ -20,7 +20,12 @@ from typing import Any
 import click
 
 from auditor import __version__, sysdeps
-from auditor.cliopts import concurrency_option, parse_day, requests_per_hour_option
+from auditor.cliopts import (
+    concurrency_option,
+    parse_day,
+    parse_size,
+    requests_per_hour_option,
+)
 from auditor.errors import (
     EXIT_INCOMPLETE,
     EXIT_RUN_FAILED,
@@ -400,6 +405,14 @@ def _csv_choice(allowed: tuple[str, ...], name: str):
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sign manifest.json with this Ed25519 private key file (PEM or OpenSSH, unencrypted).",
 )
+@click.option(
+    "--attach-limit",
+    default="25MB",
+    show_default=True,
+    callback=lambda _ctx, _param, value: parse_size(value, "--attach-limit"),
+    help="Embed in the PDF only files up to this size (bytes, or 500kB, 25MB, 1GB); a larger "
+    "file, such as the evidence bundle of a big estate, is named with its SHA-256 instead.",
+)
 @click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
 @click.option(
     "--backend",
@@ -534,6 +547,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         framework=options["framework"],
         resume=not options["no_resume"],
         resume_window=resume_window,
+        attach_limit=options["attach_limit"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     if options["from_store"] is not None:

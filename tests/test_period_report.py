@@ -19,15 +19,10 @@ from auditor.bitbucket.credentials import load_credential
 from auditor.cli import main
 from auditor.controls.catalog import load_catalog
 from auditor.controls.period import evaluate_period
-from auditor.demo_quarter import collect_scripted_quarter, demo_period_options
+from auditor.demo_quarter import demo_period_options
 from auditor.run import report_period, run_audit
 from auditor.simulator import Simulator
 from auditor.simulator.quarter import scripted_dataset
-
-
-@pytest.fixture(scope="module")
-def quarter():
-    return collect_scripted_quarter()
 
 
 @pytest.fixture(scope="module")

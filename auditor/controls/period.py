@@ -405,46 +405,51 @@ class _Combiner:
         declared = self._declared(assessed)
         if declared is not None:
             return declared
-        return self._held(assessed, len(history) - len(assessed), gap)
+        return self._held(history, assessed, gap)
 
     def _held(
         self,
+        history: list[tuple[int, dict[str, Any]]],
         assessed: list[tuple[int, dict[str, Any]]],
-        unassessed: int,
         gap: timedelta,
     ) -> dict[str, Any]:
         """A resource every assessing observation passed (or found not applicable), with no gap
         over the allowed one. "Held throughout" only when it passed at every observation of the
         period; otherwise the reason says exactly which observations it rests on."""
+        total = len(self.times)
         passed = [(i, r) for i, r in assessed if r["status"] == Status.PASS.value]
         shown = passed or assessed
-        last_index, row = shown[-1]
-        row = dict(row)
-        first_index = shown[0][0]
+        first_index, last_index = shown[0][0], shown[-1][0]
+        row = dict(shown[-1][1])
         span = f"from {self.times[first_index]:%Y-%m-%d} to {self.times[last_index]:%Y-%m-%d}"
-        count = len(shown)
         allowed = f"no gap longer than {_plural(gap.days, 'day')}"
-        every = count == len(self.times)
-        if not passed:
-            text = f"Not applicable at each of the {_plural(count, 'observation')} {span}."
-        elif every:
+        if len(shown) == total:
             text = (
-                f"Held throughout {self.period.label}: passed at each of the "
-                f"{_plural(count, 'observation')} {span}, with {allowed}."
+                f"Held throughout {self.period.label}: passed at each of the {total} "
+                f"observations {span}, with {allowed}."
+                if passed
+                else f"Not applicable at each of the {total} observations {span}."
             )
         else:
-            text = f"Passed at each of {_plural(count, 'observation')} {span}"
             notes = []
-            not_applicable = len(assessed) - len(passed)
-            if not_applicable:
-                notes.append(f"not applicable at {not_applicable}")
-            if unassessed:
-                notes.append(f"{unassessed} could not assess it")
-            if first_index > 0 and assessed[0][0] == first_index:
-                notes.append(f"not present before {self.times[first_index]:%Y-%m-%d}")
-            if assessed[-1][0] == last_index and last_index < len(self.times) - 1:
-                notes.append(f"no longer present on {self.times[last_index + 1]:%Y-%m-%d}")
-            text += (f" ({'; '.join(notes)})" if notes else "") + f", with {allowed}."
+            if passed and len(assessed) > len(passed):
+                notes.append(f"not applicable at {len(assessed) - len(passed)}")
+            if len(history) > len(assessed):
+                notes.append(f"{len(history) - len(assessed)} could not assess it")
+            listed = [i for i, _ in history]
+            if len(listed) < total:
+                if listed == list(range(listed[0], listed[-1] + 1)):
+                    if listed[0] > 0:
+                        notes.append(f"not present before {self.times[listed[0]]:%Y-%m-%d}")
+                    if listed[-1] < total - 1:
+                        notes.append(f"no longer present on {self.times[listed[-1] + 1]:%Y-%m-%d}")
+                else:
+                    notes.append(f"not listed at {total - len(listed)}")
+            verb = "Passed" if passed else "Not applicable"
+            text = (
+                f"{verb} at {len(shown)} of the {total} observations {span} ({'; '.join(notes)})"
+                + (f", with {allowed}." if passed else ".")
+            )
         row["reason"] = f"{row['reason']} {text}"
         deciding = [self._at(HELD_FROM, first_index, row)]
         if last_index != first_index:

@@ -91,6 +91,9 @@ STANDARD_OUTPUTS = {
 # re-performed.) Files larger than the attach limit are not carried either.
 NOT_EMBEDDED = frozenset({"findings.sarif", "findings.junit.xml", "oscal-assessment-results.json"})
 DEFAULT_ATTACH_LIMIT = 25_000_000  # bytes: a PDF that still opens in a mail client
+# Embedded whatever their size: what re-performance compares against and re-evaluates with, so
+# that the PDF and its bundle (embedded, or handed over beside it) are enough.
+ALWAYS_EMBEDDED = ("findings.json", "inputs/")
 _PARTIAL_MARK = ".partial-"
 _EVIDENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.json$")
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -383,7 +386,7 @@ def _write_contents(
             entry,
             embedded="pdf" in formats
             and entry.path not in NOT_EMBEDDED
-            and entry.size <= attach_limit,
+            and (entry.size <= attach_limit or entry.path.startswith(ALWAYS_EMBEDDED)),
         )
         for entry in hash_paths(folder, folder_files(folder))
     ]
