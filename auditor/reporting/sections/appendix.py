@@ -12,8 +12,9 @@ from typing import Any
 from auditor.controls.results import STATUS_ORDER
 from auditor.evidence import TABLES
 from auditor.reporting.manifest import FileEntry
-from auditor.reporting.sections.base import Parameter, ReportInputs, RowLimits, Section, Target
+from auditor.reporting.sections.base import ReportInputs, RowLimits, Section, Target
 from auditor.reporting.sections.formatting import STATUS_WORDS, anchor, css_class, parameter_text
+from auditor.reporting.sections.views import Parameter
 from auditor.runinfo import RunInfo
 
 
