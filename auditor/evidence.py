@@ -139,6 +139,27 @@ TABLES: dict[str, TableSpec] = {
             sources=("workspace.repositories",),
         ),
         TableSpec(
+            "default_branches",
+            "Each repository's default branch and what it was read from: the repository "
+            "listing (Cloud) or Data Center's default-branch endpoint, whose 404 (no default "
+            "branch) is the only answer that makes a repository empty. A repository whose "
+            "default branch could not be read has no row and a collection error.",
+            ("repository",),
+            (
+                _WS,
+                _REPO,
+                _c("branch", STR, "the default branch; <NA> when the repository has none"),
+                _c("basis", STR, "where it was read, or the answer that says there is none"),
+            ),
+            query="inventory",
+            endpoints=(
+                "/repositories/{workspace}",
+                "/api/latest/projects/{projectKey}/repos/{repositorySlug}/default-branch",
+            ),
+            # mainBranch (every query selects it) carries the error when it cannot be read.
+            sources=("workspace.repositories.mainBranchBasis", "workspace.repositories.mainBranch"),
+        ),
+        TableSpec(
             "members",
             "Workspace members with their workspace permission and two-step verification flag.",
             ("workspace", "user_uuid"),
@@ -171,16 +192,28 @@ TABLES: dict[str, TableSpec] = {
                 _c("user_uuid", STR, "user UUID"),
                 _c("display_name", STR, "display name (untrusted text)"),
                 _c("permission", STR, "read | write | admin"),
+                _c(
+                    "level",
+                    STR,
+                    "where the grant it comes from is made: repository | project | global "
+                    "(Data Center); <NA> where Bitbucket does not say (Cloud)",
+                ),
+                _c("via_group", STR, "the group it comes through; <NA> for a grant to the user"),
             ),
             query="access",
-            endpoints=("/workspaces/{workspace}/permissions/repositories",),
+            endpoints=(
+                "/workspaces/{workspace}/permissions/repositories",
+                "/api/latest/admin/groups/more-members",
+            ),
             sources=("workspace.repositories.effectivePermissions",),
         ),
         TableSpec(
             "repository_grants",
-            "Explicit permission grants on each repository: to a user directly "
-            "(principal_type=user) or to a group (principal_type=group).",
-            ("repository", "principal_type", "principal_id"),
+            "Explicit permission grants that reach each repository: to a user directly "
+            "(principal_type=user) or to a group (principal_type=group), made on the "
+            "repository, on its project (Data Center: they hold on every repository of the "
+            "project) or globally (Data Center's ADMIN and SYS_ADMIN).",
+            ("repository", "principal_type", "principal_id", "level"),
             (
                 _WS,
                 _REPO,
@@ -188,11 +221,16 @@ TABLES: dict[str, TableSpec] = {
                 _c("principal_id", STR, "user UUID, or group full slug workspace:group"),
                 _c("principal_name", STR, "display name or group name (untrusted text)"),
                 _c("permission", STR, "read | write | admin | none"),
+                _c("level", STR, "where the grant is made: repository | project | global"),
             ),
             query="access",
             endpoints=(
                 "/repositories/{workspace}/{repo_slug}/permissions-config/users",
                 "/repositories/{workspace}/{repo_slug}/permissions-config/groups",
+                "/api/latest/projects/{projectKey}/permissions/users",
+                "/api/latest/projects/{projectKey}/permissions/groups",
+                "/api/latest/admin/permissions/users",
+                "/api/latest/admin/permissions/groups",
             ),
             sources=("workspace.repositories.explicitPermissions",),
         ),
@@ -445,7 +483,14 @@ COLLECTION_ERRORS = TableSpec(
         ),
         _c("path", STR, "GraphQL path of the failed field"),
         _c("http_status", INT, "HTTP status Bitbucket answered, <NA> for network errors"),
-        _c("error_code", STR, "FORBIDDEN | UNAUTHORIZED | NOT_FOUND | GONE | RATE_LIMITED | …"),
+        _c(
+            "error_code",
+            STR,
+            (
+                "FORBIDDEN | INSUFFICIENT_PERMISSION (Data Center's 401 for a missing permission) "
+                "| UNAUTHORIZED | NOT_FOUND | GONE | RATE_LIMITED | …"
+            ),
+        ),
         _c("message", STR, "what went wrong (secrets redacted)"),
         _c("hint", STR, "what to fix, e.g. the scope or permission the credential lacks"),
     ),
