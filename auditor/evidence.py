@@ -44,12 +44,19 @@ class TableSpec:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     query: str  # the stored GraphQL query (auditor/queries/<query>.graphql) that collects it
-    endpoints: tuple[str, ...]  # the Bitbucket REST endpoints behind it
+    endpoints: tuple[str, ...]  # the Bitbucket Cloud REST endpoints behind it
     per_repository: bool = True
     # The GraphQL fields, as dotted paths from the query root without list indices, whose
     # loading produces the rows: a failed field at or inside one of them leaves this dataset
     # incomplete (auditor.flatten.locate_error). The first is where the rows are read from.
     sources: tuple[str, ...] = ()
+    # The Bitbucket Data Center endpoints behind it (below /rest), as its backend names them
+    # (auditor.backends.datacenter); () where Data Center has no such evidence.
+    datacenter_endpoints: tuple[str, ...] = ()
+
+    def endpoints_of(self, backend: str) -> tuple[str, ...]:
+        """The endpoints behind the dataset on ``backend`` ("cloud" or "datacenter")."""
+        return self.datacenter_endpoints if backend == "datacenter" else self.endpoints
 
     @property
     def column_names(self) -> list[str]:
@@ -64,6 +71,21 @@ def _c(name: str, dtype: str, description: str) -> Column:
     return Column(name, dtype, description)
 
 
+_DC_REPO = "/projects/{project}/repos/{repo}"
+# Every grant that reaches a Data Center repository: its own, its project's, the global ones.
+_DC_GRANTS = (
+    "/api/latest" + _DC_REPO + "/permissions/users",
+    "/api/latest" + _DC_REPO + "/permissions/groups",
+    "/api/latest/projects/{project}/permissions/users",
+    "/api/latest/projects/{project}/permissions/groups",
+    "/api/latest/admin/permissions/users",
+    "/api/latest/admin/permissions/groups",
+)
+_DC_REVIEWER_CONDITIONS = (
+    "/default-reviewers/latest" + _DC_REPO + "/conditions",
+    "/default-reviewers/latest/projects/{project}/conditions",
+)
+
 _WS = _c("workspace", STR, "workspace slug")
 _REPO = _c("repository", STR, "repository full name, workspace/repo_slug")
 
@@ -77,6 +99,7 @@ TABLES: dict[str, TableSpec] = {
             (_WS, _c("name", STR, "display name"), _c("uuid", STR, "workspace UUID")),
             query="inventory",
             endpoints=("/workspaces/{workspace}",),
+            datacenter_endpoints=("/api/latest/projects/{project}",),
             per_repository=False,
             sources=("workspace",),
         ),
@@ -94,6 +117,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/user",),
+            datacenter_endpoints=("/api/latest/application-properties",),
             per_repository=False,
             sources=("viewer",),
         ),
@@ -110,6 +134,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/workspaces/{workspace}/projects",),
+            datacenter_endpoints=("/api/latest/projects/{project}",),
             per_repository=False,
             sources=("workspace.projects",),
         ),
@@ -136,6 +161,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/repositories/{workspace}",),
+            datacenter_endpoints=("/api/latest/projects/{project}/repos",),
             sources=("workspace.repositories",),
         ),
         TableSpec(
@@ -152,10 +178,8 @@ TABLES: dict[str, TableSpec] = {
                 _c("basis", STR, "where it was read, or the answer that says there is none"),
             ),
             query="inventory",
-            endpoints=(
-                "/repositories/{workspace}",
-                "/api/latest/projects/{projectKey}/repos/{repositorySlug}/default-branch",
-            ),
+            endpoints=("/repositories/{workspace}",),
+            datacenter_endpoints=("/api/latest" + _DC_REPO + "/default-branch",),
             # mainBranch (every query selects it) carries the error when it cannot be read.
             sources=("workspace.repositories.mainBranchBasis", "workspace.repositories.mainBranch"),
         ),
@@ -178,6 +202,7 @@ TABLES: dict[str, TableSpec] = {
                 "/workspaces/{workspace}/members",
                 "/workspaces/{workspace}/permissions",
             ),
+            datacenter_endpoints=("/api/latest/projects/{project}/permissions/users",),
             per_repository=False,
             sources=("workspace.members",),
         ),
@@ -201,8 +226,9 @@ TABLES: dict[str, TableSpec] = {
                 _c("via_group", STR, "the group it comes through; <NA> for a grant to the user"),
             ),
             query="access",
-            endpoints=(
-                "/workspaces/{workspace}/permissions/repositories",
+            endpoints=("/workspaces/{workspace}/permissions/repositories",),
+            datacenter_endpoints=(
+                *_DC_GRANTS,
                 "/api/latest/admin/groups/more-members",
             ),
             sources=("workspace.repositories.effectivePermissions",),
@@ -227,11 +253,8 @@ TABLES: dict[str, TableSpec] = {
             endpoints=(
                 "/repositories/{workspace}/{repo_slug}/permissions-config/users",
                 "/repositories/{workspace}/{repo_slug}/permissions-config/groups",
-                "/api/latest/projects/{projectKey}/permissions/users",
-                "/api/latest/projects/{projectKey}/permissions/groups",
-                "/api/latest/admin/permissions/users",
-                "/api/latest/admin/permissions/groups",
             ),
+            datacenter_endpoints=(*_DC_GRANTS,),
             sources=("workspace.repositories.explicitPermissions",),
         ),
         TableSpec(
@@ -271,6 +294,14 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/branch-restrictions",),
+            datacenter_endpoints=(
+                "/branch-permissions/latest" + _DC_REPO + "/restrictions",
+                "/branch-permissions/latest/projects/{project}/restrictions",
+                "/api/latest" + _DC_REPO + "/settings/pull-requests",
+                "/api/latest" + _DC_REPO + "/settings/hooks",
+                "/required-builds/latest" + _DC_REPO + "/conditions",
+                *_DC_REVIEWER_CONDITIONS,
+            ),
             sources=("workspace.repositories.branchRestrictions",),
         ),
         TableSpec(
@@ -286,6 +317,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/effective-default-reviewers",),
+            datacenter_endpoints=(*_DC_REVIEWER_CONDITIONS,),
             sources=("workspace.repositories.defaultReviewers",),
         ),
         TableSpec(
@@ -306,6 +338,10 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="access",
             endpoints=("/repositories/{workspace}/{repo_slug}/deploy-keys",),
+            datacenter_endpoints=(
+                "/keys/latest" + _DC_REPO + "/ssh",
+                "/keys/latest/projects/{project}/ssh",
+            ),
             sources=("workspace.repositories.deployKeys",),
         ),
         TableSpec(
@@ -326,9 +362,10 @@ TABLES: dict[str, TableSpec] = {
                 _c("last_used", TIME, "last authentication; <NA> if never used or not reported"),
             ),
             query="access",
-            endpoints=(
-                "/access-tokens/latest/projects/{projectKey}/repos/{repositorySlug}",
-                "/access-tokens/latest/projects/{projectKey}",
+            endpoints=(),  # Cloud publishes no listing of its access tokens
+            datacenter_endpoints=(
+                "/access-tokens/latest" + _DC_REPO,
+                "/access-tokens/latest/projects/{project}",
             ),
             sources=("workspace.repositories.accessTokens",),
         ),
@@ -349,6 +386,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="integrations",
             endpoints=("/repositories/{workspace}/{repo_slug}/hooks",),
+            datacenter_endpoints=("/api/latest" + _DC_REPO + "/webhooks",),
             sources=("workspace.repositories.webhooks",),
         ),
         TableSpec(
@@ -388,6 +426,10 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/pullrequests",
                 "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/activity",
             ),
+            datacenter_endpoints=(
+                "/api/latest" + _DC_REPO + "/pull-requests",
+                "/api/latest" + _DC_REPO + "/pull-requests/{pull_request}/activities",
+            ),
             sources=("workspace.repositories.pullRequests",),
         ),
         TableSpec(
@@ -407,6 +449,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="change_management",
             endpoints=("/repositories/{workspace}/{repo_slug}/pullrequests",),
+            datacenter_endpoints=("/api/latest" + _DC_REPO + "/pull-requests",),
             sources=("workspace.repositories.pullRequests",),
         ),
         TableSpec(
@@ -436,6 +479,7 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/pipelines",
                 "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/statuses",
             ),
+            datacenter_endpoints=("/build-status/latest/commits/{commit}",),
             sources=(
                 "workspace.repositories.pullRequests.sourceBuilds",
                 "workspace.repositories.pullRequests.buildStatuses",
@@ -461,6 +505,10 @@ TABLES: dict[str, TableSpec] = {
             endpoints=(
                 "/repositories/{workspace}/{repo_slug}/refs/branches/{name}",
                 "/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
+            ),
+            datacenter_endpoints=(
+                "/api/latest" + _DC_REPO + "/branches",
+                "/build-status/latest/commits/{commit}",
             ),
             sources=("workspace.repositories.defaultBranch",),
         ),

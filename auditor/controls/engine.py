@@ -78,7 +78,8 @@ def evaluate(
     findings, entries = apply_exceptions(findings, exceptions, evaluated_on)
     findings = findings[list(FINDING_COLUMNS)].reset_index(drop=True)
     counts = _status_counts(findings)
-    outcomes = [_outcome(control, catalog, counts) for control in catalog.controls]
+    backend = evidence.info.backend
+    outcomes = [_outcome(control, catalog, counts, backend) for control in catalog.controls]
     return EvaluationResult(
         evaluated_on=evaluated_on,
         findings=findings,
@@ -500,13 +501,15 @@ def _status_counts(findings: pd.DataFrame) -> dict[str, Counter[str]]:
     return counts
 
 
-def _outcome(control: Control, catalog: Catalog, counts: dict[str, Counter[str]]) -> ControlOutcome:
+def _outcome(
+    control: Control, catalog: Catalog, counts: dict[str, Counter[str]], backend: str = "cloud"
+) -> ControlOutcome:
     observed = counts.get(control.id, Counter()) if control.enabled else Counter()
     datasets = list(control.datasets)
     queries = sorted({TABLES[d].query for d in datasets if TABLES[d].query})
     endpoints: list[str] = []
     for dataset in datasets:
-        endpoints += [e for e in TABLES[dataset].endpoints if e not in endpoints]
+        endpoints += [e for e in TABLES[dataset].endpoints_of(backend) if e not in endpoints]
     scope = _describe_scope(catalog.scope, control.scope)
     if control.level not in REPOSITORY_LEVELS:
         scope = "workspace" if control.level != "credential" else "the auditing credential"

@@ -72,7 +72,6 @@ class DcRepository:
     pull_requests: list[dict[str, Any]] = field(default_factory=list)
     # Who merged each pull request (its MERGED activity); by default its first approver.
     merged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
-    branch_model: dict[str, Any] | None = None
     needs_work_check: bool = False  # the "no 'needs work' reviewer" merge check
     # A fault of the data itself: the restriction listing repeats its first page.
     repeats_restriction_page: bool = False
@@ -498,11 +497,6 @@ def demo_instance() -> DcInstance:
         restrictions=[
             restriction(31, "read-only", model_matcher("production"), ("REPOSITORY", 13)),
         ],
-        branch_model={
-            "development": {"id": "refs/heads/main", "displayId": "main", "useDefault": True},
-            "production": {"id": "refs/heads/production", "displayId": "production"},
-            "types": [{"id": "FEATURE", "displayName": "Feature", "prefix": "feature/"}],
-        },
         # No approval count in the merge checks: the approval CM-4 finds is the default
         # reviewer condition's (one of Alice and Dave must approve pull requests into main).
         pull_request_settings=merge_checks(all_approvers=True),
@@ -552,7 +546,7 @@ def demo_instance() -> DcInstance:
     builds[payments.head or ""] = [build("SUCCESSFUL", "ci", "2026-09-01T10:00:00")]
     builds[web.head or ""] = [build("SUCCESSFUL", "ci", "2026-09-01T10:00:00")]
     # The reader has read access to ACME: it sees the repositories but none of their
-    # administration (the 403s a credential without REPO_ADMIN gets).
+    # administration (the 401s a credential without REPO_ADMIN gets).
     acme.users.append((READER_USER, "PROJECT_READ"))
     return DcInstance(
         projects=[acme],

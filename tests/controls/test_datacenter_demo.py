@@ -430,3 +430,21 @@ def test_data_center_has_no_branching_model_and_says_so_without_a_request():
     # protection of main comes from the project's rules, so the verdict does not depend on it.
     rows = rows_of(run(evidence), "CM-3").set_index("resource")
     assert rows.loc["ACME/web", "status"] == "PASS"
+
+
+def test_the_access_population_says_where_each_permission_is_granted():
+    """The AC-9 review population (populations/access.csv): one row per user and repository,
+    with where the effective permission comes from and every grant reaching it, by level."""
+    from auditor.reporting.populations import access_listing
+
+    listing = access_listing(_evidence())
+    web = listing[listing["repository"] == "ACME/web"].set_index(
+        ["principal_type", "principal_name"]
+    )
+    assert web.loc[("user", "Bob"), "effective_permission"] == "write"
+    assert web.loc[("user", "Bob"), "granted_at"] == "project"
+    assert web.loc[("user", "Bob"), "explicit_grant"] == "write (project)"
+    assert web.loc[("user", "Alice"), "explicit_grant"] == "admin (global); admin (project)"
+    assert web.loc[("user", "Dave"), "granted_at"] == "project, group developers"
+    assert web.loc[("group", "developers"), "explicit_grant"] == "write (project)"
+    assert web.index.is_unique  # a user granted at two levels is one row
