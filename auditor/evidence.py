@@ -202,7 +202,11 @@ TABLES: dict[str, TableSpec] = {
                 "/workspaces/{workspace}/members",
                 "/workspaces/{workspace}/permissions",
             ),
-            datacenter_endpoints=("/api/latest/projects/{project}/permissions/users",),
+            datacenter_endpoints=(
+                "/api/latest/projects/{project}/permissions/users",
+                "/api/latest/projects/{project}/permissions/groups",
+                "/api/latest/admin/groups/more-members",
+            ),
             per_repository=False,
             sources=("workspace.members",),
         ),

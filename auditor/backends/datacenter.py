@@ -143,6 +143,7 @@ _PERMISSION = {
 ALL_REVIEWERS_APPROVE = "require_all_reviewers_approval"
 _WORKSPACE_ROLE = {"PROJECT_ADMIN": "owner", "PROJECT_WRITE": "collaborator"}
 _RANK = {"read": 1, "write": 2, "admin": 3}
+_ROLE_RANK = {"member": 1, "collaborator": 2, "owner": 3}
 # The levels a grant reaching a repository is made at, most specific first.
 LEVELS = ("repository", "project", "global")
 
@@ -499,14 +500,31 @@ class DataCenterBackend(Fetcher):
         return {"name": name, "basis": f"GET {where}"}
 
     async def members(self, workspace: str) -> list[dict[str, Any]]:
-        users = await self.listing(PROJECT_USERS, project=workspace)
-        return [
-            {
-                "user": user(entry.get("user")) or {},
-                "permission": _WORKSPACE_ROLE.get(str(entry.get("permission")), "member"),
-            }
-            for entry in users
-        ]
+        """The project's members: users granted a project permission, directly or through a
+        group (expanded to its members), each with the highest role any grant gives them
+        (PROJECT_ADMIN holders are the project's owners)."""
+        users, groups = await both(
+            self.listing(PROJECT_USERS, project=workspace),
+            self.listing(PROJECT_GROUPS, project=workspace),
+        )
+        granted = [(entry.get("user"), entry.get("permission")) for entry in users]
+        named = [g for g in groups if (g.get("group") or {}).get("name")]
+        listed = await asyncio.gather(
+            *(self.listing(GROUP_MEMBERS, {"context": str(g["group"]["name"])}) for g in named),
+            return_exceptions=True,
+        )
+        for grant, result in zip(named, listed, strict=True):
+            if isinstance(result, BaseException):
+                raise result  # a group whose members are unknown leaves its owners unknown
+            granted += [(member, grant.get("permission")) for member in result]
+        best: dict[str, dict[str, Any]] = {}
+        for data, permission in granted:
+            holder = user(data) or {}
+            role = _WORKSPACE_ROLE.get(str(permission), "member")
+            key = str(holder.get("uuid"))
+            if key not in best or _ROLE_RANK[role] > _ROLE_RANK[best[key]["permission"]]:
+                best[key] = {"user": holder, "permission": role}
+        return list(best.values())
 
     async def effective_permissions(self, keys: list[tuple[str, str]]) -> list[Any]:
         return await asyncio.gather(
@@ -520,7 +538,13 @@ class DataCenterBackend(Fetcher):
         permissions, the most specific grant (repository before project before global, a grant
         to the user before one to a group)."""
         grants = await self.explicit_permissions(workspace, repo)
-        names = sorted({str(e["group"]["name"]) for e in grants if e.get("group")})
+        names = sorted(
+            {
+                str(e["group"]["name"])
+                for e in grants
+                if e.get("group") and e["group"].get("name") and e.get("permission") in _RANK
+            }
+        )
         listed = await asyncio.gather(
             *(self.listing(GROUP_MEMBERS, {"context": name}) for name in names),
             return_exceptions=True,

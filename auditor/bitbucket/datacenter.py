@@ -84,8 +84,15 @@ NEEDS: dict[str, str] = {
     "/api/latest" + _REPO + "/pull-requests/{pull_request}/activities": _REPO_READ,
     "/api/latest" + _REPO + "/settings/pull-requests": _REPO_READ,
     "/required-builds/latest" + _REPO + "/conditions": _REPO_READ,
-    "/default-reviewers/latest" + _REPO + "/conditions": _REPO_READ,
-    "/default-reviewers/latest/projects/{project}/conditions": "PROJECT_READ on project {project}",
+    # The spec names no permission for default reviewer conditions; an administrator reads them.
+    "/default-reviewers/latest" + _REPO + "/conditions": (
+        "at least REPO_READ on {repository} (the 9.2 API names none; REPO_ADMIN reads every "
+        "repository setting)"
+    ),
+    "/default-reviewers/latest/projects/{project}/conditions": (
+        "at least PROJECT_READ on project {project} (the 9.2 API names none; PROJECT_ADMIN "
+        "reads every project setting)"
+    ),
     "/branch-permissions/latest" + _REPO + "/restrictions": _REPO_ADMIN,
     "/branch-permissions/latest/projects/{project}/restrictions": _PROJECT_ADMIN,
     "/api/latest" + _REPO + "/permissions/users": _REPO_ADMIN,

@@ -355,22 +355,26 @@ def test_project_and_global_grants_reach_every_repository_with_their_level():
     def admins_through_groups(instance):
         acme = instance.project("ACME")
         acme.groups.append(("release-admins", "PROJECT_ADMIN"))
-        instance.group_members["release-admins"] = ["bob", "carol"]
+        instance.group_members["release-admins"] = ["bob", "carol", "dave"]
         instance.global_groups.append(("sysadmins", "SYS_ADMIN"))
-        instance.group_members["sysadmins"] = ["dave"]
+        instance.group_members["sysadmins"] = ["erin"]
 
     result = _instance_with(admins_through_groups)
     ac3 = rows_of(result, "AC-3").set_index("resource")
     assert ac3.loc["ACME/payments", "status"] == "FAIL"
     reason = ac3.loc["ACME/payments", "reason"]
-    assert "5 administrators" in reason
+    assert "6 administrators" in reason
     assert "Bob (project, group release-admins)" in reason
-    assert "Dave (global, group sysadmins)" in reason
+    assert "Erin (global, group sysadmins)" in reason
     assert "Alice (project)" in reason
     assert "Audit Admin (global)" in reason
     ac4 = rows_of(result, "AC-4").set_index("resource")
     assert "Bob: write (project)" in ac4.loc["ACME/web", "reason"]
     assert "Alice: admin (project)" in ac4.loc["ACME/web", "reason"]
+    # The project's owners are its PROJECT_ADMIN holders, through a group too.
+    (ac5,) = rows_of(result, "AC-5").itertuples()
+    assert ac5.status == "FAIL"
+    assert "4 owners" in ac5.reason
     grants = _evidence().tables["repository_grants"]
     web = grants[grants["repository"] == "ACME/web"]
     assert set(web["level"]) == {"project", "global"}
