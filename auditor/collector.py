@@ -335,6 +335,13 @@ async def _make_plan(
         except Interrupted:
             raise
         except Exception as error:  # the queries will meet the same error and report it
+            rejected = client.credential_rejected
+            if rejected is not None:
+                # No plan can be made with a credential Bitbucket refused, and no run either.
+                raise RunFailed(
+                    f"Bitbucket rejected the credential ({redact(rejected)}); no plan was made "
+                    "and nothing more was sent"
+                ) from None
             log.info("no estimate for %s: %s", workspace, redact(error))
     stats = client.stats.as_dict()
     answered = max(1, stats["requests"])

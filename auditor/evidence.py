@@ -45,12 +45,19 @@ class TableSpec:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     query: str  # the stored GraphQL query (auditor/queries/<query>.graphql) that collects it
-    endpoints: tuple[str, ...]  # the Bitbucket REST endpoints behind it
+    endpoints: tuple[str, ...]  # the Bitbucket Cloud REST endpoints behind it
     per_repository: bool = True
     # The GraphQL fields, as dotted paths from the query root without list indices, whose
     # loading produces the rows: a failed field at or inside one of them leaves this dataset
     # incomplete (auditor.flatten.locate_error). The first is where the rows are read from.
     sources: tuple[str, ...] = ()
+    # The Bitbucket Data Center endpoints behind it (below /rest), as its backend names them
+    # (auditor.backends.datacenter); () where Data Center has no such evidence.
+    datacenter_endpoints: tuple[str, ...] = ()
+
+    def endpoints_of(self, backend: str) -> tuple[str, ...]:
+        """The endpoints behind the dataset on ``backend`` ("cloud" or "datacenter")."""
+        return self.datacenter_endpoints if backend == "datacenter" else self.endpoints
 
     @property
     def column_names(self) -> list[str]:
@@ -65,6 +72,21 @@ def _c(name: str, dtype: str, description: str) -> Column:
     return Column(name, dtype, description)
 
 
+_DC_REPO = "/projects/{project}/repos/{repo}"
+# Every grant that reaches a Data Center repository: its own, its project's, the global ones.
+_DC_GRANTS = (
+    "/api/latest" + _DC_REPO + "/permissions/users",
+    "/api/latest" + _DC_REPO + "/permissions/groups",
+    "/api/latest/projects/{project}/permissions/users",
+    "/api/latest/projects/{project}/permissions/groups",
+    "/api/latest/admin/permissions/users",
+    "/api/latest/admin/permissions/groups",
+)
+_DC_REVIEWER_CONDITIONS = (
+    "/default-reviewers/latest" + _DC_REPO + "/conditions",
+    "/default-reviewers/latest/projects/{project}/conditions",
+)
+
 _WS = _c("workspace", STR, "workspace slug")
 _REPO = _c("repository", STR, "repository full name, workspace/repo_slug")
 
@@ -78,6 +100,7 @@ TABLES: dict[str, TableSpec] = {
             (_WS, _c("name", STR, "display name"), _c("uuid", STR, "workspace UUID")),
             query="inventory",
             endpoints=("/workspaces/{workspace}",),
+            datacenter_endpoints=("/api/latest/projects/{project}",),
             per_repository=False,
             sources=("workspace",),
         ),
@@ -95,6 +118,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/user",),
+            datacenter_endpoints=("/api/latest/application-properties",),
             per_repository=False,
             sources=("viewer",),
         ),
@@ -111,6 +135,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/workspaces/{workspace}/projects",),
+            datacenter_endpoints=("/api/latest/projects/{project}",),
             per_repository=False,
             sources=("workspace.projects",),
         ),
@@ -137,7 +162,27 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="inventory",
             endpoints=("/repositories/{workspace}",),
+            datacenter_endpoints=("/api/latest/projects/{project}/repos",),
             sources=("workspace.repositories",),
+        ),
+        TableSpec(
+            "default_branches",
+            "Each repository's default branch and what it was read from: the repository "
+            "listing (Cloud) or Data Center's default-branch endpoint, whose 404 (no default "
+            "branch) is the only answer that makes a repository empty. A repository whose "
+            "default branch could not be read has no row and a collection error.",
+            ("repository",),
+            (
+                _WS,
+                _REPO,
+                _c("branch", STR, "the default branch; <NA> when the repository has none"),
+                _c("basis", STR, "where it was read, or the answer that says there is none"),
+            ),
+            query="inventory",
+            endpoints=("/repositories/{workspace}",),
+            datacenter_endpoints=("/api/latest" + _DC_REPO + "/default-branch",),
+            # mainBranch (every query selects it) carries the error when it cannot be read.
+            sources=("workspace.repositories.mainBranchBasis", "workspace.repositories.mainBranch"),
         ),
         TableSpec(
             "members",
@@ -158,6 +203,11 @@ TABLES: dict[str, TableSpec] = {
                 "/workspaces/{workspace}/members",
                 "/workspaces/{workspace}/permissions",
             ),
+            datacenter_endpoints=(
+                "/api/latest/projects/{project}/permissions/users",
+                "/api/latest/projects/{project}/permissions/groups",
+                "/api/latest/admin/groups/more-members",
+            ),
             per_repository=False,
             sources=("workspace.members",),
         ),
@@ -172,16 +222,29 @@ TABLES: dict[str, TableSpec] = {
                 _c("user_uuid", STR, "user UUID"),
                 _c("display_name", STR, "display name (untrusted text)"),
                 _c("permission", STR, "read | write | admin"),
+                _c(
+                    "level",
+                    STR,
+                    "where the grant it comes from is made: repository | project | global "
+                    "(Data Center); <NA> where Bitbucket does not say (Cloud)",
+                ),
+                _c("via_group", STR, "the group it comes through; <NA> for a grant to the user"),
             ),
             query="access",
             endpoints=("/workspaces/{workspace}/permissions/repositories",),
+            datacenter_endpoints=(
+                *_DC_GRANTS,
+                "/api/latest/admin/groups/more-members",
+            ),
             sources=("workspace.repositories.effectivePermissions",),
         ),
         TableSpec(
             "repository_grants",
-            "Explicit permission grants on each repository: to a user directly "
-            "(principal_type=user) or to a group (principal_type=group).",
-            ("repository", "principal_type", "principal_id"),
+            "Explicit permission grants that reach each repository: to a user directly "
+            "(principal_type=user) or to a group (principal_type=group), made on the "
+            "repository, on its project (Data Center: they hold on every repository of the "
+            "project) or globally (Data Center's ADMIN and SYS_ADMIN).",
+            ("repository", "principal_type", "principal_id", "level"),
             (
                 _WS,
                 _REPO,
@@ -189,12 +252,14 @@ TABLES: dict[str, TableSpec] = {
                 _c("principal_id", STR, "user UUID, or group full slug workspace:group"),
                 _c("principal_name", STR, "display name or group name (untrusted text)"),
                 _c("permission", STR, "read | write | admin | none"),
+                _c("level", STR, "where the grant is made: repository | project | global"),
             ),
             query="access",
             endpoints=(
                 "/repositories/{workspace}/{repo_slug}/permissions-config/users",
                 "/repositories/{workspace}/{repo_slug}/permissions-config/groups",
             ),
+            datacenter_endpoints=(*_DC_GRANTS,),
             sources=("workspace.repositories.explicitPermissions",),
         ),
         TableSpec(
@@ -234,6 +299,14 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/branch-restrictions",),
+            datacenter_endpoints=(
+                "/branch-permissions/latest" + _DC_REPO + "/restrictions",
+                "/branch-permissions/latest/projects/{project}/restrictions",
+                "/api/latest" + _DC_REPO + "/settings/pull-requests",
+                "/api/latest" + _DC_REPO + "/settings/hooks",
+                "/required-builds/latest" + _DC_REPO + "/conditions",
+                *_DC_REVIEWER_CONDITIONS,
+            ),
             sources=("workspace.repositories.branchRestrictions",),
         ),
         TableSpec(
@@ -249,6 +322,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="branch_protection",
             endpoints=("/repositories/{workspace}/{repo_slug}/effective-default-reviewers",),
+            datacenter_endpoints=(*_DC_REVIEWER_CONDITIONS,),
             sources=("workspace.repositories.defaultReviewers",),
         ),
         TableSpec(
@@ -269,6 +343,10 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="access",
             endpoints=("/repositories/{workspace}/{repo_slug}/deploy-keys",),
+            datacenter_endpoints=(
+                "/keys/latest" + _DC_REPO + "/ssh",
+                "/keys/latest/projects/{project}/ssh",
+            ),
             sources=("workspace.repositories.deployKeys",),
         ),
         TableSpec(
@@ -289,9 +367,10 @@ TABLES: dict[str, TableSpec] = {
                 _c("last_used", TIME, "last authentication; <NA> if never used or not reported"),
             ),
             query="access",
-            endpoints=(
-                "/access-tokens/latest/projects/{projectKey}/repos/{repositorySlug}",
-                "/access-tokens/latest/projects/{projectKey}",
+            endpoints=(),  # Cloud publishes no listing of its access tokens
+            datacenter_endpoints=(
+                "/access-tokens/latest" + _DC_REPO,
+                "/access-tokens/latest/projects/{project}",
             ),
             sources=("workspace.repositories.accessTokens",),
         ),
@@ -312,6 +391,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="integrations",
             endpoints=("/repositories/{workspace}/{repo_slug}/hooks",),
+            datacenter_endpoints=("/api/latest" + _DC_REPO + "/webhooks",),
             sources=("workspace.repositories.webhooks",),
         ),
         TableSpec(
@@ -351,6 +431,10 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/pullrequests",
                 "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/activity",
             ),
+            datacenter_endpoints=(
+                "/api/latest" + _DC_REPO + "/pull-requests",
+                "/api/latest" + _DC_REPO + "/pull-requests/{pull_request}/activities",
+            ),
             sources=("workspace.repositories.pullRequests",),
         ),
         TableSpec(
@@ -370,6 +454,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             query="change_management",
             endpoints=("/repositories/{workspace}/{repo_slug}/pullrequests",),
+            datacenter_endpoints=("/api/latest" + _DC_REPO + "/pull-requests",),
             sources=("workspace.repositories.pullRequests",),
         ),
         TableSpec(
@@ -399,6 +484,7 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/pipelines",
                 "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/statuses",
             ),
+            datacenter_endpoints=("/build-status/latest/commits/{commit}",),
             sources=(
                 "workspace.repositories.pullRequests.sourceBuilds",
                 "workspace.repositories.pullRequests.buildStatuses",
@@ -425,6 +511,10 @@ TABLES: dict[str, TableSpec] = {
                 "/repositories/{workspace}/{repo_slug}/refs/branches/{name}",
                 "/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
             ),
+            datacenter_endpoints=(
+                "/api/latest" + _DC_REPO + "/branches",
+                "/build-status/latest/commits/{commit}",
+            ),
             sources=("workspace.repositories.defaultBranch",),
         ),
     )
@@ -446,7 +536,14 @@ COLLECTION_ERRORS = TableSpec(
         ),
         _c("path", STR, "GraphQL path of the failed field"),
         _c("http_status", INT, "HTTP status Bitbucket answered, <NA> for network errors"),
-        _c("error_code", STR, "FORBIDDEN | UNAUTHORIZED | NOT_FOUND | GONE | RATE_LIMITED | …"),
+        _c(
+            "error_code",
+            STR,
+            (
+                "FORBIDDEN | INSUFFICIENT_PERMISSION (Data Center's 401 for a missing permission) "
+                "| UNAUTHORIZED | NOT_FOUND | GONE | RATE_LIMITED | …"
+            ),
+        ),
         _c("message", STR, "what went wrong (secrets redacted)"),
         _c("hint", STR, "what to fix, e.g. the scope or permission the credential lacks"),
     ),

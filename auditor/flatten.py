@@ -83,6 +83,15 @@ def _rows_inventory(workspace: str, data: dict[str, Any] | None, rows: Rows) -> 
                 "updated_on": parse_time(repository.get("updatedOn")),
             }
         )
+        basis = repository.get("mainBranchBasis")
+        if basis is not None:  # null: the main branch could not be read (its error says why)
+            rows["default_branches"].append(
+                {
+                    **_repo_columns(workspace, repository),
+                    "branch": repository.get("mainBranch"),
+                    "basis": basis,
+                }
+            )
 
 
 def _rows_access(workspace: str, data: dict[str, Any] | None, rows: Rows) -> None:
@@ -110,6 +119,8 @@ def _rows_access(workspace: str, data: dict[str, Any] | None, rows: Rows) -> Non
                     "user_uuid": user.get("uuid"),
                     "display_name": user.get("displayName"),
                     "permission": _permission(entry.get("permission")),
+                    "level": entry.get("level"),
+                    "via_group": entry.get("viaGroup"),
                 }
             )
         for entry in repository.get("explicitPermissions") or []:
@@ -122,6 +133,8 @@ def _rows_access(workspace: str, data: dict[str, Any] | None, rows: Rows) -> Non
                     "principal_id": group.get("fullSlug") if group else user.get("uuid"),
                     "principal_name": group.get("name") if group else user.get("displayName"),
                     "permission": _permission(entry.get("permission")),
+                    # Evidence collected before levels were recorded: the repository's own.
+                    "level": entry.get("level") or "repository",
                 }
             )
         for key in repository.get("deployKeys") or []:
@@ -398,7 +411,11 @@ def locate_error(
             record = str(pr.get("id")) if pr and pr.get("id") is not None else None
             return repository, list(_PULL_REQUEST_FIELDS[str(path[5])]), record
         datasets = _REPOSITORY_FIELDS.get(str(field))
-        return repository, list(datasets) if datasets else everything, None
+        if datasets is None:
+            return repository, everything, None
+        # A field every query selects (mainBranch) leaves incomplete only its own query's
+        # datasets: the others meet the same error where it matters to them.
+        return repository, [dataset for dataset in datasets if dataset in everything], None
     if path[0] == "workspace" and len(path) > 1 and path[1] in _WORKSPACE_FIELDS:
         return None, list(_WORKSPACE_FIELDS[str(path[1])]), None
     return None, everything, None

@@ -1,10 +1,12 @@
 """``auditor doctor --workspace KEY`` on Data Center: the same checks with Data Center's reads.
 
 A Data Center "workspace" is a project. The checks, in the order a run meets them: the credential
-(application properties, sent with it), the project, whether the credential administers the
-project (its grants, restrictions, keys and tokens, and those of its repositories, are shown to
-PROJECT_ADMIN or REPO_ADMIN only: one request to the project's user grants tells), and the rate
-limit (Data Center announces none: the client's own budget is said).
+(application properties, sent with it: the client's credential check, so a 401 there is a
+rejected credential), the project, whether the credential administers the project (its grants,
+restrictions, keys and tokens, and those of its repositories, are shown to PROJECT_ADMIN or
+REPO_ADMIN only: one request to the project's user grants tells; Data Center refuses it with a
+401, read as the missing permission it is), and the rate limit (Data Center announces none: the
+client's own budget is said).
 """
 
 from __future__ import annotations

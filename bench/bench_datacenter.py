@@ -8,11 +8,13 @@ prints:
 * requests per repository, in all and per endpoint;
 * the ratio to the minimum the endpoints allow: Data Center has no bulk endpoint for any
   per-repository read, so the minimum is, per repository, each configuration read once
-  (``auditor.backends.datacenter.REPOSITORY_READS`` plus its default branch, the branch head's
-  builds and the pull request listing, each one page), one build-status request per merged
-  pull request and one activity listing per merged pull request nobody but its author approved;
-  per project its repository listing (pages at the server's cap), restrictions, grants, keys and
-  tokens; and the instance's application properties and global grants;
+  (``auditor.backends.datacenter.REPOSITORY_READS``, its default branch among them, plus the
+  branch lookup, the branch head's builds and the pull request listing, each one page), one
+  build-status request per merged pull request and one activity listing per merged pull request
+  nobody but its author approved; per project its repository listing (pages at the server's
+  cap), restrictions, grants, keys, tokens and default reviewer conditions; per group granted a
+  permission, one listing of its members; and the instance's application properties (the
+  credential check) and global user and group grants;
 * the wall time against the ideal: every request's latency, 16 at a time, with nothing else.
 
     python bench/bench_datacenter.py                      # 500 repositories, 10 merged PRs each
@@ -34,15 +36,16 @@ from auditor.simulator.datacenter import DataCenterSimulator
 from auditor.simulator.datacenter_data import synthetic_instance
 
 CONCURRENCY = 16
-# Per repository beyond REPOSITORY_READS: the default branch lookup, its head's build statuses
-# and the merged pull request listing.
+# Per repository beyond REPOSITORY_READS: the default branch's lookup (for its head), the head's
+# build statuses and the merged pull request listing.
 PER_REPOSITORY_EXTRA = 3
 # Per project: the repository listing's pages (counted apart), the project, its branch
-# permissions, user and group grants, access keys and HTTP access tokens.
-PER_PROJECT = 6
+# permissions, user and group grants, access keys, HTTP access tokens and default reviewer
+# conditions.
+PER_PROJECT = 7
 # Per instance: application properties (the credential check and server version) and global
-# user grants.
-PER_INSTANCE = 2
+# user and group grants.
+PER_INSTANCE = 3
 
 
 def main() -> None:
@@ -66,7 +69,9 @@ def main() -> None:
             wall = time.perf_counter() - started
         stats = simulator.stats()
 
-    errors = len(collection.evidence.errors)
+    errors = collection.evidence.errors
+    # Data Center 9.2 publishes no branching model: one row per repository says so.
+    not_available = int((errors["error_code"] == "NOT_AVAILABLE_ON_DATACENTER").sum())
     repos = args.repos
     total = stats["total"]
     listing_pages = sum(
@@ -85,12 +90,20 @@ def main() -> None:
             for r in pr.get("reviewers") or []
         )
     )
+    # Each group granted a permission on a repository, a project or (as administrators) the
+    # instance: its members are listed once.
+    groups = {g for g, _ in instance.global_groups if _ in ("ADMIN", "SYS_ADMIN")}
+    for project in instance.projects:
+        groups |= {g for g, _ in project.groups}
+        for repo in project.repositories:
+            groups |= {g for g, _ in repo.groups}
     minimum = (
         repos * (len(REPOSITORY_READS) + PER_REPOSITORY_EXTRA)
         + repos * args.prs_per_repo
         + unreviewed
         + len(projects) * PER_PROJECT
         + listing_pages
+        + len(groups)
         + PER_INSTANCE
     )
     ideal = math.ceil(total / CONCURRENCY) * args.latency_ms / 1000
@@ -99,7 +112,10 @@ def main() -> None:
         f"{args.prs_per_repo} merged PRs each, {args.latency_ms:g} ms latency, "
         f"{CONCURRENCY} in flight"
     )
-    print(f"collection errors: {errors}")
+    print(
+        f"collection errors: {len(errors) - not_available} (and {not_available} saying Data "
+        "Center has no branching model)"
+    )
     print(f"requests: {total:,}  per repository: {total / repos:.2f}")
     print(
         f"minimum the endpoints allow: {minimum:,}  per repository: {minimum / repos:.2f}  "

@@ -74,3 +74,59 @@ def test_doctor_on_data_center_checks_the_project_and_prints_the_plan():
     assert "WARN     admin coverage: not PROJECT_ADMIN" in reader.output
     for outcome in (admin, reader):
         assert "FAIL" not in outcome.output, outcome.output
+
+
+def _wrong_token(simulator):
+    return {**simulator.credential_env("admin"), "BITBUCKET_ACCESS_TOKEN": "not-the-token"}
+
+
+def test_doctor_and_plan_stop_on_a_rejected_credential_and_say_so():
+    """A 401 to the credential check is a rejected credential: doctor fails it (exit 4), and
+    --plan makes no plan and sends nothing more (exit 4), as the run itself would."""
+    with DataCenterSimulator(demo_instance()) as simulator:
+        doctor = CliRunner().invoke(
+            main, ["doctor", "-w", "ACME", "--period", "2026-Q3"], env=_wrong_token(simulator)
+        )
+        before = simulator.stats()["total"]
+        plan = CliRunner().invoke(
+            main,
+            [
+                *("run", "--backend", "datacenter", "--project", "ACME"),
+                *("--period", "2026-Q3", "--plan"),
+            ],
+            env=_wrong_token(simulator),
+        )
+        sent = simulator.stats()["total"] - before
+    assert doctor.exit_code == 4, doctor.output
+    assert "FAIL     credential: Bitbucket answered 401" in doctor.output
+    assert "not-the-token" not in doctor.output
+    assert plan.exit_code == 4, plan.output
+    assert "rejected the credential" in plan.output
+    assert "plan: about" not in plan.output
+    assert sent == 1, sent  # the credential check alone
+    assert "not-the-token" not in plan.output
+
+
+def test_doctor_and_plan_read_a_401_after_the_check_as_a_missing_permission():
+    """The credential that lacks REPO_ADMIN on ACME/web (Data Center answers 401 there) is not
+    a rejected one: doctor passes it and --plan makes the plan."""
+    with DataCenterSimulator(demo_instance()) as simulator:
+        doctor = CliRunner().invoke(
+            main,
+            ["doctor", "-w", "ACME", "--period", "2026-Q3"],
+            env=simulator.credential_env("partial"),
+        )
+        plan = CliRunner().invoke(
+            main,
+            [
+                *("run", "--backend", "datacenter", "--project", "ACME"),
+                *("--period", "2026-Q3", "--plan"),
+            ],
+            env=simulator.credential_env("reader"),
+        )
+    assert doctor.exit_code == 0, doctor.output
+    assert "ok       credential" in doctor.output
+    assert "plan: about" in doctor.output
+    assert plan.exit_code == 0, plan.output
+    assert "plan: about" in plan.output
+    assert "5 repositories" in plan.output

@@ -24,11 +24,19 @@ from auditor.bitbucket.client import BitbucketClient
 
 Json = dict[str, Any]
 
+# What a main branch carried by the repository listing was read from (Cloud's mainbranch), for
+# the evidence (default_branches.basis): named, or absent because the repository is empty.
+LISTED_MAIN_BRANCH = "the repository listing (mainbranch)"
+NO_LISTED_MAIN_BRANCH = "the repository listing gives it no mainbranch"
+
 
 class Backend(Protocol):
     """What the schema's loaders need from Bitbucket (answers in Cloud 2.0 shapes)."""
 
     kind: str  # "cloud" or "datacenter": named on the report's cover
+    # Whether the repository listing carries each repository's main branch (Cloud); where it
+    # does not (Data Center), the schema reads ``main_branch`` of every repository listed.
+    lists_main_branch: bool
     client: BitbucketClient
     pool: ThreadPoolExecutor
     # Incremental collection (auditor.store.incremental) sets these: which requests are sent
@@ -43,6 +51,12 @@ class Backend(Protocol):
     async def projects(self, workspace: str) -> list[Json]: ...
     async def repositories(self, workspace: str) -> list[Json]: ...
     async def members(self, workspace: str) -> list[Json]: ...
+
+    async def main_branch(self, workspace: str, repo: str) -> Json:
+        """``{"name": the main branch or None when the repository has none (it is empty),
+        "basis": what it was read from}``; raises when it could not be read (unknown is not
+        empty)."""
+        ...
 
     async def effective_permissions(self, keys: list[tuple[str, str]]) -> list[Any]:
         """Per (workspace, repository) key: its effective grants, or the exception for it."""

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from auditor.backends import LISTED_MAIN_BRANCH, NO_LISTED_MAIN_BRANCH
 from auditor.backends.fetching import Fetcher, both
 from auditor.bitbucket.errors import BitbucketError, MalformedResponse
 from auditor.schema.nodes import dig, parse_time
@@ -84,6 +85,8 @@ class CloudBackend(Fetcher):
     """Bitbucket Cloud: the ``Backend`` the schema's loaders read through."""
 
     kind = KIND
+    # Every repository of the listing carries its mainbranch (null for an empty repository).
+    lists_main_branch = True
 
     def lean(self, endpoint: str, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return _lean(endpoint, params)
@@ -102,6 +105,16 @@ class CloudBackend(Fetcher):
 
     async def repositories(self, workspace: str) -> list[dict[str, Any]]:
         return await self.listing(REPOSITORIES, workspace=workspace)
+
+    async def main_branch(self, workspace: str, repo: str) -> dict[str, Any]:
+        """The listing's mainbranch (no request beyond the listing, which every run reads)."""
+        for repository in await self.repositories(workspace):
+            if repository_slug(repository) == repo:
+                branch = repository.get("mainbranch")
+                name = branch.get("name") if isinstance(branch, dict) else None
+                basis = LISTED_MAIN_BRANCH if name else NO_LISTED_MAIN_BRANCH
+                return {"name": name or None, "basis": basis}
+        raise BitbucketError(f"{workspace}/{repo} is not in the repository listing")
 
     async def branching_model(self, workspace: str, repo: str) -> dict[str, Any]:
         return await self.object(BRANCHING_MODEL, workspace=workspace, repo_slug=repo)

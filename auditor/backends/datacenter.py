@@ -11,18 +11,30 @@ answers in the Cloud 2.0 shapes the schema's types read:
   ``no-deletes`` → ``delete``, ``fast-forward-only`` → ``force``, with their users and groups as
   exemptions. Matchers: ``BRANCH`` and ``PATTERN`` become glob patterns, ``MODEL_BRANCH`` and
   ``MODEL_CATEGORY`` branching-model types.
+* **The default branch** is read from ``…/repos/{slug}/default-branch``: the repository JSON
+  never carries it (the 9.2 spec marks ``RestRepository.defaultBranch`` ``writeOnly``). Its 404
+  (no default branch) is the only thing that makes a repository empty; any other failure leaves
+  the main branch unknown (ERROR for what needs it), never "empty".
+* **The branching model** has no endpoint in the 9.2 REST API (``branch-utils``' branchmodel is
+  not in it): ``branching_model`` says so (``NotAvailable``, no request), and a restriction
+  written against the model is judged as the checks judge an unread model (ERROR only where it
+  decides the verdict).
 * **Merge checks** (``settings/pull-requests``) apply to every pull request of the repository,
   so they become restrictions on every branch (pattern ``*``): ``requiredApprovers`` →
-  ``require_approvals_to_merge``, ``requiredAllApprovers`` →
-  ``require_default_reviewer_approvals_to_merge``, ``requiredAllTasksComplete`` →
+  ``require_approvals_to_merge``, ``requiredAllApprovers`` → ``require_all_reviewers_approval``
+  (a Data Center kind: it names no number of approvals, so no approval control counts it),
+  ``requiredAllTasksComplete`` →
   ``require_tasks_to_be_completed``, ``requiredSuccessfulBuilds`` →
   ``require_passing_builds_to_merge``, and the "needs work" merge check (``settings/hooks``) →
   ``require_no_changes_requested``; Data Center always enforces its merge checks, so any of
-  them also yields ``enforce_merge_checks``. Default reviewer conditions with
-  ``requiredApprovals`` → ``require_default_reviewer_approvals_to_merge`` on their target.
-* **Permissions**: explicit are the repository's user and group grants; effective are those plus
-  the project's and the global ``ADMIN``/``SYS_ADMIN`` grants (groups are not expanded: they are
-  reported as group principals).
+  them also yields ``enforce_merge_checks``. Default reviewer conditions of the repository and
+  of its project with ``requiredApprovals`` → ``require_default_reviewer_approvals_to_merge``
+  on their target, counted only when they apply to pull requests from any branch.
+* **Permissions**: explicit are the grants to users and groups that reach the repository, each
+  with the level it is made at (``_level``): the repository's, its project's (PROJECT_READ,
+  WRITE, ADMIN hold on every repository of the project) and the global ``ADMIN``/``SYS_ADMIN``
+  grants. Effective are each user's highest permission from any of them, groups expanded to
+  their members (``admin/groups/more-members``), with the level and group it came through.
 * **SSH access keys** of the repository and its project are deploy keys (``createdDate`` is
   when the key was added, ``lastAuthenticated`` its last use).
 * **Pull requests** carry ``closedDate`` (epoch ms): the merge time needs no activity request.
@@ -52,7 +64,12 @@ from typing import Any
 from auditor.backends.cloud import drop_repeated_participants
 from auditor.backends.fetching import Fetcher, both
 from auditor.bitbucket.datacenter import APPLICATION_PROPERTIES, DATACENTER
-from auditor.bitbucket.errors import AuthenticationFailed, BitbucketError
+from auditor.bitbucket.errors import (
+    AuthenticationFailed,
+    BitbucketError,
+    MalformedResponse,
+    NotFound,
+)
 from auditor.schema.nodes import parse_time
 
 KIND = DATACENTER
@@ -61,18 +78,21 @@ PROJECTS = "/api/latest/projects"
 PROJECT = "/api/latest/projects/{project}"
 REPOSITORIES = "/api/latest/projects/{project}/repos"
 _REPO = "/projects/{project}/repos/{repo}"
+DEFAULT_BRANCH = "/api/latest" + _REPO + "/default-branch"
 BRANCHES = "/api/latest" + _REPO + "/branches"
-BRANCH_MODEL = "/branch-utils/latest" + _REPO + "/branchmodel"
 PROJECT_RESTRICTIONS = "/branch-permissions/latest/projects/{project}/restrictions"
 RESTRICTIONS = "/branch-permissions/latest" + _REPO + "/restrictions"
 PULL_REQUEST_SETTINGS = "/api/latest" + _REPO + "/settings/pull-requests"
 HOOKS = "/api/latest" + _REPO + "/settings/hooks"
 DEFAULT_REVIEWERS = "/default-reviewers/latest" + _REPO + "/conditions"
+PROJECT_DEFAULT_REVIEWERS = "/default-reviewers/latest/projects/{project}/conditions"
 REPOSITORY_USERS = "/api/latest" + _REPO + "/permissions/users"
 REPOSITORY_GROUPS = "/api/latest" + _REPO + "/permissions/groups"
 PROJECT_USERS = "/api/latest/projects/{project}/permissions/users"
 PROJECT_GROUPS = "/api/latest/projects/{project}/permissions/groups"
 GLOBAL_USERS = "/api/latest/admin/permissions/users"
+GLOBAL_GROUPS = "/api/latest/admin/permissions/groups"
+GROUP_MEMBERS = "/api/latest/admin/groups/more-members"
 REPOSITORY_KEYS = "/keys/latest" + _REPO + "/ssh"
 PROJECT_KEYS = "/keys/latest/projects/{project}/ssh"
 REPOSITORY_TOKENS = "/access-tokens/latest" + _REPO
@@ -86,6 +106,7 @@ BUILD_STATUSES = "/build-status/latest/commits/{commit}"
 # Per repository, the reads every repository costs whatever its data (the minimum the endpoints
 # allow: Data Center has no bulk endpoint for any of them).
 REPOSITORY_READS = (
+    DEFAULT_BRANCH,
     RESTRICTIONS,
     PULL_REQUEST_SETTINGS,
     HOOKS,
@@ -96,7 +117,6 @@ REPOSITORY_READS = (
     REPOSITORY_TOKENS,
     REQUIRED_BUILDS,
     WEBHOOKS,
-    BRANCH_MODEL,
 )
 
 _RESTRICTION_KINDS: dict[str, tuple[str, ...]] = {
@@ -117,14 +137,32 @@ _PERMISSION = {
     "ADMIN": "admin",
     "SYS_ADMIN": "admin",
 }
+# "All reviewers approve": every reviewer of the pull request must approve. It names no number
+# of approvals (a pull request can have no reviewer), so it is its own kind, which no approval
+# control counts.
+ALL_REVIEWERS_APPROVE = "require_all_reviewers_approval"
 _WORKSPACE_ROLE = {"PROJECT_ADMIN": "owner", "PROJECT_WRITE": "collaborator"}
 _RANK = {"read": 1, "write": 2, "admin": 3}
+_ROLE_RANK = {"member": 1, "collaborator": 2, "owner": 3}
+# The levels a grant reaching a repository is made at, most specific first.
+LEVELS = ("repository", "project", "global")
 
 
 class NotAvailable(BitbucketError):
     """Data Center has no equivalent of this Cloud evidence; the reason says what to do."""
 
     code = "NOT_AVAILABLE_ON_DATACENTER"
+
+
+_NO_MODEL_HINT = (
+    "nothing to fix on the credential: write branch permissions for the default branch by name "
+    "or pattern to have them assessed, or attach the repository's branching model settings"
+)
+NO_BRANCHING_MODEL = (
+    "Bitbucket Data Center 9.2's REST API publishes no branching model (branch-utils' "
+    "branchmodel resource is not part of it), so restrictions written against the model "
+    "(MODEL_BRANCH, MODEL_CATEGORY matchers) cannot be resolved to the default branch"
+)
 
 
 def iso(epoch_ms: Any) -> str | None:
@@ -233,7 +271,7 @@ def merge_checks_from(
         if count > 0:
             checks.append(("require_approvals_to_merge", count))
     if settings.get("requiredAllApprovers"):
-        checks.append(("require_default_reviewer_approvals_to_merge", None))
+        checks.append((ALL_REVIEWERS_APPROVE, None))
     if settings.get("requiredAllTasksComplete"):
         checks.append(("require_tasks_to_be_completed", None))
     builds = settings.get("requiredSuccessfulBuilds")
@@ -285,6 +323,45 @@ def required_builds_from(conditions: list[dict[str, Any]], next_id: int) -> list
                     "_scope": "required_builds",
                 }
             )
+    return converted
+
+
+def from_any_branch(matcher: Any) -> bool:
+    """Whether a condition's ``sourceRefMatcher`` takes pull requests from every branch (then
+    it applies to every pull request into its target); anything narrower protects only some."""
+    if not isinstance(matcher, dict):
+        return False
+    kind = str((matcher.get("type") or {}).get("id") or "").upper()
+    return kind == "ANY_REF" or (kind == "PATTERN" and matcher.get("displayId") in ("*", "**"))
+
+
+def reviewer_conditions_from(
+    conditions: list[dict[str, Any]], next_id: int
+) -> list[dict[str, Any]]:
+    """Default reviewer conditions with ``requiredApprovals``: that many of the condition's
+    reviewers must approve each pull request into its target, so it is
+    ``require_default_reviewer_approvals_to_merge`` with that value there. A condition that takes
+    pull requests only from some source branches is left out: it does not hold for every pull
+    request into the branch."""
+    converted = []
+    for condition in conditions:
+        required = condition.get("requiredApprovals")
+        if isinstance(required, bool) or not isinstance(required, int) or required <= 0:
+            continue
+        if not from_any_branch(condition.get("sourceRefMatcher")):
+            continue
+        scope = str((condition.get("scope") or {}).get("type") or "REPOSITORY").lower()
+        converted.append(
+            {
+                "id": next_id + len(converted),
+                "kind": "require_default_reviewer_approvals_to_merge",
+                **_matcher(condition.get("targetRefMatcher")),
+                "value": required,
+                "users": [],
+                "groups": [],
+                "_scope": f"{scope}_default_reviewers",
+            }
+        )
     return converted
 
 
@@ -361,6 +438,8 @@ class DataCenterBackend(Fetcher):
     """Bitbucket Data Center: the ``Backend`` the schema's loaders read through."""
 
     kind = KIND
+    # The repository JSON carries no default branch: ``main_branch`` reads each one's.
+    lists_main_branch = False
 
     async def viewer(self) -> dict[str, Any]:
         # Sent with the credential, so a rejected one fails here (the run's credential check).
@@ -393,24 +472,59 @@ class DataCenterBackend(Fetcher):
                 "description": repo.get("description"),
                 "is_private": not repo.get("public", False),
                 "fork_policy": "allow_forks" if repo.get("forkable", True) else "no_forks",
-                "mainbranch": (
-                    {"name": repo["defaultBranch"]} if repo.get("defaultBranch") else None
-                ),
+                # No mainbranch: RestRepository.defaultBranch is writeOnly (see main_branch).
                 "project": _project(repo.get("project") or {}),
                 "_archived": bool(repo.get("archived")),
             }
             for repo in listing
         ]
 
+    async def main_branch(self, workspace: str, repo: str) -> dict[str, Any]:
+        """The repository's default branch (``name``) and what it was read from (``basis``).
+        Its endpoint's 404 says the repository has no default branch (it is empty): name None,
+        with that answer as the basis. Any other failure raises: unknown is not empty."""
+        where = DEFAULT_BRANCH.format(project=workspace, repo=repo)
+        try:
+            ref = await self.object(DEFAULT_BRANCH, project=workspace, repo=repo)
+        except NotFound as missing:
+            return {"name": None, "basis": missing.message}
+        name = ref.get("displayId")
+        identifier = ref.get("id")
+        if not name and isinstance(identifier, str) and identifier.startswith("refs/heads/"):
+            name = identifier.removeprefix("refs/heads/")
+        if not isinstance(name, str) or not name:
+            raise MalformedResponse(
+                f"Data Center's default branch of {workspace}/{repo} names no branch ({where})",
+                endpoint=DEFAULT_BRANCH,
+            )
+        return {"name": name, "basis": f"GET {where}"}
+
     async def members(self, workspace: str) -> list[dict[str, Any]]:
-        users = await self.listing(PROJECT_USERS, project=workspace)
-        return [
-            {
-                "user": user(entry.get("user")) or {},
-                "permission": _WORKSPACE_ROLE.get(str(entry.get("permission")), "member"),
-            }
-            for entry in users
-        ]
+        """The project's members: users granted a project permission, directly or through a
+        group (expanded to its members), each with the highest role any grant gives them
+        (PROJECT_ADMIN holders are the project's owners)."""
+        users, groups = await both(
+            self.listing(PROJECT_USERS, project=workspace),
+            self.listing(PROJECT_GROUPS, project=workspace),
+        )
+        granted = [(entry.get("user"), entry.get("permission")) for entry in users]
+        named = [g for g in groups if (g.get("group") or {}).get("name")]
+        listed = await asyncio.gather(
+            *(self.listing(GROUP_MEMBERS, {"context": str(g["group"]["name"])}) for g in named),
+            return_exceptions=True,
+        )
+        for grant, result in zip(named, listed, strict=True):
+            if isinstance(result, BaseException):
+                raise result  # a group whose members are unknown leaves its owners unknown
+            granted += [(member, grant.get("permission")) for member in result]
+        best: dict[str, dict[str, Any]] = {}
+        for data, permission in granted:
+            holder = user(data) or {}
+            role = _WORKSPACE_ROLE.get(str(permission), "member")
+            key = str(holder.get("uuid"))
+            if key not in best or _ROLE_RANK[role] > _ROLE_RANK[best[key]["permission"]]:
+                best[key] = {"user": holder, "permission": role}
+        return list(best.values())
 
     async def effective_permissions(self, keys: list[tuple[str, str]]) -> list[Any]:
         return await asyncio.gather(
@@ -419,32 +533,45 @@ class DataCenterBackend(Fetcher):
         )
 
     async def _effective(self, workspace: str, repo: str) -> list[dict[str, Any]]:
-        explicit, inherited, admins = await asyncio.gather(
-            self.explicit_permissions(workspace, repo),
-            self._project_grants(workspace),
-            self.listing(GLOBAL_USERS),
+        """Each user's highest permission on the repository from any grant that reaches it,
+        groups expanded to their members, with the level (and group) it came through; of equal
+        permissions, the most specific grant (repository before project before global, a grant
+        to the user before one to a group)."""
+        grants = await self.explicit_permissions(workspace, repo)
+        names = sorted(
+            {
+                str(e["group"]["name"])
+                for e in grants
+                if e.get("group") and e["group"].get("name") and e.get("permission") in _RANK
+            }
+        )
+        listed = await asyncio.gather(
+            *(self.listing(GROUP_MEMBERS, {"context": name}) for name in names),
             return_exceptions=True,
         )
-        for result in (explicit, inherited, admins):
+        members: dict[str, list[dict[str, Any]]] = {}
+        for name, result in zip(names, listed, strict=True):
             if isinstance(result, BaseException):
-                raise result
-        best: dict[str, dict[str, Any]] = {}
-        global_admins = [
-            {"user": user(e.get("user")), "permission": "admin"}
-            for e in admins
-            if e.get("permission") in ("ADMIN", "SYS_ADMIN")
-        ]
-        for entry in [*explicit, *inherited, *global_admins]:
-            principal = entry.get("user") or entry.get("group") or {}
-            key = ("user:" if entry.get("user") else "group:") + str(
-                principal.get("uuid") or principal.get("slug")
-            )
+                raise result  # a group whose members are unknown leaves its users unknown
+            members[name] = result
+        candidates: list[tuple[int, int, dict[str, Any]]] = []
+        for entry in grants:
             level = entry.get("permission")
             if level not in _RANK:
                 continue
-            if key not in best or _RANK[level] > _RANK[best[key]["permission"]]:
-                best[key] = {k: v for k, v in entry.items() if k in ("user", "group")}
-                best[key]["permission"] = level
+            where = LEVELS.index(entry["_level"]) * 2
+            if entry.get("user"):
+                holder = {**entry["user"]}
+                candidates.append((-_RANK[level], where, _held(holder, level, entry, None)))
+                continue
+            name = str(entry["group"]["name"])
+            for member in members.get(name, []):
+                holder = user(member)
+                if holder:
+                    candidates.append((-_RANK[level], where + 1, _held(holder, level, entry, name)))
+        best: dict[str, dict[str, Any]] = {}
+        for _, _, held in sorted(candidates, key=lambda c: (c[0], c[1])):
+            best.setdefault(str(held["user"]["uuid"]), held)
         return list(best.values())
 
     async def _project_grants(self, workspace: str) -> list[dict[str, Any]]:
@@ -452,36 +579,51 @@ class DataCenterBackend(Fetcher):
             self.listing(PROJECT_USERS, project=workspace),
             self.listing(PROJECT_GROUPS, project=workspace),
         )
-        return _grants(users, groups, workspace)
+        return _grants(users, groups, workspace, "project")
+
+    async def _global_grants(self, workspace: str) -> list[dict[str, Any]]:
+        """The global ADMIN and SYS_ADMIN grants: they make their holders administrators of
+        every repository (LICENSED_USER and PROJECT_CREATE give no repository permission)."""
+        users, groups = await both(self.listing(GLOBAL_USERS), self.listing(GLOBAL_GROUPS))
+        admins = [e for e in users if e.get("permission") in ("ADMIN", "SYS_ADMIN")]
+        admin_groups = [e for e in groups if e.get("permission") in ("ADMIN", "SYS_ADMIN")]
+        return _grants(admins, admin_groups, workspace, "global")
 
     async def explicit_permissions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
-        users, groups = await both(
-            self.listing(REPOSITORY_USERS, project=workspace, repo=repo),
-            self.listing(REPOSITORY_GROUPS, project=workspace, repo=repo),
+        """Every grant to a user or group that reaches the repository, with its level: the
+        repository's own, its project's (a project permission holds on every repository of
+        the project) and the global administrators'."""
+        own, project, instance = await asyncio.gather(
+            both(
+                self.listing(REPOSITORY_USERS, project=workspace, repo=repo),
+                self.listing(REPOSITORY_GROUPS, project=workspace, repo=repo),
+            ),
+            self._project_grants(workspace),
+            self._global_grants(workspace),
+            return_exceptions=True,
         )
-        return _grants(users, groups, workspace)
+        for result in (own, project, instance):
+            if isinstance(result, BaseException):
+                raise result
+        users, groups = own
+        return [*_grants(users, groups, workspace, "repository"), *project, *instance]
 
     async def branching_model(self, workspace: str, repo: str) -> dict[str, Any]:
-        model = await self.object(BRANCH_MODEL, project=workspace, repo=repo)
-        production = model.get("production")
-        return {
-            "development": {
-                "name": (model.get("development") or {}).get("displayId"),
-                "use_mainbranch": bool((model.get("development") or {}).get("useDefault")),
-            },
-            "production": (
-                {"name": production.get("displayId"), "use_mainbranch": False}
-                if isinstance(production, dict)
-                else None
-            ),
-            "branch_types": [
-                {
-                    "kind": _MODEL_CATEGORIES.get(str(t.get("id")), str(t.get("id")).lower()),
-                    "prefix": t.get("prefix"),
-                }
-                for t in model.get("types") or []
-            ],
-        }
+        # Nothing to read: no request is sent, and no model is made up.
+        raise NotAvailable(NO_BRANCHING_MODEL, hint=_NO_MODEL_HINT)
+
+    async def _reviewer_conditions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
+        """The default reviewer conditions that apply to the repository: its own and its
+        project's (each once, by scope and id, whichever listing shows it)."""
+        own, inherited = await both(
+            self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo),
+            self.object_list(PROJECT_DEFAULT_REVIEWERS, project=workspace),
+        )
+        seen: dict[tuple[str, Any], dict[str, Any]] = {}
+        for condition in [*own, *inherited]:
+            scope = str((condition.get("scope") or {}).get("type") or "REPOSITORY")
+            seen.setdefault((scope, condition.get("id")), condition)
+        return list(seen.values())
 
     async def branch_restrictions(self, workspace: str, repo: str) -> list[dict[str, Any]]:
         own, inherited, settings, hooks, conditions, builds = await asyncio.gather(
@@ -489,7 +631,7 @@ class DataCenterBackend(Fetcher):
             self.listing(PROJECT_RESTRICTIONS, project=workspace),
             self.object(PULL_REQUEST_SETTINGS, project=workspace, repo=repo),
             self.listing(HOOKS, {"type": "PRE_PULL_REQUEST_MERGE"}, project=workspace, repo=repo),
-            self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo),
+            self._reviewer_conditions(workspace, repo),
             self.listing(REQUIRED_BUILDS, project=workspace, repo=repo),
             return_exceptions=True,
         )
@@ -503,25 +645,11 @@ class DataCenterBackend(Fetcher):
         next_id = 1 + max((r["id"] for r in restrictions), default=0)
         restrictions += required_builds_from(builds, next_id)
         next_id = 1 + max((r["id"] for r in restrictions), default=0)
-        for index, condition in enumerate(conditions):
-            required = condition.get("requiredApprovals")
-            if isinstance(required, int) and required > 0:
-                target = _matcher(condition.get("targetRefMatcher"))
-                restrictions.append(
-                    {
-                        "id": next_id + index,
-                        "kind": "require_default_reviewer_approvals_to_merge",
-                        **target,
-                        "value": required,
-                        "users": [],
-                        "groups": [],
-                        "_scope": "default_reviewers",
-                    }
-                )
+        restrictions += reviewer_conditions_from(conditions, next_id)
         return restrictions
 
     async def default_reviewers(self, workspace: str, repo: str) -> list[dict[str, Any]]:
-        conditions = await self.object_list(DEFAULT_REVIEWERS, project=workspace, repo=repo)
+        conditions = await self._reviewer_conditions(workspace, repo)
         seen: dict[str, dict[str, Any]] = {}
         for condition in conditions:
             scope = str((condition.get("scope") or {}).get("type") or "REPOSITORY").lower()
@@ -751,12 +879,14 @@ def _project(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _grants(
-    users: list[dict[str, Any]], groups: list[dict[str, Any]], project: str
+    users: list[dict[str, Any]], groups: list[dict[str, Any]], project: str, level: str
 ) -> list[dict[str, Any]]:
+    """Grants in the schema's shape, each with the level it is made at (``_level``)."""
     grants = [
         {
             "user": user(entry.get("user")),
             "permission": _PERMISSION.get(str(entry.get("permission"))),
+            "_level": level,
         }
         for entry in users
     ]
@@ -764,7 +894,20 @@ def _grants(
         {
             "group": group(entry.get("group") or {}, project),
             "permission": _PERMISSION.get(str(entry.get("permission"))),
+            "_level": level,
         }
         for entry in groups
     ]
     return grants
+
+
+def _held(
+    holder: dict[str, Any], permission: str, grant: dict[str, Any], via_group: str | None
+) -> dict[str, Any]:
+    """A user's effective permission, with the grant it comes from."""
+    return {
+        "user": holder,
+        "permission": permission,
+        "_level": grant["_level"],
+        "_via_group": via_group,
+    }

@@ -356,7 +356,10 @@ class BitbucketClient:
         endpoint: str,
         path_params: Mapping[str, str],
         params: Mapping[str, Any] | None,
+        *,
+        replay: bool = True,
     ) -> dict[str, Any]:
+        """GET with retries; ``replay=False`` sends it even when the journal holds an answer."""
         retrying = Retrying(
             retry=retry_if_exception_type(RETRYABLE),
             stop=self._should_stop,
@@ -366,7 +369,7 @@ class BitbucketClient:
             reraise=True,
         )
         try:
-            if self.journal is not None:
+            if self.journal is not None and replay:
                 answer = self.journal.lookup(
                     _request_url(url, params), endpoint=endpoint, path=path_params
                 )

@@ -12,6 +12,14 @@ statistics, the refusal to follow a redirect to another host. What differs lives
   (``PaginationError``), never a short one.
 * **Errors** name what Data Center needs: ``REPO_ADMIN``, ``PROJECT_ADMIN`` or ``ADMIN``, and
   its error body (``{"errors": [{"message": …}]}``) is read for the message.
+* **401 is read by its meaning.** Data Center answers 401 both for a credential it refuses and
+  for "the currently authenticated user has insufficient permissions" on one resource. The run's
+  first authenticated request is always the credential check (the application properties, read
+  before anything else is sent): a 401 there, or one whose body says the authentication failed,
+  is a rejected credential (``AuthenticationFailed``: nothing more is sent, the run stops); a
+  401 after the credential was accepted is that resource's missing permission
+  (``PermissionDenied``, named from the spec's "must have" for the endpoint), and the run goes
+  on. A credential Data Center answered nothing but 401 after its check is reported rejected.
 * **Which Bitbucket** a URL is: ``backend_kind`` decides from the URL when it can, else with one
   unauthenticated ``GET {base}/rest/api/latest/application-properties``.
 
@@ -21,6 +29,7 @@ Endpoints are the paths of the Data Center 9.2 OpenAPI under ``{base}/rest``
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -30,12 +39,18 @@ import requests
 
 from auditor.bitbucket.client import BitbucketClient, _describe
 from auditor.bitbucket.errors import (
+    AuthenticationFailed,
     BitbucketError,
     MalformedResponse,
     PaginationError,
+    PermissionDenied,
     RateLimited,
 )
+from auditor.bitbucket.journal import JournaledAnswer
 from auditor.errors import ConfigError
+from auditor.redaction import redact
+
+log = logging.getLogger(__name__)
 
 CLOUD = "cloud"
 DATACENTER = "datacenter"
@@ -45,17 +60,39 @@ BACKEND_KINDS = (CLOUD, DATACENTER)
 ASKED_LIMIT = 10_000
 APPLICATION_PROPERTIES = "/api/latest/application-properties"
 
-_REPO_ADMIN = (
-    "the credential needs REPO_ADMIN on {repository} (or PROJECT_ADMIN on its project); "
-    "HTTP access tokens need repository admin permission"
-)
-_PROJECT_ADMIN = "the credential needs PROJECT_ADMIN on project {project}"
-_ADMIN = (
-    "the credential needs the global ADMIN permission (HTTP access tokens cannot read "
-    "global permissions: use a user with ADMIN and Basic authentication)"
-)
 _REPO = "/projects/{project}/repos/{repo}"
-_HINTS: dict[str, str] = {
+_REPO_READ = "REPO_READ on {repository}"
+_REPO_ADMIN = (
+    "REPO_ADMIN on {repository} (or PROJECT_ADMIN on its project); HTTP access tokens need "
+    "repository admin permission"
+)
+_PROJECT_ADMIN = "PROJECT_ADMIN on project {project}"
+_ADMIN = (
+    "the global ADMIN permission (HTTP access tokens cannot read global permissions: use a "
+    "user with ADMIN and Basic authentication)"
+)
+# What each endpoint the backend reads needs, as the 9.2 OpenAPI says ("The authenticated user
+# must have …"; where it names none, what Data Center asks of its settings pages). A refusal
+# (a 401 after the credential was accepted, or a 403) names it. The table of what every status
+# means to the backend is in docs/ARCHITECTURE.md.
+NEEDS: dict[str, str] = {
+    "/api/latest/projects/{project}": "PROJECT_VIEW on project {project}",
+    "/api/latest/projects/{project}/repos": "PROJECT_READ on project {project}",
+    "/api/latest" + _REPO + "/default-branch": _REPO_READ,
+    "/api/latest" + _REPO + "/branches": _REPO_READ,
+    "/api/latest" + _REPO + "/pull-requests": _REPO_READ,
+    "/api/latest" + _REPO + "/pull-requests/{pull_request}/activities": _REPO_READ,
+    "/api/latest" + _REPO + "/settings/pull-requests": _REPO_READ,
+    "/required-builds/latest" + _REPO + "/conditions": _REPO_READ,
+    # The spec names no permission for default reviewer conditions; an administrator reads them.
+    "/default-reviewers/latest" + _REPO + "/conditions": (
+        "at least REPO_READ on {repository} (the 9.2 API names none; REPO_ADMIN reads every "
+        "repository setting)"
+    ),
+    "/default-reviewers/latest/projects/{project}/conditions": (
+        "at least PROJECT_READ on project {project} (the 9.2 API names none; PROJECT_ADMIN "
+        "reads every project setting)"
+    ),
     "/branch-permissions/latest" + _REPO + "/restrictions": _REPO_ADMIN,
     "/branch-permissions/latest/projects/{project}/restrictions": _PROJECT_ADMIN,
     "/api/latest" + _REPO + "/permissions/users": _REPO_ADMIN,
@@ -64,30 +101,41 @@ _HINTS: dict[str, str] = {
     "/api/latest/projects/{project}/permissions/groups": _PROJECT_ADMIN,
     "/api/latest/admin/permissions/users": _ADMIN,
     "/api/latest/admin/permissions/groups": _ADMIN,
+    "/api/latest/admin/groups/more-members": _ADMIN,
     "/keys/latest" + _REPO + "/ssh": _REPO_ADMIN,
     "/keys/latest/projects/{project}/ssh": _PROJECT_ADMIN,
     "/access-tokens/latest" + _REPO: _REPO_ADMIN,
     "/access-tokens/latest/projects/{project}": _PROJECT_ADMIN,
     "/api/latest" + _REPO + "/webhooks": _REPO_ADMIN,
-    "/api/latest" + _REPO + "/settings/pull-requests": _REPO_ADMIN,
     "/api/latest" + _REPO + "/settings/hooks": _REPO_ADMIN,
-    "/required-builds/latest" + _REPO + "/conditions": _REPO_ADMIN,
+    "/build-status/latest/commits/{commit}": "a Bitbucket licence (LICENSED_USER)",
 }
+REJECTED_HINT = (
+    "check the credential: an HTTP access token goes in BITBUCKET_ACCESS_TOKEN (sent as "
+    "Bearer), a username and password or token in BITBUCKET_EMAIL and BITBUCKET_API_TOKEN "
+    "(sent as Basic)"
+)
+
+
+def permission_hint(endpoint: str | None, path_params: Mapping[str, str]) -> str:
+    """The Data Center permission ``endpoint`` needs, for the message of a refusal."""
+    needed = NEEDS.get(endpoint or "")
+    if needed is None:
+        return "the credential lacks the Data Center permission this endpoint needs"
+    project = path_params.get("project") or "the project"
+    repository = "/".join(p for p in (path_params.get("project"), path_params.get("repo")) if p)
+    return "the credential needs " + needed.format(
+        repository=repository or "the repository", project=project
+    )
 
 
 def datacenter_hint(endpoint: str | None, status: int, path_params: Mapping[str, str]) -> str:
     project = path_params.get("project") or "the project"
     repository = "/".join(p for p in (path_params.get("project"), path_params.get("repo")) if p)
     if status == 401:
-        return (
-            "check the credential: an HTTP access token goes in BITBUCKET_ACCESS_TOKEN (sent as "
-            "Bearer), a username and password or token in BITBUCKET_EMAIL and "
-            "BITBUCKET_API_TOKEN (sent as Basic)"
-        )
-    if status == 403 and endpoint in _HINTS:
-        return _HINTS[endpoint].format(repository=repository or "the repository", project=project)
+        return REJECTED_HINT
     if status == 403:
-        return "the credential lacks the Data Center permission this endpoint needs"
+        return permission_hint(endpoint, path_params)
     if status == 404:
         return f"{repository or project} does not exist or is not visible to the credential"
     if status == 429:
@@ -103,7 +151,10 @@ class DataCenterClient(BitbucketClient):
 
     kind = DATACENTER
     array_endpoints = frozenset(
-        {"/default-reviewers/latest/projects/{project}/repos/{repo}/conditions"}
+        {
+            "/default-reviewers/latest/projects/{project}/repos/{repo}/conditions",
+            "/default-reviewers/latest/projects/{project}/conditions",
+        }
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -113,14 +164,110 @@ class DataCenterClient(BitbucketClient):
         # The limit the server applied, per endpoint template, as it said in its pages.
         self.page_limits: dict[str, int] = {}
         self._page_limits_lock = threading.Lock()
+        # The credential check: the application properties, read with the credential before
+        # any other request of the run (see ``check_credential``).
+        self._check_lock = threading.Lock()
+        self._checked = False
+        self._properties: dict[str, Any] | None = None
+        # Whether Data Center has accepted the credential (a 2xx answer to a request sent with
+        # it), and what it answered since the check: a 401 after acceptance is a permission gap.
+        self._answers_lock = threading.Lock()
+        self._accepted = False
+        self._answers = 0  # 2xx answers (or reused ones) to requests other than the check
+        self._refusals = 0  # 401s read as a missing permission
+
+    @property
+    def credential_rejected(self) -> AuthenticationFailed | None:
+        """The 401 that ended the use of the credential, or, when Data Center answered nothing
+        but 401 to every request after the credential check, that: a credential that reaches
+        nothing the audit reads is as good as rejected."""
+        if self._rejected is not None:
+            return self._rejected
+        with self._answers_lock:
+            refusals, answers = self._refusals, self._answers
+        if refusals and not answers:
+            return AuthenticationFailed(
+                f"Data Center answered 401 to every request sent with the credential after its "
+                f"check ({refusals:,} of {refusals:,}): it reaches nothing this audit reads",
+                status=401,
+                hint=REJECTED_HINT,
+            )
+        return None
+
+    def check_credential(self) -> dict[str, Any]:
+        """The server's application properties, read once with the credential before any other
+        request is sent: "the first authenticated request" of the run is always this one, so a
+        401 here is a rejected credential (``AuthenticationFailed``, the run stops) and, once it
+        was accepted, a 401 elsewhere means a missing permission (``PermissionDenied``). Sent
+        even on a resumed run (an earlier attempt's answer says nothing of the credential now).
+        """
+        with self._check_lock:
+            if self._properties is None:
+                try:
+                    self._properties = super()._get(
+                        self._url(APPLICATION_PROPERTIES, {}),
+                        APPLICATION_PROPERTIES,
+                        {},
+                        None,
+                        replay=False,
+                    )
+                finally:
+                    self._checked = True
+                version = self._properties.get("version")
+                if version:
+                    self.server_version = f"Bitbucket Data Center {version}"
+            return self._properties
 
     def get(
         self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: str
     ) -> dict[str, Any]:
-        document = super().get(endpoint, params=params, **path_params)
-        if endpoint == APPLICATION_PROPERTIES and document.get("version"):
-            self.server_version = f"Bitbucket Data Center {document['version']}"
+        if endpoint == APPLICATION_PROPERTIES and not params and not path_params:
+            return dict(self.check_credential())  # read once per run, with the credential
+        return super().get(endpoint, params=params, **path_params)
+
+    def _get(
+        self,
+        url: str,
+        endpoint: str,
+        path_params: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        *,
+        replay: bool = True,
+    ) -> dict[str, Any]:
+        if endpoint != APPLICATION_PROPERTIES and not self._checked:
+            try:
+                self.check_credential()
+            except AuthenticationFailed:
+                raise  # rejected: this request is not sent
+            except BitbucketError as error:
+                # The check itself failed (the server erred): this request says what it says.
+                log.debug("credential check inconclusive: %s", redact(error))
+        return super()._get(url, endpoint, path_params, params, replay=replay)
+
+    def _send(
+        self,
+        url: str,
+        endpoint: str,
+        path_params: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        document = super()._send(url, endpoint, path_params, params, **kwargs)
+        self._answered(endpoint)
         return document
+
+    def _replay(
+        self, answer: JournaledAnswer, endpoint: str, path_params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        document = super()._replay(answer, endpoint, path_params)
+        self._answered(endpoint)  # answered with this credential in the attempt it resumes
+        return document
+
+    def _answered(self, endpoint: str) -> None:
+        with self._answers_lock:
+            self._accepted = True
+            if endpoint != APPLICATION_PROPERTIES:
+                self._answers += 1
 
     def pages(
         self,
@@ -184,12 +331,28 @@ class DataCenterClient(BitbucketClient):
     def _error_for(
         self, response: requests.Response, endpoint: str, path_params: Mapping[str, str]
     ) -> BitbucketError:
+        """Data Center's error, with its own message and the permission the endpoint needs.
+
+        A 401 means two things on Data Center (its 9.2 OpenAPI answers 401 for "the currently
+        authenticated user has insufficient permissions" on one resource): before the
+        credential was accepted, or when the body says the authentication itself failed, the
+        credential is rejected (``AuthenticationFailed``); after, it is this resource's missing
+        permission (``PermissionDenied``), an ERROR for what the resource feeds."""
         error = super()._error_for(response, endpoint, path_params)
         message = _datacenter_message(response)
         text = error.message
         if message:
             text += f" ({message})"
+        kind: type[BitbucketError] = type(error)
         hint = datacenter_hint(endpoint, response.status_code, path_params)
+        if response.status_code == 401:
+            with self._answers_lock:
+                accepted = self._accepted
+                refused = accepted and not _authentication_failed(response)
+                if refused:
+                    self._refusals += 1
+            if refused:
+                kind, hint = PermissionDenied, permission_hint(endpoint, path_params)
         common = {
             "status": error.status,
             "endpoint": endpoint,
@@ -199,7 +362,29 @@ class DataCenterClient(BitbucketClient):
         }
         if isinstance(error, RateLimited):
             return RateLimited(text, retry_after=error.retry_after, **common)
-        return type(error)(text, **common)
+        return kind(text, **common)
+
+
+def _authentication_failed(response: requests.Response) -> bool:
+    """Whether Data Center's error body says the credential itself was refused (its
+    ``…AuthenticationException``, or "Authentication failed…"), not a permission."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return False
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list):
+        return False
+    for entry in errors:
+        if not isinstance(entry, dict):
+            continue
+        exception = str(entry.get("exceptionName") or "")
+        message = str(entry.get("message") or "").strip().lower()
+        if exception.endswith("AuthenticationException") or message.startswith(
+            "authentication failed"
+        ):
+            return True
+    return False
 
 
 def _datacenter_message(response: requests.Response) -> str | None:
@@ -211,7 +396,8 @@ def _datacenter_message(response: requests.Response) -> str | None:
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         message = errors[0].get("message")
-        return str(message)[:300] if message else None
+        # A server may echo the request's credential in its error: masked before it travels.
+        return redact(str(message)[:300]) if message else None
     return None
 
 

@@ -99,6 +99,14 @@ class Forbidden(BitbucketError):
     code = "FORBIDDEN"
 
 
+class PermissionDenied(Forbidden):
+    """Bitbucket Data Center's 401 for a credential it accepted but that lacks the permission
+    the resource needs (REPO_ADMIN, PROJECT_ADMIN, ADMIN …): a gap in this resource's
+    evidence, not a rejected credential (``auditor.bitbucket.datacenter``)."""
+
+    code = "INSUFFICIENT_PERMISSION"
+
+
 class NotFound(BitbucketError):
     code = "NOT_FOUND"
 

@@ -79,7 +79,8 @@ def evaluate(
     findings, entries = apply_exceptions(findings, exceptions, evaluated_on)
     findings = findings[list(FINDING_COLUMNS)].reset_index(drop=True)
     counts = _status_counts(findings)
-    outcomes = [_outcome(control, catalog, counts) for control in catalog.controls]
+    backend = evidence.info.backend
+    outcomes = [_outcome(control, catalog, counts, backend) for control in catalog.controls]
     return EvaluationResult(
         evaluated_on=evaluated_on,
         findings=findings,
@@ -132,6 +133,14 @@ class _Run:
                 self.repositories["main_branch"].tolist(),
                 strict=True,
             )
+        }
+        # Where each repository's default branch was read, and for an empty one the answer
+        # that says it has none (Data Center's 404): cited when a control does not apply.
+        branches = evidence.table("default_branches")
+        self.main_branch_basis: dict[str, str] = {
+            str(repository): str(basis)
+            for repository, basis in zip(branches["repository"], branches["basis"], strict=True)
+            if not pd.isna(basis)
         }
         self.scoped: dict[str, pd.DataFrame] = {
             control.id: self.repositories[self.scope_mask(control)]
@@ -234,19 +243,33 @@ class _Run:
 
     def _precondition_row(self, spec: CheckSpec, repo: _Repository) -> tuple[Any, ...] | None:
         """ERROR when the check's evidence is missing, NOT_APPLICABLE for an empty repository."""
-        failure = self.failures.for_repository(spec.datasets, repo.workspace, repo.repository)
+        datasets = spec.datasets
+        if spec.requires_main_branch and self.failures.collected("default_branches"):
+            # Unknown is not empty: a main branch that could not be read is ERROR, for that
+            # reason first (what was read against it failed with it).
+            datasets = ("default_branches", *datasets)
+        failure = self.failures.for_repository(datasets, repo.workspace, repo.repository)
         if failure is not None:
             return _repository_row(
                 repo, Status.ERROR, failure.reason(), failure.observed, failure.pointer
             )
-        if spec.requires_main_branch and repo.main_branch is None:
-            reason = (
-                f"{repo.repository} has no main branch (it is empty), so there is nothing for "
-                "this control to assess."
-            )
-            return _repository_row(
-                repo, Status.NOT_APPLICABLE, reason, "empty", f"repositories:{repo.repository}"
-            )
+        if not spec.requires_main_branch:
+            return None
+        if repo.main_branch is None:
+            basis = self.main_branch_basis.get(repo.repository)
+            if basis is None:
+                reason = (
+                    f"{repo.repository} has no main branch (it is empty), so there is nothing "
+                    "for this control to assess."
+                )
+                pointer = f"repositories:{repo.repository}"
+            else:
+                reason = (
+                    f"{repo.repository} has no main branch: {basis}; it is empty, so there is "
+                    "nothing for this control to assess."
+                )
+                pointer = f"default_branches:{repo.repository}"
+            return _repository_row(repo, Status.NOT_APPLICABLE, reason, "empty", pointer)
         return None
 
     def _unanswered_row(self, spec: CheckSpec, repo: _Repository) -> tuple[Any, ...]:
@@ -479,13 +502,15 @@ def _status_counts(findings: pd.DataFrame) -> dict[str, Counter[str]]:
     return counts
 
 
-def _outcome(control: Control, catalog: Catalog, counts: dict[str, Counter[str]]) -> ControlOutcome:
+def _outcome(
+    control: Control, catalog: Catalog, counts: dict[str, Counter[str]], backend: str = "cloud"
+) -> ControlOutcome:
     observed = counts.get(control.id, Counter()) if control.enabled else Counter()
     datasets = list(control.datasets)
     queries = sorted({TABLES[d].query for d in datasets if TABLES[d].query})
     endpoints: list[str] = []
     for dataset in datasets:
-        endpoints += [e for e in TABLES[dataset].endpoints if e not in endpoints]
+        endpoints += [e for e in TABLES[dataset].endpoints_of(backend) if e not in endpoints]
     scope = _describe_scope(catalog.scope, control.scope)
     if control.level not in REPOSITORY_LEVELS:
         scope = "workspace" if control.level != "credential" else "the auditing credential"

@@ -18,6 +18,15 @@ import pandas as pd
 from auditor.evidence import TABLES, Evidence
 
 NOT_COLLECTED = "NOT_COLLECTED"
+# Data Center's 401 for an accepted credential that lacks a permission (PermissionDenied).
+PERMISSION_GAP = "INSUFFICIENT_PERMISSION"
+
+
+def _server_said(message: str | None) -> str | None:
+    """The server's own message inside ``Bitbucket answered 401 for … (its message)``."""
+    if not message or not message.rstrip().endswith(")") or " (" not in message:
+        return None
+    return message.rstrip()[:-1].split(" (", 1)[1].strip().rstrip(".") or None
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class Failure:
         if self.error_code == NOT_COLLECTED:
             return f"the {self.dataset} dataset was not collected in this run"
         detail = (self.hint or self.message or "no detail recorded").strip().rstrip(".")
+        said = _server_said(self.message) if self.error_code == PERMISSION_GAP else None
+        if said and self.hint:
+            # Data Center's 401 for a missing permission: its own words, then what to grant.
+            detail = f'Data Center says "{said}"; {detail}'
         if self.http_status is not None:
             return (
                 f"Bitbucket answered {self.http_status} for {self.target} {self.dataset}: {detail}"
@@ -73,7 +86,7 @@ class Failure:
 
 def short_cause(error_code: str | None, http_status: int | None, hint: str | None) -> str:
     """A few words for why evidence is missing, for summaries ("credential is not admin")."""
-    if error_code in ("FORBIDDEN", "NOT_COVERED"):
+    if error_code in ("FORBIDDEN", "NOT_COVERED", PERMISSION_GAP):
         if hint and "repository admin" in hint:
             return "credential is not repository admin"
         if hint and "access tokens cannot" in hint:
@@ -90,6 +103,7 @@ def short_cause(error_code: str | None, http_status: int | None, hint: str | Non
         "PAGINATION_ERROR": "listing could not be paged to its end",
         "INCOMPLETE_LISTING": "listing ended before its announced size",
         "REDIRECT_REFUSED": "redirected to another host",
+        "NOT_AVAILABLE_ON_DATACENTER": "not available on Data Center",
         NOT_COLLECTED: "dataset not collected",
     }
     if error_code in causes:

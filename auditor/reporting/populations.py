@@ -49,7 +49,12 @@ ACCESS_COLUMNS: tuple[str, ...] = (
     "principal_id",  # user UUID or group full slug
     "principal_name",
     "effective_permission",  # users: highest permission from any source; groups: their grant
-    "explicit_grant",  # the grant made to this principal on this repository, if any
+    # Where the effective permission is granted (Data Center: repository, project or global,
+    # and the group it comes through); empty where Bitbucket does not say (Cloud).
+    "granted_at",
+    # The grants made to this principal that reach this repository, if any, each with the level
+    # it is made at when not the repository's own ("admin (project); admin (global)").
+    "explicit_grant",
 )
 
 MERGED_PULL_REQUEST_COLUMNS = POPULATION_COLUMNS  # the engine's population, as it is
@@ -82,6 +87,7 @@ def access_listing(evidence: Evidence) -> pd.DataFrame:
     """
     permissions = evidence.table("repository_permissions")
     grants = evidence.table("repository_grants")
+    grants = grants.assign(labelled=_labelled(grants["permission"], grants["level"]))
     user_grants = grants[grants["principal_type"] == "user"]
     group_grants = grants[grants["principal_type"] == "group"]
 
@@ -92,16 +98,19 @@ def access_listing(evidence: Evidence) -> pd.DataFrame:
             "principal_id": permissions["user_uuid"],
             "principal_name": permissions["display_name"],
             "effective_permission": permissions["permission"],
+            "granted_at": _granted_at(permissions["level"], permissions["via_group"]),
         }
     )
-    direct = pd.DataFrame(
-        {
-            "workspace": user_grants["workspace"],
-            "repository": user_grants["repository"],
-            "principal_id": user_grants["principal_id"],
-            "grant_name": user_grants["principal_name"],
-            "explicit_grant": user_grants["permission"],
-        }
+    keys = ["workspace", "repository", "principal_id"]
+    # A user granted at several levels (repository, project, global) is one row.
+    direct = (
+        user_grants.sort_values("labelled", kind="stable")
+        .groupby(keys, sort=False, dropna=False)
+        .agg(
+            grant_name=("principal_name", "first"),
+            explicit_grant=("labelled", lambda grants: "; ".join(grants.dropna())),
+        )
+        .reset_index()
     )
     users = users.merge(direct, how="outer", on=["workspace", "repository", "principal_id"])
     users["principal_name"] = users["principal_name"].fillna(users["grant_name"])
@@ -116,7 +125,8 @@ def access_listing(evidence: Evidence) -> pd.DataFrame:
             "principal_id": group_grants["principal_id"],
             "principal_name": group_grants["principal_name"],
             "effective_permission": group_grants["permission"],
-            "explicit_grant": group_grants["permission"],
+            "granted_at": _granted_at(group_grants["level"], None),
+            "explicit_grant": group_grants["labelled"],
         }
     )
     listing = pd.concat([users, groups], ignore_index=True)[list(ACCESS_COLUMNS)]
@@ -128,6 +138,32 @@ def access_listing(evidence: Evidence) -> pd.DataFrame:
         na_position="last",
     )
     return listing.drop(columns=["_rank"]).reset_index(drop=True)
+
+
+def _labelled(permissions: pd.Series, levels: pd.Series) -> pd.Series:
+    """ "admin", or "admin (project)" for a grant made above the repository."""
+    return pd.Series(
+        [
+            permission
+            if pd.isna(level) or level == "repository" or pd.isna(permission)
+            else f"{permission} ({level})"
+            for permission, level in zip(permissions, levels, strict=True)
+        ],
+        index=permissions.index,
+        dtype="str",
+    )
+
+
+def _granted_at(levels: pd.Series, groups: pd.Series | None) -> pd.Series:
+    """ "project", "global, group admins" … (missing where Bitbucket does not say)."""
+    groups = groups if groups is not None else pd.Series(pd.NA, index=levels.index)
+    values = []
+    for level, group in zip(levels, groups, strict=True):
+        parts = [] if pd.isna(level) else [str(level)]
+        if not pd.isna(group):
+            parts.append(f"group {group}")
+        values.append(", ".join(parts) if parts else pd.NA)
+    return pd.Series(values, index=levels.index, dtype="str")
 
 
 def merged_pull_requests(result: EvaluationResult) -> pd.DataFrame:

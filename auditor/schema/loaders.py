@@ -50,6 +50,7 @@ class Loaders:
         self.projects = loader(b.projects)
         self.repositories = loader(b.repositories)
         self.members = loader(b.members)
+        self.main_branch = loader(b.main_branch)
         self.effective_permissions = DataLoader(batch_load_fn=b.effective_permissions)
         self.explicit_permissions = loader(b.explicit_permissions)
         self.branching_model = loader(b.branching_model)

@@ -17,6 +17,7 @@ pull requests), else — when the log has no such entry, as for pull requests me
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -40,6 +41,37 @@ def _loaders(info: Any) -> Any:
     return info.context["loaders"]
 
 
+MAIN_BRANCH_BASIS = "_main_branch_basis"  # where the main branch was read (node data key)
+
+
+async def read_main_branches(nodes: list[RepositoryNode], info: Any) -> list[RepositoryNode]:
+    """``nodes`` with their main branch, where the listing does not carry it (Data Center):
+    read for every repository before anything that needs it (the pull requests into it, its
+    head). A repository whose main branch could not be read keeps the error, which every field
+    needing it raises."""
+    loaders = _loaders(info)
+    if loaders.backend.lists_main_branch:
+        return nodes
+    found = await asyncio.gather(
+        *(loaders.main_branch.load(node.key) for node in nodes), return_exceptions=True
+    )
+    read = []
+    for node, branch in zip(nodes, found, strict=True):
+        if isinstance(branch, Exception):
+            read.append(dataclasses.replace(node, main_branch_error=branch))
+            continue
+        if isinstance(branch, BaseException):
+            raise branch
+        name = branch.get("name")
+        data = {
+            **node.data,
+            "mainbranch": {"name": name} if name else None,
+            MAIN_BRANCH_BASIS: branch.get("basis"),
+        }
+        read.append(dataclasses.replace(node, data=data))
+    return read
+
+
 async def load_branching_model(node: RepositoryNode, info: Any) -> Any:
     return await _loaders(info).branching_model.load(node.key)
 
@@ -55,7 +87,15 @@ async def load_effective_permissions(node: RepositoryNode, info: Any) -> Any:
 
 async def load_explicit_permissions(node: RepositoryNode, info: Any) -> Any:
     entries = await _loaders(info).explicit_permissions.load(node.key)
-    return [{**entry, "_source": "group" if entry.get("group") else "direct"} for entry in entries]
+    # A grant without a level is the repository's own (Cloud lists no other).
+    return [
+        {
+            **entry,
+            "_source": "group" if entry.get("group") else "direct",
+            "_level": entry.get("_level") or "repository",
+        }
+        for entry in entries
+    ]
 
 
 async def load_deploy_keys(node: RepositoryNode, info: Any) -> Any:
@@ -90,7 +130,7 @@ async def load_default_branch(
     node: RepositoryNode, info: Any, field_nodes: Iterable[FieldNode]
 ) -> BranchNode | None:
     """The main branch and its head commit, with the head's statuses when they are selected."""
-    name = node.main_branch
+    name = node.main_branch  # raises when it could not be read
     if not name:
         return None
     data = await _loaders(info).branch.load((node.workspace, node.slug, name))
@@ -115,7 +155,7 @@ async def list_pull_requests(
 ) -> list[PullRequestNode]:
     """Pull requests in ``states``; with a merged window, those merged within it."""
     loaders = _loaders(info)
-    destination = node.main_branch if to_default_branch else None
+    destination = node.main_branch if to_default_branch else None  # raises when unknown
     if to_default_branch and destination is None:
         return []  # an empty repository has no default branch to merge into
     key = (

@@ -44,6 +44,9 @@ class RepositoryNode:
     data: dict[str, Any]
     # Children loaded ahead by the list resolver, by response key (auditor.schema.prefetch).
     prefetched: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Why the main branch is unknown, where it is read apart from the listing (Data Center)
+    # and that read failed: every field that needs it fails with this error, never "empty".
+    main_branch_error: Exception | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -55,6 +58,10 @@ class RepositoryNode:
 
     @property
     def main_branch(self) -> str | None:
+        """The main branch; None for an empty repository. Raises ``main_branch_error`` when it
+        could not be read."""
+        if self.main_branch_error is not None:
+            raise self.main_branch_error
         return dig(self.data, "mainbranch", "name")
 
     @classmethod

@@ -18,7 +18,9 @@ from typing import Any
 
 import graphene
 
+from auditor.backends import LISTED_MAIN_BRANCH, NO_LISTED_MAIN_BRANCH
 from auditor.schema.loading import (
+    MAIN_BRANCH_BASIS,
     REPOSITORY_PREFETCHERS,
     list_pull_requests,
     load_access_tokens,
@@ -33,6 +35,7 @@ from auditor.schema.loading import (
     load_pipelines_config,
     load_pull_request_statuses,
     load_webhooks,
+    read_main_branches,
 )
 from auditor.schema.nodes import (
     BranchNode,
@@ -262,6 +265,16 @@ class RepositoryPermission(graphene.ObjectType):
     group = graphene.Field(Group, resolver=field_of("group"))
     permission = graphene.Field(Permission, resolver=field_of("permission"))
     source = graphene.Field(PermissionSource, required=True)
+    level = graphene.String(
+        resolver=field_of("_level"),
+        description="Where the grant is made: repository, project (it holds on every "
+        "repository of the project) or global; null where Bitbucket does not say (Cloud's "
+        "effective permissions).",
+    )
+    via_group = graphene.String(
+        resolver=field_of("_via_group"),
+        description="For an effective permission held through a group: the group's name.",
+    )
 
     @staticmethod
     @plain
@@ -497,7 +510,12 @@ class Repository(graphene.ObjectType):
     is_private = graphene.Boolean(resolver=field_of("is_private"))
     fork_policy = graphene.String(resolver=field_of("fork_policy"))
     main_branch = graphene.String(
-        resolver=field_of("mainbranch", "name"), description="Null for an empty repository."
+        description="Null for an empty repository; an error when it could not be read."
+    )
+    main_branch_basis = graphene.String(
+        description="What mainBranch was read from: the repository listing (Cloud), or Data "
+        "Center's default-branch endpoint and, for an empty repository, its 404. Null when the "
+        "main branch could not be read (mainBranch carries the error)."
     )
     language = graphene.String(resolver=field_of("language"))
     size = graphene.Float(resolver=field_of("size"), description="Size in bytes.")
@@ -564,6 +582,21 @@ class Repository(graphene.ObjectType):
         return root.slug
 
     @staticmethod
+    @plain
+    def resolve_main_branch(root: RepositoryNode, info: Any) -> str | None:
+        return root.main_branch  # raises the error that left it unknown
+
+    @staticmethod
+    @plain
+    def resolve_main_branch_basis(root: RepositoryNode, info: Any) -> str | None:
+        if root.main_branch_error is not None:
+            return None
+        basis = root.data.get(MAIN_BRANCH_BASIS)
+        if basis:
+            return basis
+        return LISTED_MAIN_BRANCH if root.main_branch else NO_LISTED_MAIN_BRANCH
+
+    @staticmethod
     @prefetched
     def resolve_default_branch(root: RepositoryNode, info: Any) -> Any:
         return prefetched_or(root, info, lambda: load_default_branch(root, info, info.field_nodes))
@@ -597,6 +630,7 @@ class Workspace(graphene.ObjectType):
     async def resolve_repositories(root: WorkspaceNode, info: Any) -> list[RepositoryNode]:
         listing = await _loaders(info).repositories.load(root.slug)
         nodes = [RepositoryNode.from_listing(root.slug, data) for data in listing]
+        nodes = await read_main_branches(nodes, info)
         nodes.sort(key=lambda node: node.slug)
         await prefetch(nodes, "Repository", REPOSITORY_PREFETCHERS, info)
         return nodes

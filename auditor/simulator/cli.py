@@ -254,7 +254,7 @@ def _serve_datacenter(
     click.echo(f"Bitbucket Data Center {instance.version} simulator serving {server.base_url}")
     click.echo(f"projects: {', '.join(project.key for project in instance.projects)}")
     click.echo(f"statistics: {server.root_url}/__simulator__/stats")
-    kinds = ("admin", "basic", "reader") if not synthetic else ("admin", "basic")
+    kinds = ("admin", "basic", "reader", "partial") if not synthetic else ("admin", "basic")
     for kind in kinds:
         assignments = " ".join(
             f"{name}={shlex.quote(value)}" for name, value in server.credential_env(kind).items()

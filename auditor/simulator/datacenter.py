@@ -5,8 +5,15 @@ Request flow: statistics count the request (below ``/rest``), latency is slept, 
 ``FaultRule`` or a random fault (``auditor.simulator.faults``) may replace the answer, then
 authentication (Basic with a user's password or token, or Bearer with an HTTP access token; a
 wrong one is 401 on every endpoint, as Data Center answers), the user's request budget
-(``Faults.hourly_budget``: 429 with ``Retry-After`` over it), permissions (REPO_ADMIN,
-PROJECT_ADMIN, ADMIN: 403 with Data Center's error body) and the endpoint.
+(``Faults.hourly_budget``: 429 with ``Retry-After`` over it), permissions and the endpoint.
+
+Refusals follow the 9.2 OpenAPI: a credential Data Center does not accept is 401 "Authentication
+failed" (``…IncorrectPasswordAuthenticationException``); an accepted one that lacks the
+permission an endpoint needs (the spec's "must have": REPO_READ, REPO_ADMIN, PROJECT_ADMIN,
+ADMIN …) is also 401, with the spec's own description of that endpoint's 401 as the message
+(``…AuthorisationException``), never 403. What does not exist is 404. Repository JSON never
+carries a field the spec marks ``writeOnly`` (``defaultBranch``, ``links``): the default branch
+is served by its own endpoint, 404 for an empty repository.
 
 Paging is Data Center's: ``start``/``limit``, ``isLastPage``, ``nextPageStart``, and ``limit``
 clamped to the instance's ``page_max`` (the ``page.max.*`` settings), the applied limit said in
@@ -41,6 +48,7 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/latest/projects", "projects"),
     ("/api/latest/projects/{projectKey}", "project"),
     ("/api/latest/projects/{projectKey}/repos", "repositories"),
+    ("/api/latest" + _R + "/default-branch", "default_branch"),
     ("/api/latest" + _R + "/branches", "branches"),
     ("/api/latest" + _R + "/settings/pull-requests", "pull_request_settings"),
     ("/api/latest" + _R + "/settings/hooks", "hooks"),
@@ -50,11 +58,13 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/latest/projects/{projectKey}/permissions/groups", "project_groups"),
     ("/api/latest/admin/permissions/users", "global_users"),
     ("/api/latest/admin/permissions/groups", "global_groups"),
+    ("/api/latest/admin/groups/more-members", "group_members"),
     ("/api/latest" + _R + "/webhooks", "webhooks"),
     ("/api/latest" + _R + "/pull-requests", "pull_requests"),
     ("/branch-permissions/latest" + _R + "/restrictions", "restrictions"),
     ("/branch-permissions/latest/projects/{projectKey}/restrictions", "project_restrictions"),
     ("/default-reviewers/latest" + _R + "/conditions", "default_reviewers"),
+    ("/default-reviewers/latest/projects/{projectKey}/conditions", "project_default_reviewers"),
     ("/keys/latest" + _R + "/ssh", "repository_keys"),
     ("/keys/latest/projects/{projectKey}/ssh", "project_keys"),
     ("/access-tokens/latest" + _R, "repository_tokens"),
@@ -62,9 +72,100 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/required-builds/latest" + _R + "/conditions", "required_builds"),
     ("/api/latest" + _R + "/pull-requests/{pullRequestId}/activities", "activities"),
     ("/build-status/latest/commits/{commitId}", "build_statuses"),
-    # Not in the 9.2 OpenAPI (documented in the REST reference of the branch-utils plugin).
-    ("/branch-utils/latest" + _R + "/branchmodel", "branch_model"),
 ]
+
+# Each endpoint's 401 for a credential that lacks its permission: the 9.2 OpenAPI's own
+# description of that response, word for word (tests/simulator/test_datacenter_conformance.py
+# holds them to the spec). Endpoints without one (default reviewer conditions) never answer 401
+# for a permission.
+REFUSALS: dict[str, str] = {
+    "project": "The currently authenticated user has insufficient permissions to view the project.",
+    "repositories": (
+        "The currently authenticated user has insufficient permissions to see the specified "
+        "project."
+    ),
+    "default_branch": (
+        "The currently authenticated user has insufficient permissions to read the repository."
+    ),
+    "branches": (
+        "The currently authenticated user has insufficient permissions to read the repository."
+    ),
+    "pull_request_settings": (
+        "The currently authenticated user has insufficient permissions to see the specified "
+        "repository."
+    ),
+    "hooks": (
+        "The currently authenticated user has insufficient permissions to retrieve the hooks."
+    ),
+    "repository_users": (
+        "The currently authenticated user is not a repository administrator for the specified "
+        "repository."
+    ),
+    "repository_groups": (
+        "The currently authenticated user is not a repository administrator for the specified "
+        "repository."
+    ),
+    # "thespecified" is the spec's.
+    "project_users": (
+        "The currently authenticated user is not a project administrator for thespecified project."
+    ),
+    "project_groups": (
+        "The currently authenticated user is not a project administrator for the specified project."
+    ),
+    "global_users": "The currently authenticated user is not an administrator.",
+    "global_groups": "The currently authenticated user is not an administrator.",
+    "group_members": "The currently authenticated user is not a licensed user.",
+    "webhooks": (
+        "The currently authenticated user has insufficient permissions to find webhooks in the "
+        "repository."
+    ),
+    "pull_requests": (
+        "The currently authenticated user has insufficient permissions to view the specified "
+        "pull request."
+    ),
+    "activities": (
+        "The currently authenticated user has insufficient permissions to view the specified "
+        "pull request."
+    ),
+    "restrictions": (
+        "The currently authenticated user is not permitted to get restrictions on the provided "
+        "project"
+    ),
+    "project_restrictions": (
+        "The currently authenticated user is not permitted to get restrictions on the provided "
+        "project"
+    ),
+    "repository_keys": (
+        "The currently authenticated user has insufficient permissions to retrieve the access "
+        "keys for this repository"
+    ),
+    "project_keys": (
+        "The currently authenticated user has insufficient permissions to retrieve the access "
+        "keys for this project."
+    ),
+    "repository_tokens": (
+        "The currently authenticated user is not permitted to get access tokens for this "
+        "repository or authentication failed."
+    ),
+    "project_tokens": (
+        "The currently authenticated user is not permitted to get access tokens for this project "
+        "or authentication failed."
+    ),
+    "required_builds": (
+        "The currently authenticated user has insufficient permissions to request a page of "
+        "required build merge checks in this repository."
+    ),
+    "build_statuses": (
+        "The user is not authenticated or does not have the <b>LICENSED</b> permission."
+    ),
+}
+AUTHORISATION_EXCEPTION = "com.atlassian.bitbucket.AuthorisationException"
+AUTHENTICATION_EXCEPTION = "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"
+AUTHENTICATION_FAILED = "Authentication failed. Please check your credentials and try again."
+NO_DEFAULT_BRANCH_EXCEPTION = "com.atlassian.bitbucket.repository.NoDefaultBranchException"
+NO_DEFAULT_BRANCH = (
+    "The specified repository does not exist, or its configured default branch does not exist."
+)
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -76,14 +177,26 @@ _ROUTES = [(template, _compile(template), name) for template, name in ENDPOINTS]
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """An error answer; ``message=None``: the endpoint's own 401 for a missing permission."""
+
+    def __init__(self, status: int, message: str | None, exception: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.exception = exception
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _Response:
-    body = {"errors": [{"context": None, "message": message, "exceptionName": None}]}
+def _permission_refused() -> _Refused:
+    return _Refused(401, None, AUTHORISATION_EXCEPTION)
+
+
+def _error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    exception: str | None = None,
+) -> _Response:
+    body = {"errors": [{"context": None, "message": message, "exceptionName": exception}]}
     return _json(status, body, headers)
 
 
@@ -95,6 +208,8 @@ class _DataCenterApp:
         self.faults = FaultState(faults, clock=clock)
         self.stats = RequestStats()
         self.stopping = threading.Event()
+        # What the credential of the request being answered (one per server thread) is refused.
+        self._caller = threading.local()
 
     def handle(self, handler: _Handler) -> None:
         target = handler.path
@@ -166,7 +281,10 @@ class _DataCenterApp:
                 return limited
             response = getattr(self, "_get_" + name)(who, args, **params)
         except _Refused as refused:
-            return _error(refused.status, refused.message)
+            message = refused.message
+            if message is None:
+                message = REFUSALS.get(name, "You are not permitted to access this resource")
+            return _error(refused.status, message, exception=refused.exception)
         if decision.kind == "truncate" and len(response.body) > 1:
             response.body = response.body[: max(1, len(response.body) // 2)]
         return response
@@ -175,14 +293,14 @@ class _DataCenterApp:
 
     def _authenticate(self, authorization: str | None, name: str) -> str | None:
         instance = self.instance
+        self._caller.withheld = frozenset()
         if not authorization:
             if name == "application_properties":
                 return None
-            raise _Refused(
-                401, "Authentication failed. Please check your credentials and try again."
-            )
+            raise _Refused(401, AUTHENTICATION_FAILED, AUTHENTICATION_EXCEPTION)
         scheme, _, value = authorization.partition(" ")
         if scheme == "Bearer" and value in instance.tokens:
+            self._caller.withheld = instance.token_withheld.get(value, frozenset())
             return instance.tokens[value]
         if scheme == "Basic":
             try:
@@ -193,7 +311,7 @@ class _DataCenterApp:
                 instance.tokens.get(password) == username
             ):
                 return username
-        raise _Refused(401, "Authentication failed. Please check your credentials and try again.")
+        raise _Refused(401, AUTHENTICATION_FAILED, AUTHENTICATION_EXCEPTION)
 
     def _rate_limited(self, who: str | None) -> _Response | None:
         """Data Center's rate limiting: a budget per user (``Faults.hourly_budget`` requests per
@@ -208,14 +326,21 @@ class _DataCenterApp:
             headers["Retry-After"] = str(verdict.retry_after)
         return _error(429, "Rate limit exceeded. Retry after the given number of seconds.", headers)
 
+    def _groups(self, who: str | None) -> set[str]:
+        return {g for g, members in self.instance.group_members.items() if who in members}
+
     def _global(self, who: str | None) -> int:
         ranks = [_RANKS.get(p, -1) for u, p in self.instance.global_users if u == who]
+        groups = self._groups(who)
+        ranks += [_RANKS.get(p, -1) for g, p in self.instance.global_groups if g in groups]
         return max(ranks, default=-1)
 
     def _project_level(self, who: str | None, project: DcProject) -> int:
         if self._global(who) >= _RANKS["ADMIN"]:
             return _LEVELS["ADMIN"]
         levels = [_LEVELS[p.split("_")[1]] for u, p in project.users if u == who]
+        groups = self._groups(who)
+        levels += [_LEVELS[p.split("_")[1]] for g, p in project.groups if g in groups]
         if project.public:
             levels.append(_LEVELS["READ"])
         return max(levels, default=0)
@@ -225,17 +350,18 @@ class _DataCenterApp:
         levels += [_LEVELS[p.split("_")[1]] for u, p in repo.users if u == who]
         if repo.public:
             levels.append(_LEVELS["READ"])
-        return max(levels)
+        levels += [_LEVELS[p.split("_")[1]] for g, p in repo.groups if g in self._groups(who)]
+        level = max(levels)
+        if (project.key, repo.slug) in getattr(self._caller, "withheld", ()):
+            level = min(level, _LEVELS["WRITE"])  # this token is refused REPO_ADMIN here
+        return level
 
     def _visible_project(self, who: str | None, key: str, level: str = "READ") -> DcProject:
         project = self.instance.project(key)
-        if project is None or self._project_level(who, project) < _LEVELS["READ"]:
+        if project is None:
             raise _Refused(404, f"Project {key} does not exist.")
         if self._project_level(who, project) < _LEVELS[level]:
-            raise _Refused(
-                403,
-                f"You are not permitted to access this resource (PROJECT_{level} on {key})",
-            )
+            raise _permission_refused()
         return project
 
     def _repo(
@@ -243,12 +369,10 @@ class _DataCenterApp:
     ) -> tuple[DcProject, DcRepository]:
         project = self.instance.project(key)
         repo = self.instance.repository(key, slug)
-        if project is None or repo is None or self._repository_level(who, repo, project) < 1:
+        if project is None or repo is None:
             raise _Refused(404, f"Repository {key}/{slug} does not exist.")
         if self._repository_level(who, repo, project) < _LEVELS[level]:
-            raise _Refused(
-                403, f"You are not permitted to access this resource (REPO_{level} on {key}/{slug})"
-            )
+            raise _permission_refused()
         return project, repo
 
     def _page(
@@ -308,6 +432,19 @@ class _DataCenterApp:
         ]
         return self._page(visible, args)
 
+    def _get_default_branch(
+        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
+    ) -> _Response:
+        _, repo = self._repo(who, projectKey, repositorySlug)
+        if not repo.default_branch:
+            raise _Refused(404, NO_DEFAULT_BRANCH, NO_DEFAULT_BRANCH_EXCEPTION)
+        ref = {
+            "id": f"refs/heads/{repo.default_branch}",
+            "displayId": repo.default_branch,
+            "type": "BRANCH",
+        }
+        return _json(200, ref)
+
     def _get_branches(
         self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
     ) -> _Response:
@@ -332,7 +469,7 @@ class _DataCenterApp:
     def _get_pull_request_settings(
         self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
     ) -> _Response:
-        _, repo = self._repo(who, projectKey, repositorySlug, "ADMIN")
+        _, repo = self._repo(who, projectKey, repositorySlug)  # REPO_READ, as the spec says
         return _json(200, repo.pull_request_settings)
 
     def _get_hooks(
@@ -386,7 +523,7 @@ class _DataCenterApp:
 
     def _require_admin(self, who: str | None) -> None:
         if self._global(who) < _RANKS["ADMIN"]:
-            raise _Refused(403, "You are not permitted to access this resource (ADMIN)")
+            raise _permission_refused()
 
     def _get_global_users(self, who: str | None, args: dict[str, str]) -> _Response:
         self._require_admin(who)
@@ -395,6 +532,15 @@ class _DataCenterApp:
     def _get_global_groups(self, who: str | None, args: dict[str, str]) -> _Response:
         self._require_admin(who)
         return self._page(self._grants(self.instance.global_groups, "group"), args)
+
+    def _get_group_members(self, who: str | None, args: dict[str, str]) -> _Response:
+        if self._global(who) < _RANKS["LICENSED_USER"]:
+            raise _permission_refused()  # the spec: LICENSED_USER
+        group = args.get("context")
+        if not group:
+            raise _Refused(400, "context (the group's name) is required")
+        members = [self._user(u) for u in self.instance.group_members.get(group, [])]
+        return self._page(members, args)
 
     def _get_webhooks(
         self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
@@ -432,6 +578,12 @@ class _DataCenterApp:
     ) -> _Response:
         _, repo = self._repo(who, projectKey, repositorySlug)
         return _json(200, repo.default_reviewers)  # an array, not a page (as Data Center)
+
+    def _get_project_default_reviewers(
+        self, who: str | None, args: dict[str, str], projectKey: str
+    ) -> _Response:
+        project = self._visible_project(who, projectKey)
+        return _json(200, project.default_reviewers)  # an array, not a page
 
     def _get_repository_keys(
         self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
@@ -483,20 +635,6 @@ class _DataCenterApp:
     ) -> _Response:
         statuses = self.instance.builds.get(commitId, [])
         return self._page(statuses, args)
-
-    def _get_branch_model(
-        self, who: str | None, args: dict[str, str], projectKey: str, repositorySlug: str
-    ) -> _Response:
-        _, repo = self._repo(who, projectKey, repositorySlug)
-        model = repo.branch_model or {
-            "development": {
-                "id": f"refs/heads/{repo.default_branch or 'master'}",
-                "displayId": repo.default_branch or "master",
-                "useDefault": True,
-            },
-            "types": [],
-        }
-        return _json(200, model)
 
 
 def _activities(pr: dict[str, Any], merger: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -550,18 +688,20 @@ class DataCenterSimulator(Simulator):
 
     def credential_env(self, kind: str = "admin") -> dict[str, str]:
         """Environment for the demo's admin (``admin``: Bearer HTTP access token;
-        ``basic``: username and token) or its non-admin reader (``reader``)."""
+        ``basic``: username and token), its non-admin reader (``reader``), or a token of the
+        admin that the server refuses REPO_ADMIN on one repository (``partial``: ACME/web)."""
         from auditor.simulator.datacenter_data import (
             ADMIN_TOKEN,
             ADMIN_USER,
+            PARTIAL_TOKEN,
             READER_TOKEN,
         )
 
         env = {"BITBUCKET_API_URL": self.base_url}
         if kind == "basic":
             return {**env, "BITBUCKET_EMAIL": ADMIN_USER, "BITBUCKET_API_TOKEN": ADMIN_TOKEN}
-        token = READER_TOKEN if kind == "reader" else ADMIN_TOKEN
-        return {**env, "BITBUCKET_ACCESS_TOKEN": token}
+        tokens = {"reader": READER_TOKEN, "partial": PARTIAL_TOKEN}
+        return {**env, "BITBUCKET_ACCESS_TOKEN": tokens.get(kind, ADMIN_TOKEN)}
 
 
 __all__ = ["ENDPOINTS", "DataCenterSimulator"]

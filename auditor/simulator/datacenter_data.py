@@ -2,10 +2,11 @@
 REST API shows them (DC 9.2 OpenAPI shapes), with the demo instance and a synthetic generator.
 
 Objects are kept in the JSON shapes the API answers with (``RestRepository``,
-``RestRefRestriction``, ``RestPullRequest``, …), so the server only pages and filters them and
-the conformance test can validate them against the spec. Who may read what is data too: the
-global, project and repository grants decide the 403s a credential without REPO_ADMIN,
-PROJECT_ADMIN or ADMIN gets.
+``RestRefRestriction``, ``RestPullRequest``, …), without the fields the spec marks
+``writeOnly`` (a repository's ``defaultBranch`` is served by its own endpoint), so the server
+only pages and filters them and the conformance test can validate them against the spec. Who may
+read what is data too: the global, project and repository grants to users and groups (with the
+groups' members) decide the 401s a credential without REPO_ADMIN, PROJECT_ADMIN or ADMIN gets.
 
 The demo instance (``demo_instance``) is designed to give every verdict the catalog can give on
 Data Center; docs/DEMO.md lists them. Times are fixed (the demo's period is 2026-Q3).
@@ -24,6 +25,10 @@ VERSION = "9.2.3"
 DEMO_PROJECT = "ACME"
 ADMIN_TOKEN = "dc-demo-admin-token"  # noqa: S105 (the demo's own, served only on loopback)
 READER_TOKEN = "dc-demo-reader-token"  # noqa: S105
+# A second token of the demo's auditor that the server refuses REPO_ADMIN on ACME/web: a run
+# with it shows what a credential lacking REPO_ADMIN on one repository gets (docs/DEMO.md).
+PARTIAL_TOKEN = "dc-demo-partial-token"  # noqa: S105
+PARTIAL_REPOSITORY = ("ACME", "web")
 ADMIN_USER = "audit-admin"
 READER_USER = "audit-reader"
 
@@ -67,13 +72,13 @@ class DcRepository:
     pull_requests: list[dict[str, Any]] = field(default_factory=list)
     # Who merged each pull request (its MERGED activity); by default its first approver.
     merged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
-    branch_model: dict[str, Any] | None = None
     needs_work_check: bool = False  # the "no 'needs work' reviewer" merge check
     # A fault of the data itself: the restriction listing repeats its first page.
     repeats_restriction_page: bool = False
 
     def rest(self, project: dict[str, Any]) -> dict[str, Any]:
-        document: dict[str, Any] = {
+        # No defaultBranch and no links: the spec marks both writeOnly (never in an answer).
+        return {
             "id": self.id,
             "slug": self.slug,
             "name": self.slug,
@@ -84,11 +89,7 @@ class DcRepository:
             "public": self.public,
             "archived": False,
             "project": project,
-            "links": {},
         }
-        if self.default_branch:
-            document["defaultBranch"] = self.default_branch
-        return document
 
 
 @dataclass
@@ -102,17 +103,12 @@ class DcProject:
     groups: list[tuple[str, str]] = field(default_factory=list)
     ssh_keys: list[dict[str, Any]] = field(default_factory=list)
     access_tokens: list[dict[str, Any]] = field(default_factory=list)
+    # Default reviewer conditions of the project (scope PROJECT): they apply to every repository.
+    default_reviewers: list[dict[str, Any]] = field(default_factory=list)
     repositories: list[DcRepository] = field(default_factory=list)
 
     def rest(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "key": self.key,
-            "name": self.name,
-            "public": self.public,
-            "type": "NORMAL",
-            "links": {},
-        }
+        return {"id": self.id, "key": self.key, "name": self.name, "public": self.public}
 
 
 @dataclass
@@ -124,6 +120,11 @@ class DcInstance:
     builds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # commit -> statuses
     tokens: dict[str, str] = field(default_factory=dict)  # bearer token -> user slug
     passwords: dict[str, str] = field(default_factory=dict)  # user slug -> password
+    group_members: dict[str, list[str]] = field(default_factory=dict)  # group -> user slugs
+    # Bearer tokens the server refuses REPO_ADMIN on these repositories (project key, slug),
+    # whatever their user may do: the stand-in for an auditing credential that cannot
+    # administer one repository (Data Center's own grants are additive and cannot say so).
+    token_withheld: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     version: str = VERSION
     page_max: int = 100  # the server's page.max.* cap: any larger limit is clamped to this
 
@@ -146,6 +147,35 @@ def branch_matcher(name: str) -> dict[str, Any]:
         "displayId": name,
         "type": {"id": "BRANCH", "name": "Branch"},
         "active": True,
+    }
+
+
+def any_ref_matcher() -> dict[str, Any]:
+    return {
+        "id": "ANY_REF_MATCHER_ID",
+        "displayId": "ANY_REF_MATCHER_ID",
+        "type": {"id": "ANY_REF", "name": "Any branch"},
+    }
+
+
+def reviewer_condition(
+    condition_id: int,
+    scope: tuple[str, int],
+    target: dict[str, Any],
+    reviewers: list[dict[str, Any]],
+    required: int,
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A default reviewer condition (``RestPullRequestCondition``): pull requests from
+    ``source`` (any branch by default) into ``target`` get ``reviewers``, of whom ``required``
+    must approve."""
+    return {
+        "id": condition_id,
+        "scope": {"type": scope[0], "resourceId": scope[1]},
+        "sourceRefMatcher": source or any_ref_matcher(),
+        "targetRefMatcher": target,
+        "reviewers": reviewers,
+        "requiredApprovals": required,
     }
 
 
@@ -290,7 +320,6 @@ def merged_pr(
         "author": {"user": author, "role": "AUTHOR", "approved": False, "status": "UNAPPROVED"},
         "reviewers": reviewers,
         "participants": [],
-        "links": {},
     }
 
 
@@ -394,14 +423,14 @@ def demo_instance() -> DcInstance:
         required_builds=[required_build(3, ["ci-payments"], branch_matcher("main"))],
         needs_work_check=True,
         default_reviewers=[
-            {
-                "id": 1,
-                "scope": {"type": "REPOSITORY", "resourceId": 11},
-                "sourceRefMatcher": pattern_matcher("*"),
-                "targetRefMatcher": branch_matcher("main"),
-                "reviewers": [carol, dave],
-                "requiredApprovals": 1,
-            }
+            reviewer_condition(
+                1,
+                ("REPOSITORY", 11),
+                branch_matcher("main"),
+                [carol, dave],
+                1,
+                pattern_matcher("*"),
+            )
         ],
         users=[("dave", "REPO_WRITE")],
         groups=[("auditors", "REPO_READ")],
@@ -468,12 +497,12 @@ def demo_instance() -> DcInstance:
         restrictions=[
             restriction(31, "read-only", model_matcher("production"), ("REPOSITORY", 13)),
         ],
-        branch_model={
-            "development": {"id": "refs/heads/main", "displayId": "main", "useDefault": True},
-            "production": {"id": "refs/heads/production", "displayId": "production"},
-            "types": [{"id": "FEATURE", "displayName": "Feature", "prefix": "feature/"}],
-        },
-        pull_request_settings=merge_checks(approvers=1, all_approvers=True),
+        # No approval count in the merge checks: the approval CM-4 finds is the default
+        # reviewer condition's (one of Alice and Dave must approve pull requests into main).
+        pull_request_settings=merge_checks(all_approvers=True),
+        default_reviewers=[
+            reviewer_condition(2, ("REPOSITORY", 13), branch_matcher("main"), [alice, dave], 1)
+        ],
         # No build count in the pull request settings, but a required-builds merge check on main.
         required_builds=[required_build(1, ["ci-web"], branch_matcher("main"))],
         # A repository token that never expires (and is in use).
@@ -517,7 +546,7 @@ def demo_instance() -> DcInstance:
     builds[payments.head or ""] = [build("SUCCESSFUL", "ci", "2026-09-01T10:00:00")]
     builds[web.head or ""] = [build("SUCCESSFUL", "ci", "2026-09-01T10:00:00")]
     # The reader has read access to ACME: it sees the repositories but none of their
-    # administration (the 403s a credential without REPO_ADMIN gets).
+    # administration (the 401s a credential without REPO_ADMIN gets).
     acme.users.append((READER_USER, "PROJECT_READ"))
     return DcInstance(
         projects=[acme],
@@ -529,8 +558,15 @@ def demo_instance() -> DcInstance:
         ],
         global_groups=[("stash-users", "LICENSED_USER")],
         builds=builds,
-        tokens={ADMIN_TOKEN: ADMIN_USER, READER_TOKEN: READER_USER},
+        tokens={ADMIN_TOKEN: ADMIN_USER, READER_TOKEN: READER_USER, PARTIAL_TOKEN: ADMIN_USER},
         passwords={ADMIN_USER: ADMIN_TOKEN},
+        group_members={
+            "developers": ["bob", "carol", "dave"],
+            "contractors": ["erin"],
+            "auditors": [READER_USER],
+            "stash-users": names,
+        },
+        token_withheld={PARTIAL_TOKEN: frozenset({PARTIAL_REPOSITORY})},
         page_max=10,
     )
 

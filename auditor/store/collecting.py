@@ -31,7 +31,11 @@ from auditor.collector import Progress, collect
 from auditor.errors import ConfigError
 from auditor.evidence import TABLES
 from auditor.period import Period, parse_period
-from auditor.store.incremental import DEFAULT_MAX_OBSERVATION_GAP, IncrementalSelection
+from auditor.store.incremental import (
+    DEFAULT_MAX_OBSERVATION_GAP,
+    IncrementalSelection,
+    repository_of,
+)
 from auditor.store.store import EvidenceStore, Recorded
 
 log = logging.getLogger(__name__)
@@ -199,7 +203,7 @@ def journal_opener(
 def _queries_of_endpoints() -> dict[str, frozenset[str]]:
     found: dict[str, set[str]] = {}
     for spec in TABLES.values():
-        for endpoint in spec.endpoints:
+        for endpoint in (*spec.endpoints, *spec.datacenter_endpoints):
             found.setdefault(endpoint, set()).add(spec.query)
     return {endpoint: frozenset(queries) for endpoint, queries in found.items()}
 
@@ -227,11 +231,11 @@ def read_times_of_reused(
     for endpoint, path, answered_at in reads:
         if answered_at.astimezone(UTC).date() >= day:
             continue
-        slug = path.get("repo_slug")
+        named_workspace, slug = repository_of(path)
         if slug is None:
             keys: list[tuple[str | None, str | None]] = [(None, None)]
         else:
-            name = f"{path.get('workspace', workspace)}/{slug}".lower()
+            name = f"{named_workspace or workspace}/{slug}".lower()
             queries = _ENDPOINT_QUERIES.get(endpoint) or {None}
             keys = [(query, name) for query in queries]
         for key in keys:
@@ -272,6 +276,7 @@ def _selection(
         budget=budget,
         spent=lambda: client.stats.requests + client.stats.reused - sent_before,
         interval=(now - previous) if previous is not None and previous < now else None,
+        kind=client.kind,
     )
 
 

@@ -17,6 +17,11 @@ first, as far as the collection's request budget allows (``--max-requests`` or
 the time it was really read (``EvidenceStore._carry_forward``), never dated as observed today.
 
 When the budget cannot keep every repository within the gap, the collection says by how much.
+
+Both Bitbucket products are read so. On Data Center (no repository update date) pull requests are
+read again on every collection, and each repository's default branch, which the inventory shows
+and every other reading needs, is read on every collection too: it is never carried forward, so
+it is always within the gap.
 """
 
 from __future__ import annotations
@@ -40,23 +45,49 @@ DEFAULT_MAX_OBSERVATION_GAP = timedelta(days=7)
 DUE_MARGIN = timedelta(days=1)
 CONFIGURATION_QUERIES = ("access", "branch_protection", "integrations")
 CHANGE_QUERY = "change_management"
-# Requests one repository's reading of each query costs (auditor.plan's per-repository reads:
-# grants x2 + deploy keys; restrictions, branching model, default reviewers; webhooks, Pipelines
-# setting, default-branch head and its statuses; a pull request listing and a few per merge).
-QUERY_COST = {"access": 3, "branch_protection": 3, "integrations": 4, CHANGE_QUERY: 4}
+# What every collection reads in full: the repository listing and what it shows.
+INVENTORY_QUERY = "inventory"
+# Requests one repository's reading of each query costs, by backend (the per-repository reads of
+# auditor.plan and auditor.plan_datacenter). Cloud: grants x2 + deploy keys; restrictions,
+# branching model, default reviewers; webhooks, Pipelines setting, default-branch head and its
+# statuses; a pull request listing and a few per merge. Data Center: grants x2, access keys,
+# access tokens; restrictions, pull request settings, merge-check hooks, default reviewer
+# conditions, required builds; webhooks, branch lookup, head statuses; the same for changes.
+QUERY_COSTS = {
+    "cloud": {"access": 3, "branch_protection": 3, "integrations": 4, CHANGE_QUERY: 4},
+    "datacenter": {"access": 4, "branch_protection": 5, "integrations": 3, CHANGE_QUERY: 4},
+}
+QUERY_COST = QUERY_COSTS["cloud"]
 CONFIGURATION_COST = sum(QUERY_COST[query] for query in CONFIGURATION_QUERIES)
-# Per workspace, whatever is due: viewer, workspace, projects, members, permissions listings.
-WORKSPACE_READS = 7
+# Per workspace, whatever is due. Cloud: viewer, workspace, projects, members, permissions
+# listings. Data Center: the credential check, the project, its repository listing, grants x2,
+# restrictions, keys, tokens and default reviewer conditions, the global grants x2.
+WORKSPACE_READS_BY_KIND = {"cloud": 7, "datacenter": 11}
+WORKSPACE_READS = WORKSPACE_READS_BY_KIND["cloud"]
+# Per repository, whatever is due: Data Center's default branch (the inventory shows it).
+ALWAYS_READ = {"cloud": 0, "datacenter": 1}
 
-_REPOSITORY_ENDPOINT = "/repositories/{workspace}/{repo_slug}/"
+# How a repository is named in an endpoint's path: Cloud's and Data Center's placeholders.
+_WORKSPACE_PARAMETERS = ("workspace", "project")
+_REPOSITORY_PARAMETERS = ("repo_slug", "repo")
+
+
+def repository_of(path: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(workspace, repository slug) a request's path parameters name, either backend's."""
+    workspace = next((path[name] for name in _WORKSPACE_PARAMETERS if name in path), None)
+    slug = next((path[name] for name in _REPOSITORY_PARAMETERS if name in path), None)
+    return workspace, slug
 
 
 def _queries_by_endpoint() -> dict[str, frozenset[str]]:
-    """Each per-repository endpoint of the evidence contract and the queries that read it."""
+    """Each per-repository endpoint of the evidence contract and the queries that read it (the
+    inventory's are read on every collection, so they are never held back)."""
     found: dict[str, set[str]] = {}
     for spec in TABLES.values():
-        for endpoint in spec.endpoints:
-            if endpoint.startswith(_REPOSITORY_ENDPOINT):
+        if spec.query == INVENTORY_QUERY:
+            continue
+        for endpoint in (*spec.endpoints, *spec.datacenter_endpoints):
+            if any("{" + name + "}" in endpoint for name in _REPOSITORY_PARAMETERS):
                 found.setdefault(endpoint, set()).add(spec.query)
     return {endpoint: frozenset(queries) for endpoint, queries in found.items()}
 
@@ -77,11 +108,16 @@ class IncrementalSelection:
         budget: int | Callable[[], int | None] | None = None,
         spent: Callable[[], int] = lambda: 0,
         interval: timedelta | None = None,
+        kind: str = "cloud",
     ) -> None:
         """``last_read``: (query, repository full name) -> when last read; ``budget``: the
         requests this collection may send (None: no limit; a callable is asked once the
         repositories are listed, when Bitbucket has announced its limit); ``spent``: how many it
-        has sent so far; ``interval``: the time since the previous collection."""
+        has sent so far; ``interval``: the time since the previous collection; ``kind``: which
+        Bitbucket (what each reading costs there)."""
+        self.costs = QUERY_COSTS.get(kind, QUERY_COST)
+        self.workspace_reads = WORKSPACE_READS_BY_KIND.get(kind, WORKSPACE_READS)
+        self.always_read = ALWAYS_READ.get(kind, 0)
         self.last_read = last_read
         self.now = now
         # When the pull-request window of a collection at a given moment begins: a reading
@@ -123,15 +159,16 @@ class IncrementalSelection:
         if callable(self.budget):
             self.budget = self.budget()
         allowed = None
+        fixed = self.workspace_reads + self.always_read * len(repositories)
         if self.budget is not None:
-            allowed = max(0, self.budget - self.spent() - WORKSPACE_READS)
+            allowed = max(0, self.budget - self.spent() - fixed)
         cost = 0
         skipped = 0
         for _, slug, _, query in candidates:
-            if allowed is not None and cost + QUERY_COST[query] > allowed:
+            if allowed is not None and cost + self.costs[query] > allowed:
                 skipped += 1
                 continue
-            cost += QUERY_COST[query]
+            cost += self.costs[query]
             self.due.setdefault((workspace, slug), set()).add(query)
         self.workspaces.add(workspace)
         configuration_due = sum(1 for c in candidates if c[3] != CHANGE_QUERY)
@@ -162,7 +199,7 @@ class IncrementalSelection:
             log.warning("%s", self.shortfall, extra={"event": "gap_shortfall"})
 
     def gate(self, endpoint: str, path: Mapping[str, str]) -> None:
-        workspace, slug = path.get("workspace"), path.get("repo_slug")
+        workspace, slug = repository_of(path)
         if slug is None or workspace not in self.workspaces:
             return  # workspace-wide, or a workspace whose listing failed: read as usual
         queries = ENDPOINT_QUERIES.get(endpoint)
@@ -212,8 +249,9 @@ class IncrementalSelection:
             return None
         interval = self.interval or timedelta(days=1)
         collections = max(1.0, (self.max_gap - DUE_MARGIN) / interval)
-        need = repositories * CONFIGURATION_COST
-        allowed = int(max(0, self.budget - WORKSPACE_READS) * collections)
+        need = repositories * sum(self.costs[query] for query in CONFIGURATION_QUERIES)
+        fixed = self.workspace_reads + self.always_read * repositories
+        allowed = int(max(0, self.budget - fixed) * collections)
         if allowed >= need:
             return None
         gap_days = self.max_gap.total_seconds() / 86400

@@ -1,5 +1,6 @@
 """The Data Center client over real HTTP against the Data Center simulator: paging with the
-server's own page cap, incomplete listings, the 401/403/429 answers, and choosing the backend."""
+server's own page cap, incomplete listings, the 401 answers (a rejected credential, or a missing
+permission once the credential was accepted), 429s, and choosing the backend."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from auditor.bitbucket.datacenter import (
     kind_from_url,
     probe_kind,
 )
-from auditor.bitbucket.errors import AuthenticationFailed, Forbidden, PaginationError
+from auditor.bitbucket.errors import AuthenticationFailed, PaginationError, PermissionDenied
 from auditor.simulator import Simulator, demo_dataset
 from auditor.simulator.datacenter import DataCenterSimulator
 from auditor.simulator.datacenter_data import demo_instance, restriction, synthetic_instance
@@ -40,7 +41,8 @@ def test_pages_ask_for_the_most_and_keep_the_limit_the_server_applied():
     instance.page_max = 10  # the server's page.max setting, unknown to the client
     with DataCenterSimulator(instance) as simulator, _client(simulator) as client:
         slugs = [repo["slug"] for repo in client.paginate(REPOSITORIES, project="P0")]
-        urls = list(simulator.stats()["by_url"])
+        check, *urls = list(simulator.stats()["by_url"])
+    assert check == "/rest/api/latest/application-properties"  # the credential, checked first
     assert slugs == [f"repo-{i:04d}" for i in range(25)]
     assert client.page_limits[REPOSITORIES] == 10
     assert len(urls) == 3  # 10 + 10 + 5, no request wasted
@@ -76,30 +78,97 @@ def test_an_item_repeated_across_pages_makes_the_listing_suspect():
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "path", "permission"),
+    ("endpoint", "path", "permission", "said"),
     [
-        (RESTRICTIONS, {"project": "ACME", "repo": "payments"}, "REPO_ADMIN on ACME/payments"),
-        (PROJECT_RESTRICTIONS, {"project": "ACME"}, "PROJECT_ADMIN on project ACME"),
-        (GLOBAL_USERS, {}, "global ADMIN permission"),
+        (
+            RESTRICTIONS,
+            {"project": "ACME", "repo": "payments"},
+            "REPO_ADMIN on ACME/payments",
+            "is not permitted to get restrictions on the provided project",
+        ),
+        (
+            PROJECT_RESTRICTIONS,
+            {"project": "ACME"},
+            "PROJECT_ADMIN on project ACME",
+            "is not permitted to get restrictions on the provided project",
+        ),
+        (GLOBAL_USERS, {}, "global ADMIN permission", "is not an administrator"),
     ],
 )
-def test_a_non_admin_gets_403_naming_the_data_center_permission(endpoint, path, permission):
+def test_a_401_after_the_credential_was_accepted_is_the_missing_permission(
+    endpoint, path, permission, said
+):
+    """Data Center answers 401 for "insufficient permissions" (its 9.2 spec): once the
+    credential check has passed, that 401 names the permission and the client goes on."""
     with (
         DataCenterSimulator(demo_instance()) as simulator,
         _client(simulator, "reader") as client,
-        pytest.raises(Forbidden) as raised,
     ):
-        list(client.paginate(endpoint, **path))
-    assert permission in str(raised.value)
-    assert "You are not permitted" in str(raised.value)  # Data Center's own message
+        with pytest.raises(PermissionDenied) as raised:
+            list(client.paginate(endpoint, **path))
+        assert raised.value.status == 401
+        assert permission in str(raised.value)
+        assert said in str(raised.value)  # Data Center's own message
+        # Nothing was refused for good: the next request is sent and answered.
+        assert [r["slug"] for r in client.paginate(REPOSITORIES, project="ACME")]
+        assert client.credential_rejected is None
+
+
+def test_a_rejected_credential_is_told_by_the_first_request_whatever_it_asks():
+    """The credential check is the run's first authenticated request: a 401 there stops
+    everything, even when the request that triggered it is one a permission could refuse."""
+    with DataCenterSimulator(demo_instance()) as simulator:
+        env = {**simulator.credential_env("admin"), "BITBUCKET_ACCESS_TOKEN": "wrong-token-xyz"}
+        with _client_from(env) as client:
+            with pytest.raises(AuthenticationFailed) as raised:
+                list(client.paginate(RESTRICTIONS, project="ACME", repo="payments"))
+            with pytest.raises(AuthenticationFailed, match="not sent"):
+                list(client.paginate(REPOSITORIES, project="ACME"))
+        sent = list(simulator.stats()["by_url"])
+    assert sent == ["/rest/api/latest/application-properties"]
+    assert "Authentication failed" in str(raised.value)
+    assert client.credential_rejected is not None
+
+
+def test_a_401_whose_body_says_authentication_failed_rejects_the_credential_mid_run():
+    """A credential revoked mid-run: Data Center says the authentication failed; however many
+    requests it answered before, that 401 is a rejected credential, not a permission."""
+    from auditor.simulator.datacenter import AUTHENTICATION_EXCEPTION, AUTHENTICATION_FAILED
+
+    instance = demo_instance()
+    with DataCenterSimulator(instance) as simulator, _client(simulator) as client:
+        assert list(client.paginate(REPOSITORIES, project="ACME"))
+        del instance.tokens[simulator.credential_env("admin")["BITBUCKET_ACCESS_TOKEN"]]
+        with pytest.raises(AuthenticationFailed) as raised:
+            list(client.paginate(RESTRICTIONS, project="ACME", repo="payments"))
+    assert not isinstance(raised.value, PermissionDenied)
+    assert AUTHENTICATION_FAILED.rstrip(".") in str(raised.value)
+    assert client.credential_rejected is raised.value
+    assert AUTHENTICATION_EXCEPTION.endswith("AuthenticationException")
+
+
+def test_a_credential_refused_everything_after_its_check_counts_as_rejected():
+    """Accepted by the check, then 401 to every request: it reaches nothing, and the run must
+    not pass that off as a report (collector._fail_on_fatal reads credential_rejected)."""
+    instance = demo_instance()
+    instance.project("ACME").users.remove(("audit-reader", "PROJECT_READ"))
+    instance.group_members["auditors"].remove("audit-reader")
+    with DataCenterSimulator(instance) as simulator, _client(simulator, "reader") as client:
+        with pytest.raises(PermissionDenied):
+            list(client.paginate(REPOSITORIES, project="ACME"))
+        rejected = client.credential_rejected
+    assert rejected is not None
+    assert "401 to every request" in str(rejected)
+
+
+def _client_from(env: dict[str, str]) -> DataCenterClient:
+    return DataCenterClient(load_credential(env), ClientSettings(base_url=env["BITBUCKET_API_URL"]))
 
 
 def test_a_rejected_token_is_401_and_the_secret_is_never_shown():
     with DataCenterSimulator(demo_instance()) as simulator:
         env = {**simulator.credential_env("admin"), "BITBUCKET_ACCESS_TOKEN": "wrong-token-xyz"}
-        client = DataCenterClient(
-            load_credential(env), ClientSettings(base_url=env["BITBUCKET_API_URL"])
-        )
+        client = _client_from(env)
         with client, pytest.raises(AuthenticationFailed) as raised:
             client.get("/api/latest/application-properties")
     assert "BITBUCKET_ACCESS_TOKEN" in str(raised.value)
@@ -172,6 +241,7 @@ def test_the_users_request_budget_answers_429_and_the_client_waits_it_out():
     # Only the demo's designed fault remains (the restriction listing that loops): no 429 left
     # anything uncollected.
     errors = evidence.errors
+    errors = errors[errors["error_code"] != "NOT_AVAILABLE_ON_DATACENTER"]  # no branching model
     assert set(errors["error_code"]) == {"PAGINATION_ERROR"}, errors.to_dict("records")
     assert set(errors["repository"]) == {"ACME/restricted"}
     assert len(evidence.tables["access_tokens"]) > 0

@@ -89,7 +89,11 @@ def test_list_as_json():
         "frameworks": ["SOC 2 CC8.1", "ISO 27001 8.32", "ISO 27001 8.25"],
         "automated": True,
         "check": "required_approvals",
-        "parameters": {"min_approvals": 1, "recommended_approvals": 2},
+        "parameters": {
+            "min_approvals": 1,
+            "recommended_approvals": 2,
+            "kinds": ["require_approvals_to_merge"],
+        },
         "enabled": True,
         "scope": "all repositories",
     }

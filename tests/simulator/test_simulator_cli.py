@@ -115,8 +115,13 @@ def test_serve_datacenter_answers_with_data_center_paging_and_permissions():
         assert page["isLastPage"] is True
         assert len(page["values"]) == 5
         denied = get(reader, "/branch-permissions/latest/projects/ACME/restrictions")
-        assert denied.status_code == 403
-        assert "PROJECT_ADMIN" in denied.json()["errors"][0]["message"]
+        assert denied.status_code == 401  # Data Center's answer to a missing permission
+        assert "not permitted to get restrictions" in denied.json()["errors"][0]["message"]
+        partial = next(line for line in lines if line.strip().startswith("partial:"))
+        partial_env = dict(pair.split("=", 1) for pair in partial.split(":", 1)[1].split())
+        refused = get(partial_env, "/api/latest/projects/ACME/repos/web/webhooks")
+        assert refused.status_code == 401
+        assert get(partial_env, "/api/latest/projects/ACME/repos/payments/webhooks").ok
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)

@@ -141,6 +141,26 @@ def _person(row: Any) -> str:
     return str(row.display_name) if known(row.display_name) else str(row.user_uuid)
 
 
+def _text(row: Any, column: str) -> str | None:
+    value = getattr(row, column, None)
+    return str(value) if known(value) and str(value).strip() else None
+
+
+def _held_through(row: Any) -> str:
+    """Where an effective permission comes from, when the evidence says ("" when it does not):
+    " (project)", " (global, group admins)"."""
+    parts = [part for part in (_text(row, "level"), _text(row, "via_group")) if part]
+    if len(parts) == 2:
+        parts[1] = f"group {parts[1]}"
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _granted_at(row: Any) -> str:
+    """ " (project)" or " (global)" for a grant made above the repository ("" on it)."""
+    level = _text(row, "level")
+    return f" ({level})" if level and level != "repository" else ""
+
+
 class AdminParameters(Parameters):
     max_admins: int = Field(default=3, ge=0)
 
@@ -165,7 +185,7 @@ def repository_admins(ctx: CheckContext, params: AdminParameters) -> Any:
             )
             rows.repository(repo, Status.ERROR, reason, None, pointer)
             continue
-        admins = [_person(row) for row in listed if row.permission == "admin"]
+        admins = [_person(row) + _held_through(row) for row in listed if row.permission == "admin"]
         names = "; ".join(sorted(admins))
         count = len(admins)
         lead = f"{repo.repository} has {plural(count, 'administrator')}"
@@ -198,7 +218,7 @@ def direct_user_grants(ctx: CheckContext, params: GrantParameters) -> Any:
         listed = grants.get(repo.repository, [])
         pointer = f"repository_grants:{repo.repository}"
         direct = [
-            (str(row.principal_name), str(row.permission))
+            row
             for row in listed
             if row.principal_type == "user"
             and row.permission in params.permissions
@@ -207,12 +227,18 @@ def direct_user_grants(ctx: CheckContext, params: GrantParameters) -> Any:
         ]
         group_grants = sum(1 for row in listed if row.principal_type == "group")
         if direct:
-            listing = "; ".join(f"{name}: {permission}" for name, permission in sorted(direct))
+            # A user granted at several levels (repository, project, global) is one user.
+            users = len({row.principal_id for row in direct})
+            listing = "; ".join(
+                sorted(
+                    f"{row.principal_name}: {row.permission}{_granted_at(row)}" for row in direct
+                )
+            )
             reason = (
-                f"{repo.repository} grants {wanted} directly to {plural(len(direct), 'user')} "
+                f"{repo.repository} grants {wanted} directly to {plural(users, 'user')} "
                 f"({listing}); such access must come through groups."
             )
-            rows.repository(repo, Status.FAIL, reason, len(direct), pointer)
+            rows.repository(repo, Status.FAIL, reason, users, pointer)
         else:
             reason = (
                 f"{repo.repository} grants no {wanted} access directly to users "

@@ -139,6 +139,14 @@ def _listing_pointer(repository: str) -> str:
     return f"branch_restrictions:{repository}"
 
 
+def _distinct_kinds(kinds: list[str]) -> list[str]:
+    if len(set(kinds)) != len(kinds):
+        raise ValueError("kinds must not repeat")
+    if any(not kind.strip() for kind in kinds):
+        raise ValueError("kinds must not be empty strings")
+    return kinds
+
+
 class KindsParameters(Parameters):
     kinds: list[str] = Field(min_length=1)
     match: Literal["all", "any"] = "all"
@@ -146,11 +154,7 @@ class KindsParameters(Parameters):
     @field_validator("kinds")
     @classmethod
     def _distinct(cls, kinds: list[str]) -> list[str]:
-        if len(set(kinds)) != len(kinds):
-            raise ValueError("kinds must not repeat")
-        if any(not kind.strip() for kind in kinds):
-            raise ValueError("kinds must not be empty strings")
-        return kinds
+        return _distinct_kinds(kinds)
 
 
 @check(
@@ -311,21 +315,25 @@ def push_restriction(ctx: CheckContext, params: PushParameters) -> Any:
 def _value_rows(
     ctx: CheckContext,
     *,
-    kind: str,
+    kinds: list[str],
     minimum: int,
     noun: str,
     recommended: int | None = None,
 ) -> Any:
-    """Shared body of the "merge check with a number" checks (approvals, passing builds)."""
+    """Shared body of the "merge check with a number" checks (approvals, passing builds): the
+    highest value of any of ``kinds`` that applies to the default branch."""
     index = restrictions_by_repository(ctx)
     rows = Rows("repository")
+    named = " or ".join(f"'{kind}'" for kind in kinds)
     for repo in ctx.repositories.itertuples(index=False):
-        applying, elsewhere = _split(index.get(repo.repository, []), kind)
+        found = [_split(index.get(repo.repository, []), kind) for kind in kinds]
+        applying = [r for pair in found for r in pair[0]]
+        elsewhere = [r for pair in found for r in pair[1]]
         main = repo.main_branch
         required = at_least(minimum, noun)
         if not applying:
             reason = (
-                f"{repo.repository} has no '{kind}' merge check on {main}"
+                f"{repo.repository} has no {named} merge check on {main}"
                 f"{_elsewhere_note(elsewhere)}; {required}."
             )
             rows.repository(repo, Status.FAIL, reason, "none", _listing_pointer(repo.repository))
@@ -334,8 +342,9 @@ def _value_rows(
         values = [int(r.value) for r in applying if known(r.value)]
         if not values:
             reason = (
-                f"{repo.repository}'s '{kind}' merge check on {main} ({cite(applying[0])}) "
-                f"does not report how many {noun}s it requires; {required}."
+                f"{repo.repository}'s '{applying[0].kind}' merge check on {main} "
+                f"({cite(applying[0])}) does not report how many {noun}s it requires; "
+                f"{required}."
             )
             rows.repository(repo, Status.ERROR, reason, "value unknown", evidence)
             continue
@@ -349,7 +358,8 @@ def _value_rows(
         advice = ""
         if recommended is not None and value < recommended:
             advice = f"; {recommended} are recommended"
-        reason = f"{lead} ({cite(strongest)}); {required}{advice}."
+        which = f", {strongest.kind}" if len(kinds) > 1 else ""
+        reason = f"{lead} ({cite(strongest)}{which}); {required}{advice}."
         rows.repository(repo, Status.PASS, reason, value, evidence)
     return rows.frame()
 
@@ -357,6 +367,14 @@ def _value_rows(
 class ApprovalParameters(Parameters):
     min_approvals: int = Field(default=1, ge=1)
     recommended_approvals: int | None = Field(default=2, ge=1)
+    # The restriction kinds that require approvals (Data Center's default reviewer conditions
+    # with requiredApprovals are require_default_reviewer_approvals_to_merge).
+    kinds: list[str] = Field(default_factory=lambda: ["require_approvals_to_merge"], min_length=1)
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct(cls, kinds: list[str]) -> list[str]:
+        return _distinct_kinds(kinds)
 
 
 @check(
@@ -369,10 +387,11 @@ class ApprovalParameters(Parameters):
 )
 @judged_per_rule
 def required_approvals(ctx: CheckContext, params: ApprovalParameters) -> Any:
-    """Merging into the default branch requires at least ``min_approvals`` approvals."""
+    """Merging into the default branch requires at least ``min_approvals`` approvals (from any
+    restriction of ``kinds`` that applies to it)."""
     return _value_rows(
         ctx,
-        kind="require_approvals_to_merge",
+        kinds=params.kinds,
         minimum=params.min_approvals,
         noun="approval",
         recommended=params.recommended_approvals,
@@ -396,7 +415,7 @@ def required_passing_builds(ctx: CheckContext, params: BuildParameters) -> Any:
     """Merging into the default branch requires at least ``min_passing_builds`` passing builds."""
     return _value_rows(
         ctx,
-        kind="require_passing_builds_to_merge",
+        kinds=["require_passing_builds_to_merge"],
         minimum=params.min_passing_builds,
         noun="passing build",
     )

@@ -56,6 +56,7 @@ class AccessRow:
     principal_type: str
     principal: str
     effective_permission: str
+    granted_at: str
     explicit_grant: str
 
 
@@ -101,8 +102,14 @@ def _access(evidence: Evidence, result: EvaluationResult, limits: RowLimits) -> 
     permissions = evidence.table("repository_permissions")
     admins = permissions[permissions["permission"] == "admin"]
     admin_names: dict[str, list[str]] = defaultdict(list)
-    for repository, name in zip(admins["repository"], admins["display_name"], strict=True):
-        admin_names[str(repository)].append(text(name))
+    for record in admins.to_dict("records"):
+        # Where the admin permission comes from, when the evidence says (Data Center).
+        source = [text(record.get("level")), text(record.get("via_group"))]
+        if source[1]:
+            source[1] = f"group {source[1]}"
+        detail = ", ".join(part for part in source if part)
+        name = text(record["display_name"]) + (f" ({detail})" if detail else "")
+        admin_names[str(record["repository"])].append(name)
     failed = failed_datasets(evidence)
     not_collected: dict[str, str] = {}
     admin_rows = []
@@ -136,7 +143,12 @@ def _access(evidence: Evidence, result: EvaluationResult, limits: RowLimits) -> 
             GrantRow(
                 repository=text(record["repository"]),
                 principal=text(record["principal_name"]) or text(record["principal_id"]),
-                permission=text(record["permission"]),
+                permission=text(record["permission"])
+                + (
+                    f" ({text(record['level'])})"
+                    if text(record.get("level")) not in ("", "repository")
+                    else ""
+                ),
                 status=status,
                 css_class=css_class(status),
             )
@@ -150,6 +162,7 @@ def _access(evidence: Evidence, result: EvaluationResult, limits: RowLimits) -> 
             principal_type=text(record["principal_type"]),
             principal=text(record["principal_name"]) or text(record["principal_id"]),
             effective_permission=text(record["effective_permission"]) or "unknown",
+            granted_at=text(record["granted_at"]),
             explicit_grant=text(record["explicit_grant"]),
         )
         for record in head(listing, limits.access_listing).to_dict("records")
