@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,6 +45,13 @@ SINGLE = """query One($name: String!) {
     branchRestrictions { kind pattern value }
     pullRequests { prId mergedOn participants { approved } builds { state } }
     controls { controlId status }
+  }
+}"""
+# The flooding identity's expensive query: a period evaluation (every observation of the period
+# evaluated) per distinct period, so nothing it asks is ever cached.
+FLOOD = """query Flood($name: String!, $since: DateTime!, $until: DateTime!) {
+  repository(fullName: $name) {
+    controlsOverPeriod(since: $since, until: $until) { controlId status }
   }
 }"""
 WIDE = """query All($workspace: String!) {
@@ -249,6 +256,80 @@ def _run_clients(
     return latencies, time.perf_counter() - started, failures
 
 
+def _flooded(
+    url: str,
+    victim: str,
+    flooder: str,
+    body_of,
+    flood_of,
+    victims: int,
+    flooders: int,
+    time_cap: float,
+) -> tuple[list[float], dict[str, int]]:
+    """One identity (``victim``) asks ``victims`` single-repository questions one after another
+    while another (``flooder``) keeps ``flooders`` expensive queries in flight. Only the victim's
+    requests made while the flood was verifiably in progress (a flood request sent and not yet
+    answered) count. Returns the victim's latencies (ms) and the flooder's answers by status."""
+    statuses: dict[str, int] = {}
+    in_flight = 0
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def flood(index: int) -> None:
+        nonlocal in_flight
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {flooder}"}
+        rng = random.Random(1000 + index)
+        while not stop.is_set():
+            with lock:
+                in_flight += 1
+            try:
+                response = session.post(url, json=flood_of(rng), headers=headers, timeout=120)
+                status = str(response.status_code)
+                if status == "200" and response.json().get("errors"):
+                    codes = {
+                        (e.get("extensions") or {}).get("limit")
+                        or (e.get("extensions") or {}).get("code")
+                        for e in response.json()["errors"]
+                    }
+                    status = "200 with " + ",".join(sorted(str(c) for c in codes))
+                if response.status_code == 429:
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+            except requests.RequestException as error:
+                status = type(error).__name__
+            finally:
+                with lock:
+                    in_flight -= 1
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+
+    threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(flooders)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)  # let the flood reach the service before measuring
+    latencies: list[float] = []
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {victim}"}
+    rng = random.Random(7)
+    stop_at = time.perf_counter() + time_cap
+    try:
+        while len(latencies) < victims and time.perf_counter() < stop_at:
+            with lock:
+                flooding = in_flight > 0
+            started = time.perf_counter()
+            response = session.post(url, json=body_of(rng), headers=headers, timeout=120)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                print(f"victim failure: {response.status_code} {response.text[:200]}")
+            if flooding:
+                latencies.append(elapsed)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=130)
+    return latencies, statuses
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -273,6 +354,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--single", type=int, default=2000, help="single-repository requests")
     parser.add_argument("--wide", type=int, default=100, help="workspace-wide requests")
+    parser.add_argument("--victim", type=int, default=200, help="victim requests under flood")
+    parser.add_argument("--flood", type=int, default=8, help="flooding requests in flight")
     parser.add_argument("--time-cap", type=float, default=120.0, help="seconds per phase, at most")
     parser.add_argument("--serve-only", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -337,6 +420,35 @@ def main() -> None:
         _report(
             f"workspace-wide query ({returned} repositories), {args.clients} clients",
             *_run_clients(endpoint, tokens, wide, args.wide, args.time_cap),
+        )
+        single_client = _run_clients(endpoint, tokens[:1], wide, 20, args.time_cap)
+        _report(f"workspace-wide query ({returned} repositories), 1 client", *single_client)
+
+        def flood(rng: random.Random) -> dict:
+            since = OBSERVED_AT - timedelta(days=rng.randint(1, 100_000), seconds=rng.random())
+            variables = {
+                "name": rng.choice(names),
+                "since": since.isoformat(),
+                "until": (OBSERVED_AT + timedelta(days=1)).isoformat(),
+            }
+            return {"query": FLOOD, "variables": variables}
+
+        victim_latencies, flood_statuses = _flooded(
+            endpoint,
+            issuer.token("victim"),
+            issuer.token("flooder"),
+            single,
+            flood,
+            args.victim,
+            args.flood,
+            args.time_cap,
+        )
+        print(
+            f"single-repository query of one identity while another keeps {args.flood} "
+            f"controlsOverPeriod queries (distinct periods) in flight: {len(victim_latencies)} "
+            f"requests, p50 {statistics.median(victim_latencies):.0f} ms, "
+            f"p95 {_percentile(victim_latencies, 0.95):.0f} ms (target < 200 ms), "
+            f"max {max(victim_latencies):.0f} ms; the flooder's answers: {flood_statuses}"
         )
     finally:
         output, _ = service.communicate("stop\n", timeout=60)

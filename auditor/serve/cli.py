@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -11,18 +10,11 @@ import click
 
 from auditor.errors import ConfigError, RunFailed
 from auditor.logsetup import configure_logging
+from auditor.serve.auth import is_loopback
 from auditor.store.store import DEFAULT_STORE
 
-_LOOPBACK_NAMES = {"localhost"}
+__all__ = ["is_loopback", "serve"]
 
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command()
@@ -37,6 +29,17 @@ def is_loopback(host: str) -> bool:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--oidc-issuer", help="OIDC issuer URL; its discovery document names the JWKS.")
 @click.option("--oidc-audience", help="The audience tokens must carry (aud).")
+@click.option(
+    "--oidc-jwks-uri",
+    help="The issuer's JWKS URL, when it is not on the issuer's host (Google's is not); "
+    "otherwise the discovery document's, which must be.",
+)
+@click.option(
+    "--oidc-access-token-rule",
+    metavar="at+jwt|CLAIM|CLAIM=VALUE",
+    help="Refuse ID tokens: what only your provider's access tokens carry (docs/SERVE.md: Okta "
+    "scp, Entra ID azpacr, Keycloak typ=Bearer, Cognito token_use=access, RFC 9068 at+jwt).",
+)
 @click.option(
     "--policy",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -63,6 +66,8 @@ def serve(
     port: int,
     oidc_issuer: str | None,
     oidc_audience: str | None,
+    oidc_jwks_uri: str | None,
+    oidc_access_token_rule: str | None,
     policy: Path | None,
     controls: Path | None,
     graphiql: bool,
@@ -79,7 +84,7 @@ def serve(
 
     from auditor.controls.catalog import load_catalog
     from auditor.serve.app import ServeSettings, create_app
-    from auditor.serve.auth import DiscoveryFailed, oidc_verifier
+    from auditor.serve.auth import AccessTokenRule, DiscoveryFailed, oidc_verifier
     from auditor.serve.evidence import EvidenceReader
     from auditor.serve.limits import Limits
     from auditor.serve.policy import Policy, load_policy
@@ -102,7 +107,13 @@ def serve(
         if policy is None:
             raise ConfigError("--oidc-issuer needs --policy: without one nobody may read anything")
         try:
-            verifier = oidc_verifier(oidc_issuer, oidc_audience)
+            rule = AccessTokenRule(oidc_access_token_rule) if oidc_access_token_rule else None
+        except ValueError as error:
+            raise ConfigError(f"--oidc-access-token-rule: {error}") from None
+        try:
+            verifier = oidc_verifier(
+                oidc_issuer, oidc_audience, jwks_uri=oidc_jwks_uri, access_token_rule=rule
+            )
         except DiscoveryFailed as error:
             raise RunFailed(f"OIDC issuer {oidc_issuer}: {error}") from None
     access = load_policy(policy) if policy is not None else Policy()

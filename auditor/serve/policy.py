@@ -14,6 +14,8 @@ Example::
         repositories: ["acme/payments-*"] # full names (globs)
 
 A claim path is dotted (``realm_access.roles``); a list claim matches when any element matches.
+A grant whose conditions name ``email`` matches only a token whose ``email_verified`` is true: an
+address a user typed into their profile proves nothing.
 A grant without ``projects`` and ``repositories`` covers its workspaces whole (members included);
 with them, a repository is covered when its project or its full name matches. Dataset classes
 (``DATASET_CLASSES``) say which evidence a grant opens, by default ``configuration`` and
@@ -42,6 +44,7 @@ DATASET_CLASSES: Mapping[str, tuple[str, ...]] = {
         "webhooks",
         "pipelines",
         "branch_head_statuses",
+        "access_tokens",
     ),
     "changes": ("pull_requests", "pr_participants", "build_statuses"),  # names people
     "controls": (),  # control results per repository
@@ -67,6 +70,8 @@ class Grant(_Strict):
     datasets: list[DatasetClass] = Field(default_factory=lambda: list(DEFAULT_DATASETS))
 
     def matches(self, claims: Mapping[str, Any]) -> bool:
+        if "email" in self.when and claims.get("email_verified") not in (True, "true"):
+            return False  # Cognito sends the string "true"
         return all(_claim_matches(claims, path, glob) for path, glob in self.when.items())
 
     @property

@@ -12,11 +12,13 @@ There is no mutation type: the service is read-only by construction.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 import graphene
+from graphql import DocumentNode, ExecutionResult, GraphQLSchema, execute
 
 from auditor.evidence import BOOL, INT, STR, TABLES, TIME
 from auditor.serve.evidence import (
@@ -431,3 +433,29 @@ class Query(graphene.ObjectType):
 def build_serve_schema() -> graphene.Schema:
     """The schema ``auditor serve`` answers with (no mutations, no subscriptions)."""
     return graphene.Schema(query=Query, auto_camelcase=True)
+
+
+@functools.cache
+def served_schema() -> GraphQLSchema:
+    return build_serve_schema().graphql_schema
+
+
+class QueryContext:
+    def __init__(self, evidence: ScopedEvidence) -> None:
+        self.evidence = evidence
+
+
+def execute_served(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    scoped: ScopedEvidence,
+    variables: dict[str, Any],
+    operation: str | None,
+) -> ExecutionResult:
+    return execute(  # type: ignore[return-value]  # synchronous resolvers only
+        schema,
+        document,
+        context_value=QueryContext(scoped),
+        variable_values=variables,
+        operation_name=operation,
+    )

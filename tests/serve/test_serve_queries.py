@@ -201,7 +201,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(serve, issuer):
         headers={"Authorization": f"Bearer {issuer.token()}"},
         timeout=30,
     )
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert "over the limit of 65536 bytes" in response.text
 
 

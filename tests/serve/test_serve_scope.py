@@ -114,7 +114,7 @@ def test_access_evidence_needs_its_own_grant(serve, issuer):
 
 
 def test_an_access_grant_on_some_repositories_opens_their_permissions_only(serve, issuer):
-    token = issuer.token(sub="web", groups=[], email="lead@web.example.com")
+    token = issuer.token(sub="web", groups=[], email="lead@web.example.com", email_verified=True)
     answer = serve().query(
         """{ workspaces { repositories { fullName effectivePermissions { permission }
                                          pullRequests { prId } } members { displayName } } }""",
