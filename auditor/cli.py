@@ -156,8 +156,19 @@ def _doctor_workspaces(
 
 
 @main.command()
-def schema() -> None:
+@click.option(
+    "--served",
+    is_flag=True,
+    help="The schema `auditor serve` and `auditor mcp` answer: this one, resolved from a stored "
+    "observation, and the evidence store's additions after it.",
+)
+def schema(served: bool) -> None:
     """Print the GraphQL schema (SDL) that the stored and ad-hoc queries run against."""
+    if served:
+        from auditor.serve.schema import served_sdl
+
+        click.echo(served_sdl(), nl=False)
+        return
     from auditor.schema import schema_sdl
 
     click.echo(schema_sdl(), nl=False)

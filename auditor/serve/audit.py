@@ -105,10 +105,21 @@ class AuditTrail:
             }
         )
         status: list[int] = []
+        written: list[bool] = []
+
+        def write() -> None:
+            if written:
+                return
+            written.append(True)
+            record["status"] = status[-1] if status else CLIENT_CLOSED
+            record["duration_ms"] = round((self.monotonic() - started) * 1000, 1)
+            audit_log.info(json.dumps(record, sort_keys=True, default=str))
 
         async def watched_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                write()  # before the caller has the answer: the trail is never behind
             await send(message)
 
         try:
@@ -131,9 +142,7 @@ class AuditTrail:
             else:
                 status.append(500)
         finally:
-            record["status"] = status[-1] if status else CLIENT_CLOSED
-            record["duration_ms"] = round((self.monotonic() - started) * 1000, 1)
-            audit_log.info(json.dumps(record, sort_keys=True, default=str))
+            write()
 
 
 async def _internal_error(send: Callable) -> None:

@@ -16,7 +16,6 @@ from auditor.store.store import DEFAULT_STORE
 __all__ = ["is_loopback", "serve"]
 
 
-
 @click.command()
 @click.option(
     "--store",

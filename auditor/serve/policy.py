@@ -116,6 +116,21 @@ class Scope:
     unrestricted: bool = False  # --insecure-no-auth on loopback only
 
     @property
+    def signature(self) -> tuple[Any, ...]:
+        """Identifies the grants (fixed for the process): a key for what this scope reads."""
+        return ("*",) if self.unrestricted else tuple(id(grant) for grant in self.grants)
+
+    def project_named(self, workspace: str, project: str | None) -> bool:
+        """A grant names the project (its key matches a grant's ``projects``)."""
+        return self.unrestricted or (
+            project is not None
+            and any(
+                g.covers_workspace(workspace) and any(fnmatchcase(project, p) for p in g.projects)
+                for g in self.grants
+            )
+        )
+
+    @property
     def grant_names(self) -> list[str]:
         return ["*"] if self.unrestricted else [grant.name for grant in self.grants]
 

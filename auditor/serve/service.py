@@ -189,9 +189,7 @@ class QueryService:
             scoped = ScopedEvidence(self.settings.reader, caller.scope, deadline)
             try:
                 deadline.check()
-                result = execute_served(
-                    self.schema, document, scoped, request.variables, operation
-                )
+                result = execute_served(self.schema, document, scoped, request.variables, operation)
             except LimitExceeded as error:
                 result = ExecutionResult(None, [error])
         response = result.formatted

@@ -455,6 +455,20 @@ class EvidenceStore:
                 found.append(self._observation(connection, row, cache))
         return found
 
+    def observation_with_results(
+        self, reference: str
+    ) -> tuple[Observation, dict[tuple[str, str], dict[str, Any]]]:
+        """One observation and its raw query results (``(query, workspace)`` -> the formatted
+        result), read once: ``auditor serve`` answers the stored queries' schema from them.
+        The results are the caller's to change (the evidence is built before they are
+        returned)."""
+        cache: dict[str, Any] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            row = self._find(connection, reference, None)
+            observation = self._observation(connection, row, cache)
+            results, _ = self._results(connection, row, cache)
+        return observation, results
+
     def evidence_files(self, observation_id: str) -> dict[str, Any]:
         """An observation's raw results in the run folder's ``evidence/<query>.json`` form."""
         with _database_errors(self), self.engine.connect() as connection:

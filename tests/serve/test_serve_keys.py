@@ -67,10 +67,10 @@ def test_max_age_has_a_floor_and_a_ceiling(issuer):
     keys = KeySet(f"{issuer.url}/jwks", clock=lambda: clock[0], min_age=30, max_age=3600)
     keys.load()
     fetched = issuer.jwks_fetches
-    clock[0] += 29
+    clock[0] += 20  # within the floor, before the refresh ahead of it (at 80 %)
     keys.key("rsa-1")
     assert issuer.jwks_fetches == fetched  # max-age=0 would fetch on every token
-    clock[0] += 2
+    clock[0] += 11  # past the floor: expired, so this token waits for the fetch
     keys.key("rsa-1")
     assert issuer.jwks_fetches == fetched + 1
 
