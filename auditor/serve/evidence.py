@@ -16,6 +16,7 @@ field, alias or fragment can reach past it.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -24,24 +25,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 from graphql import GraphQLError
 
 from auditor.controls.catalog import Catalog
 from auditor.controls.engine import evaluate
-from auditor.controls.period import evaluate_period
-from auditor.controls.results import EvaluationResult
 from auditor.evidence import TABLES, Observation
 from auditor.period import Period
 from auditor.queries import STORED_QUERY_NAMES
 from auditor.redaction import redact
+from auditor.serve.evaluation import EvaluationFailed, Evaluations
+from auditor.serve.findings import CLASS_OF_DATASET, ControlFindings
 from auditor.serve.limits import Deadline
 from auditor.serve.policy import DATASET_CLASSES, Scope
 from auditor.store import EvidenceStore, ObservationEntry
 
-CLASS_OF_DATASET = {
-    dataset: name for name, datasets in DATASET_CLASSES.items() for dataset in datasets
-}
 OUTSIDE_SCOPE = "outside your scope"
 
 
@@ -137,8 +134,6 @@ class ObservationIndex:
     _views: dict[tuple[str, frozenset[str]], dict[str, Any]] = field(
         default_factory=dict, repr=False
     )
-    _controls: ControlFindings | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(
@@ -216,54 +211,10 @@ class ObservationIndex:
                 )
         return view
 
-    def control_findings(self, catalog: Catalog) -> ControlFindings:
-        """The findings of this observation (evaluated once, then cached)."""
-        with self._lock:
-            if self._controls is None:
-                info = self.observation.evidence.info
-                period = Period(info.period_label, info.period_since, info.period_until)
-                self._controls = ControlFindings.of(
-                    evaluate(
-                        self.observation.evidence,
-                        catalog,
-                        evaluated_on=self.observation.observed_at.date(),
-                        period=period,
-                    )
-                )
-            return self._controls
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    if frame.empty:
-        return []
-    plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict("records")
-
-
-@dataclass(frozen=True)
-class ControlFindings:
-    """An evaluation's findings by repository, and the dataset classes each control reads."""
-
-    by_repository: dict[str, list[dict[str, Any]]]
-    classes: dict[str, frozenset[str]]
-
-    @classmethod
-    def of(cls, result: EvaluationResult) -> ControlFindings:
-        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for record in _records(result.findings):
-            if record["repository"]:
-                grouped[record["repository"]].append(record)
-        classes = {
-            outcome.id: frozenset(
-                CLASS_OF_DATASET[d] for d in outcome.datasets if d in CLASS_OF_DATASET
-            )
-            for outcome in result.controls
-        }
-        return cls(dict(grouped), classes)
-
 
 class EvidenceReader:
-    """Finds observations in the store and keeps the recently used ones indexed."""
+    """Finds observations in the store, keeps the recently used ones indexed, and has their
+    controls evaluated (``Evaluations``: child processes, cached, bounded by deadlines)."""
 
     def __init__(
         self,
@@ -272,6 +223,7 @@ class EvidenceReader:
         *,
         cache_size: int = 4,
         entries_ttl: float = 30.0,
+        evaluations: Evaluations | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -279,10 +231,11 @@ class EvidenceReader:
         self.cache_size = cache_size
         self.entries_ttl = entries_ttl
         self.monotonic = monotonic
+        self.evaluations = evaluations or Evaluations(
+            store.url.render_as_string(hide_password=False), catalog, monotonic=monotonic
+        )
         self._indexes: OrderedDict[str, ObservationIndex] = OrderedDict()
         self._building: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._periods: OrderedDict[tuple[Any, ...], ControlFindings] = OrderedDict()
-        self._period_lock = threading.Lock()
         self._entries: list[ObservationEntry] = []
         self._entries_at: float | None = None
         self._lock = threading.Lock()
@@ -309,54 +262,64 @@ class EvidenceReader:
         return sorted({entry.workspace for entry in self.entries()})
 
     def warm(self) -> None:
-        """Index each workspace's latest observation and evaluate its controls now, so the first
-        callers do not pay for it (seconds for 1,000 repositories)."""
+        """Index each workspace's latest observation and evaluate its controls now, in this
+        process, so the first callers do not pay for it (seconds for 1,000 repositories); start
+        an evaluation process for the rest."""
         for workspace in self.workspaces():
             entry = self.latest(workspace, None)
-            if entry is not None:
-                self.index(entry.observation_id).control_findings(self.catalog)
+            if entry is None:
+                continue
+            index = self.index(entry.observation_id, Deadline(float("inf")))
+            info = index.observation.evidence.info
+            findings = ControlFindings.of(
+                evaluate(
+                    index.observation.evidence,
+                    self.catalog,
+                    evaluated_on=index.observation.observed_at.date(),
+                    period=Period(info.period_label, info.period_since, info.period_until),
+                )
+            )
+            size = len(pickle.dumps(findings, protocol=pickle.HIGHEST_PROTOCOL))
+            self.evaluations.keep(((entry.observation_id,), None), findings, size)
+        self.evaluations.start()
 
-    def period_findings(self, workspace: str, since: datetime, until: datetime) -> ControlFindings:
+    def control_findings(self, index: ObservationIndex, deadline: Deadline) -> ControlFindings:
+        """The findings of one observation."""
+        try:
+            return self.evaluations.observation(index.observation_id, deadline)
+        except EvaluationFailed as error:
+            raise NotAssessed(f"the controls of {index.observation_id}: {error}") from None
+
+    def period_findings(
+        self, workspace: str, since: datetime, until: datetime, deadline: Deadline
+    ) -> ControlFindings:
         """The period evaluation of ``workspace`` over [since, until): every observation in it,
-        through ``evaluate_period``, the same code as a period report (cached; one at a time,
-        since it loads every observation of the period)."""
+        through ``evaluate_period``, the same code as a period report."""
         chosen = tuple(
             entry.observation_id
             for entry in self.entries()
             if entry.workspace == workspace and since <= entry.observed_at < until
         )
-        key = (workspace, since, until, chosen)
-        with self._period_lock:
-            if key in self._periods:
-                self._periods.move_to_end(key)
-                return self._periods[key]
-            if not chosen:
-                raise NotAssessed(
-                    f"no observation of {workspace} between {since:%Y-%m-%d %H:%M} and "
-                    f"{until:%Y-%m-%d %H:%M}: the period cannot be evaluated"
-                )
-            period = Period(f"{since:%Y-%m-%d}_{until:%Y-%m-%d}", since, until)
-            observations = self.store.observations_by_reference(list(chosen))
-            findings = ControlFindings.of(
-                evaluate_period(
-                    observations,
-                    self.catalog,
-                    period=period,
-                    evaluated_on=(until - timedelta(microseconds=1)).date(),
-                )
+        if not chosen:
+            raise NotAssessed(
+                f"no observation of {workspace} between {since:%Y-%m-%d %H:%M} and "
+                f"{until:%Y-%m-%d %H:%M}: the period cannot be evaluated"
             )
-            self._periods[key] = findings
-            while len(self._periods) > self.cache_size:
-                self._periods.popitem(last=False)
-            return findings
+        try:
+            return self.evaluations.period(chosen, since, until, deadline)
+        except EvaluationFailed as error:
+            raise NotAssessed(f"the period evaluation of {workspace}: {error}") from None
 
-    def index(self, observation_id: str) -> ObservationIndex:
+    def index(self, observation_id: str, deadline: Deadline) -> ObservationIndex:
         with self._lock:
             if observation_id in self._indexes:
                 self._indexes.move_to_end(observation_id)
                 return self._indexes[observation_id]
             building = self._building[observation_id]
-        with building:  # one thread builds it; the others wait for that one
+        # One thread builds it; the others wait for that one, within their deadlines.
+        if not building.acquire(timeout=deadline.remaining()):
+            raise deadline.exceeded()
+        try:
             with self._lock:
                 if observation_id in self._indexes:
                     return self._indexes[observation_id]
@@ -367,6 +330,11 @@ class EvidenceReader:
                     self._indexes.popitem(last=False)
                 self._building.pop(observation_id, None)
             return index
+        finally:
+            building.release()
+
+    def close(self) -> None:
+        self.evaluations.close()
 
 
 def as_of_moment(value: datetime | date | None) -> datetime | None:
@@ -409,7 +377,7 @@ class ScopedEvidence:
         entry = self.reader.latest(workspace, self.as_of)
         if entry is None:
             return None
-        return self.reader.index(entry.observation_id)
+        return self.reader.index(entry.observation_id, self.deadline)
 
     def workspace(self, index: ObservationIndex) -> dict[str, Any]:
         return index.workspace_view(self.scope)
@@ -492,9 +460,9 @@ class ScopedEvidence:
         if not self.scope.dataset_readable("controls", index.workspace, project, full_name):
             raise OutsideScope(f"control results of {full_name!r}")
         if period is None:
-            findings = index.control_findings(self.reader.catalog)
+            findings = self.reader.control_findings(index, self.deadline)
         else:
-            findings = self.reader.period_findings(index.workspace, *period)
+            findings = self.reader.period_findings(index.workspace, *period, self.deadline)
         readable = {
             name
             for name in DATASET_CLASSES

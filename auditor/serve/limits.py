@@ -183,8 +183,8 @@ class Deadline:
         self.expires = clock() + seconds
 
     def remaining(self) -> float:
-        """Seconds left (never negative)."""
-        return max(0.0, self.expires - self.clock())
+        """Seconds left (never negative; at most a day, so any wait primitive takes it)."""
+        return min(86_400.0, max(0.0, self.expires - self.clock()))
 
     def exceeded(self) -> LimitExceeded:
         return LimitExceeded(f"query exceeded the time limit of {self.seconds:g} s", "time_limit")

@@ -288,7 +288,9 @@ def demo_reader(demo_store) -> Iterator[EvidenceReader]:
     """One reader of the demo store for every service: its indexes and control results are
     built once (the reader is read-only and shared by threads, as in the service)."""
     store = open_store(demo_store)
-    yield EvidenceReader(store, load_catalog(None))
+    reader = EvidenceReader(store, load_catalog(None))
+    yield reader
+    reader.close()
     store.close()
 
 
@@ -339,10 +341,9 @@ def _settings(
         keys.load()
         verifier = TokenVerifier(issuer.url, AUDIENCE, keys, now=lambda: NOW, leeway=60)
     return ServeSettings(
-        reader=demo_reader,
         verifier=verifier,
         policy=policy or load_policy(policy_file),
-        **{"limits": Limits(), **options},
+        **{"limits": Limits(), "reader": demo_reader, **options},
     )
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from conftest import AUDIENCE, NOW
 
 from auditor.serve.auth import (
     AccessTokenRule,
@@ -17,8 +18,6 @@ from auditor.serve.auth import (
     discover,
     max_age_of,
 )
-
-from conftest import AUDIENCE, NOW
 
 QUERY = "{ workspaces { slug } }"
 
