@@ -18,24 +18,20 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from auditor.serve.audit import CLIENT_CLOSED, AuditTrail, caller_text, record_of, refuse
 from auditor.serve.fairness import TooMany
 from auditor.serve.limits import Deadline
 from auditor.serve.request import BadRequest, parse_request
-from auditor.serve.service import (
-    Caller,
-    QueryService,
-    ServeSettings,
-    Unauthorized,
-    json_bytes,
-)
+from auditor.serve.schema import json_chunks
+from auditor.serve.service import Caller, QueryService, ServeSettings, Unauthorized
 
 __all__ = ["MAX_BODY_BYTES", "Caller", "ServeSettings", "create_app"]
 
 MAX_BODY_BYTES = 64 * 1024
+CHUNK_BYTES = 64 * 1024
 # A static page (no data from Bitbucket or the caller), shipped beside this module.
 GRAPHIQL_PAGE = (files("auditor.serve") / "graphiql.html").read_text(encoding="utf-8")
 
@@ -85,7 +81,7 @@ def create_app(settings: ServeSettings, service: QueryService | None = None) -> 
                 f"too many requests: {over.reason}",
                 headers={"Retry-After": str(over.retry_after)},
             )
-        return Response(json_bytes(answer), media_type="application/json")
+        return StreamingResponse(_chunks(answer), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -103,6 +99,21 @@ def create_app(settings: ServeSettings, service: QueryService | None = None) -> 
     app.state.settings = settings
     app.state.service = service
     return AuditTrail(app, now=settings.now, monotonic=settings.monotonic)
+
+
+async def _chunks(answer: dict[str, Any]) -> Any:
+    """The answer's JSON in pieces of about ``CHUNK_BYTES``: a workspace-wide answer is sent as
+    it is written, precomputed repositories as they are."""
+    pending: list[bytes] = []
+    size = 0
+    for piece in json_chunks(answer):
+        pending.append(piece)
+        size += len(piece)
+        if size >= CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _client(request: Request) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
@@ -102,6 +103,7 @@ class AuditTrail:
                 "client": caller_text(client[0]) if client else None,
                 "method": caller_text(scope.get("method"), 16),
                 "path": caller_text(scope.get("path")),
+                "process": os.getpid(),  # which worker (--workers)
             }
         )
         status: list[int] = []

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,88 +62,190 @@ __all__ = ["is_loopback", "serve"]
 )
 @click.option("--max-depth", default=15, show_default=True, help="Query depth limit.")
 @click.option("--max-cost", default=2_000_000, show_default=True, help="Estimated cost limit.")
-@click.option("--time-limit", default=10.0, show_default=True, help="Seconds per query.")
-def serve(
-    store_url: str,
-    host: str,
-    port: int,
-    oidc_issuer: str | None,
-    oidc_audience: str | None,
-    oidc_jwks_uri: str | None,
-    oidc_access_token_rule: str | None,
-    policy: Path | None,
-    controls: Path | None,
-    graphiql: bool,
-    no_introspection: bool,
-    insecure_no_auth: bool,
-    max_depth: int,
-    max_cost: int,
-    time_limit: float,
-) -> None:
+@click.option(
+    "--time-limit",
+    default=10.0,
+    show_default=True,
+    help="Seconds per query, from its arrival: waiting for a worker, for an evaluation, working.",
+)
+@click.option(
+    "--identity-concurrency",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests one identity may have in flight (more: 429).",
+)
+@click.option(
+    "--identity-rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Requests per second one identity may start, sustained (bursts of twice that; more: "
+    "429 with Retry-After).",
+)
+@click.option(
+    "--evaluation-cache-mb",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Memory for cached control evaluations (per observation and period).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes; they share nothing but the store (each its own keys, limits, "
+    "indexes and caches).",
+)
+def serve(**options: Any) -> None:
     """Serve the evidence store as read-only GraphQL (POST /graphql) to callers holding an OIDC
-    bearer token; the policy decides what each caller may read. One JSON audit line per query
+    bearer token; the policy decides what each caller may read. One JSON audit line per request
     goes to stdout."""
     import uvicorn
 
-    from auditor.controls.catalog import load_catalog
-    from auditor.serve.app import ServeSettings, create_app
-    from auditor.serve.auth import AccessTokenRule, DiscoveryFailed, oidc_verifier
-    from auditor.serve.evidence import EvidenceReader
-    from auditor.serve.limits import Limits
-    from auditor.serve.policy import Policy, load_policy
-    from auditor.store import open_store
-
     configure_logging()
-    if oidc_issuer is None and not insecure_no_auth:
+    check_options(options)
+    host, port, workers = options["host"], options["port"], options["workers"]
+    if workers == 1:
+        app, close = build_app(options)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            close()
+        return
+    # Each worker process builds its own application from the options (uvicorn imports the
+    # factory in every worker); only the store is shared.
+    os.environ[_OPTIONS_VARIABLE] = json.dumps(options, default=str)
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+_OPTIONS_VARIABLE = "AUDITOR_SERVE_OPTIONS"
+
+
+def worker_app() -> Any:
+    """The application of one worker process (``--workers``), from the command's options."""
+    configure_logging()
+    options = json.loads(os.environ[_OPTIONS_VARIABLE])
+    for name in ("policy", "controls"):
+        if options.get(name):
+            options[name] = Path(options[name])
+    app, _ = build_app(options)
+    return app
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Refuse option combinations that would serve insecurely or not at all."""
+    if options["oidc_issuer"] is None and not options["insecure_no_auth"]:
         raise ConfigError(
             "auditor serve needs --oidc-issuer and --oidc-audience (or --insecure-no-auth on a "
             "loopback address, for development)"
         )
-    if insecure_no_auth and oidc_issuer is not None:
+    if options["insecure_no_auth"] and options["oidc_issuer"] is not None:
         raise ConfigError("--insecure-no-auth and --oidc-issuer exclude each other")
-    if insecure_no_auth and not is_loopback(host):
-        raise ConfigError(f"--insecure-no-auth is refused on {host}: only on a loopback address")
-    verifier = None
-    if oidc_issuer is not None:
-        if not oidc_audience:
+    if options["insecure_no_auth"] and not is_loopback(options["host"]):
+        raise ConfigError(
+            f"--insecure-no-auth is refused on {options['host']}: only on a loopback address"
+        )
+    if options["oidc_issuer"] is not None:
+        if not options["oidc_audience"]:
             raise ConfigError("--oidc-issuer needs --oidc-audience")
-        if policy is None:
+        if options["policy"] is None:
             raise ConfigError("--oidc-issuer needs --policy: without one nobody may read anything")
-        try:
-            rule = AccessTokenRule(oidc_access_token_rule) if oidc_access_token_rule else None
-        except ValueError as error:
-            raise ConfigError(f"--oidc-access-token-rule: {error}") from None
-        try:
-            verifier = oidc_verifier(
-                oidc_issuer, oidc_audience, jwks_uri=oidc_jwks_uri, access_token_rule=rule
-            )
-        except DiscoveryFailed as error:
-            raise RunFailed(f"OIDC issuer {oidc_issuer}: {error}") from None
-    access = load_policy(policy) if policy is not None else Policy()
-    catalog = load_catalog(controls)
-    store = open_store(store_url)
-    reader = EvidenceReader(store, catalog)
+
+
+def verifier_from(options: dict[str, Any]) -> Any:
+    """The token verifier the options name (None with --insecure-no-auth)."""
+    from auditor.serve.auth import AccessTokenRule, DiscoveryFailed, oidc_verifier
+
+    if options["oidc_issuer"] is None:
+        return None
+    rule_text = options.get("oidc_access_token_rule")
+    try:
+        rule = AccessTokenRule(rule_text) if rule_text else None
+    except ValueError as error:
+        raise ConfigError(f"--oidc-access-token-rule: {error}") from None
+    try:
+        return oidc_verifier(
+            options["oidc_issuer"],
+            options["oidc_audience"],
+            jwks_uri=options.get("oidc_jwks_uri"),
+            access_token_rule=rule,
+        )
+    except DiscoveryFailed as error:
+        raise RunFailed(f"OIDC issuer {options['oidc_issuer']}: {error}") from None
+
+
+def settings_from(options: dict[str, Any]) -> tuple[Any, Callable[[], None]]:
+    """The service's settings (store opened, indexes warm) and how to close what it opened."""
+    from auditor.controls.catalog import load_catalog
+    from auditor.serve.evaluation import Evaluations
+    from auditor.serve.evidence import EvidenceReader
+    from auditor.serve.fairness import FairnessLimits
+    from auditor.serve.limits import Limits
+    from auditor.serve.policy import Policy, load_policy
+    from auditor.serve.service import ServeSettings
+    from auditor.store import open_store
+
+    verifier = verifier_from(options)
+    access = load_policy(options["policy"]) if options["policy"] is not None else Policy()
+    catalog = load_catalog(options["controls"])
+    store = open_store(options["store_url"])
+    evaluations = Evaluations(
+        store.url.render_as_string(hide_password=False),
+        catalog,
+        cache_bytes=options["evaluation_cache_mb"] << 20,
+    )
+    reader = EvidenceReader(store, catalog, evaluations=evaluations)
     reader.warm()
     settings = ServeSettings(
         reader=reader,
         verifier=verifier,
         policy=access,
-        limits=Limits(max_depth=max_depth, max_cost=max_cost, seconds=time_limit),
-        introspection=not no_introspection,
-        graphiql=graphiql,
+        limits=Limits(
+            max_depth=options["max_depth"],
+            max_cost=options["max_cost"],
+            seconds=options["time_limit"],
+        ),
+        fairness=FairnessLimits(
+            concurrent=options["identity_concurrency"],
+            rate=options["identity_rate"],
+            burst=max(1, round(2 * options["identity_rate"])),
+        ),
+        introspection=not options["no_introspection"],
+        graphiql=options["graphiql"],
     )
-    _audit_to_stdout()
-    try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
-    finally:
+
+    def close() -> None:
+        reader.close()
         store.close()
 
+    return settings, close
 
-def _audit_to_stdout() -> None:
+
+def build_app(options: dict[str, Any]) -> tuple[Any, Callable[[], None]]:
+    from auditor.serve.app import create_app
+
+    settings, close = settings_from(options)
+    audit_to_stdout()
+    return create_app(settings), close
+
+
+def audit_to_stdout() -> None:
     """The audit trail: bare JSON lines on stdout, apart from the diagnostic log on stderr."""
     audit = logging.getLogger("auditor.serve.audit")
+    if any(getattr(h, "_auditor_stdout", False) for h in audit.handlers):
+        return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._auditor_stdout = True  # type: ignore[attr-defined]
     audit.addHandler(handler)
     audit.setLevel(logging.INFO)
     audit.propagate = False

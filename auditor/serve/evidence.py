@@ -192,7 +192,7 @@ class ObservationIndex:
         view = self._views.get(key)
         if view is None:
             stored = self.repositories[full_name]
-            view = {**stored, "_index": self, "_full_name": full_name}
+            view = {**stored, "_index": self, "_full_name": full_name, "_precomputed": {}}
             for name, classes in REPOSITORY_FIELD_CLASSES.items():
                 if not classes <= readable:
                     missing = ", ".join(sorted(classes - readable))

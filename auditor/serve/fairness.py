@@ -26,8 +26,8 @@ class FairnessLimits:
     """What one identity may have of the service."""
 
     concurrent: int = 2  # requests in flight
-    rate: float = 10.0  # requests per second, sustained
-    burst: int = 20  # requests at once after a quiet spell
+    rate: float = 20.0  # requests per second, sustained
+    burst: int = 40  # requests at once after a quiet spell
 
 
 class TooMany(Exception):

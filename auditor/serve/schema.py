@@ -23,7 +23,8 @@ There is no mutation type: the service is read-only by construction.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -145,15 +146,74 @@ def served_sdl() -> str:
     return f"{schema_sdl()}\n{ADDITIONS_BANNER}\n{STORE_ADDITIONS}"
 
 
+class Encoded(dict):
+    """A repository's completed answer to one selection, with its JSON already written: what a
+    stored repository answers to a selection never changes, so it is computed once per
+    observation, scope and selection (``ServedExecution``) and written out as it is."""
+
+    __slots__ = ("json", "objects")
+
+
+# Fields whose answer changes while the observation does not (a collector adds observations).
+_NOT_PRECOMPUTED = {"controlsOverPeriod"}
+_PRECOMPUTED_PER_REPOSITORY = 16  # selections kept per repository view
+
+
 class ServedExecution(FastPathContext):
-    """The fast path over stored objects (its own plans: the collection schema's differ)."""
+    """The fast path over stored objects (its own plans: the collection schema's differ), and
+    each repository's answer to a selection precomputed: a workspace-wide query over 1,000
+    repositories is then 1,000 lookups and a join of their JSON."""
 
     _plans: dict = {}  # noqa: RUF012 (one served schema per process, as the parent's)
 
+    def execute_fields(
+        self, parent_type: GraphQLObjectType, source_value: Any, path: Any, fields: Any
+    ) -> Any:
+        if parent_type.name != "Repository" or type(source_value) is not dict:
+            return super().execute_fields(parent_type, source_value, path, fields)
+        precomputed = source_value.get("_precomputed")
+        key = self._selection(fields)
+        if precomputed is None or key is None:
+            return super().execute_fields(parent_type, source_value, path, fields)
+        found = precomputed.get(key)
+        if found is not None:
+            return found
+        errors = len(self.collected_errors.errors)
+        completed = super().execute_fields(parent_type, source_value, path, fields)
+        if len(self.collected_errors.errors) != errors or not isinstance(completed, dict):
+            return completed  # errors carry their path: answered afresh each time
+        encoded = Encoded(completed)
+        encoded.json = json_bytes(completed)
+        encoded.objects = count_objects(completed)
+        if len(precomputed) >= _PRECOMPUTED_PER_REPOSITORY:
+            precomputed.pop(next(iter(precomputed)))
+        precomputed[key] = encoded
+        return encoded
+
+    def _selection(self, fields: dict[str, list[Any]]) -> Any:
+        """What identifies the selection across requests: the document's text (and variables)
+        and where the selection is in it; None when it reads something that changes."""
+        if self.context_value.document_key is None:
+            return None
+        memo = self.__dict__.setdefault("_selections", {})
+        key = memo.get(id(fields), _MISSING)
+        if key is _MISSING:
+            names = {nodes[0].name.value for nodes in fields.values()}
+            if names & _NOT_PRECOMPUTED or any(n.loc is None for f in fields.values() for n in f):
+                key = None
+            else:
+                places = tuple(
+                    (name, tuple(n.loc.start for n in nodes)) for name, nodes in fields.items()
+                )
+                key = (self.context_value.document_key, places)
+            memo[id(fields)] = key
+        return key
+
 
 class ServedContext:
-    def __init__(self, evidence: ScopedEvidence) -> None:
+    def __init__(self, evidence: ScopedEvidence, document_key: Any) -> None:
         self.evidence = evidence
+        self.document_key = document_key  # the query text and variables: what a selection means
 
 
 def execute_served(
@@ -162,16 +222,66 @@ def execute_served(
     scoped: ScopedEvidence,
     variables: dict[str, Any],
     operation: str | None,
+    document_key: Any = None,
 ) -> ExecutionResult:
-    """Execute a validated document against ``scoped`` (synchronous resolvers only)."""
+    """Execute a validated document against ``scoped`` (synchronous resolvers only).
+    ``document_key`` identifies the query text and variables (None: nothing precomputed)."""
     return execute(  # type: ignore[return-value]
         schema,
         document,
-        context_value=ServedContext(scoped),
+        context_value=ServedContext(scoped, document_key),
         variable_values=variables,
         operation_name=operation,
         execution_context_class=ServedExecution,
     )
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_chunks(value: Any) -> Iterator[bytes]:
+    """``value`` as compact UTF-8 JSON, in pieces: precomputed answers as they were written."""
+    if type(value) is Encoded:
+        yield value.json
+    elif isinstance(value, dict) and _holds_encoded(value):
+        yield b"{"
+        for position, (name, item) in enumerate(value.items()):
+            yield (b',"' if position else b'"') + json_bytes(name)[1:] + b":"
+            yield from json_chunks(item)
+        yield b"}"
+    elif isinstance(value, list) and _holds_encoded(value):
+        yield b"["
+        for position, item in enumerate(value):
+            if position:
+                yield b","
+            yield from json_chunks(item)
+        yield b"]"
+    else:
+        yield json_bytes(value)
+
+
+def _holds_encoded(value: Any, depth: int = 0) -> bool:
+    """Whether precomputed answers lie below (the few levels above a repository list)."""
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        if type(item) is Encoded:
+            return True
+        if isinstance(item, dict | list) and depth < 4 and _holds_encoded(item, depth + 1):
+            return True
+    return False
+
+
+def count_objects(value: Any) -> int:
+    """The objects in an answer (the audit trail's count)."""
+    if type(value) is Encoded:
+        return value.objects
+    if isinstance(value, dict):
+        return 1 + sum(count_objects(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(count_objects(item) for item in value)
+    return 0
 
 
 # -- scalars ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping, MutableMapping
+from collections.abc import Callable, Hashable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +43,7 @@ from auditor.serve.fairness import Fairness, FairnessLimits
 from auditor.serve.limits import Deadline, LimitExceeded, Limits, limit_rules
 from auditor.serve.policy import UNRESTRICTED, Policy, Scope
 from auditor.serve.request import GraphQLRequest
-from auditor.serve.schema import execute_served, served_schema
+from auditor.serve.schema import count_objects, execute_served, served_schema
 
 log = logging.getLogger("auditor.serve")
 
@@ -189,7 +189,18 @@ class QueryService:
             scoped = ScopedEvidence(self.settings.reader, caller.scope, deadline)
             try:
                 deadline.check()
-                result = execute_served(self.schema, document, scoped, request.variables, operation)
+                result = execute_served(
+                    self.schema,
+                    document,
+                    scoped,
+                    request.variables,
+                    operation,
+                    document_key=(
+                        request.query,
+                        operation,
+                        json.dumps(request.variables, sort_keys=True),
+                    ),
+                )
             except LimitExceeded as error:
                 result = ExecutionResult(None, [error])
         response = result.formatted
@@ -231,15 +242,7 @@ def _note_result(
         decision = "allowed"
     record["scope_decision"] = decision
     record["errors"] = codes
-    record["objects_returned"] = _count_objects(result.data) if result.data else 0
-
-
-def _count_objects(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + sum(_count_objects(item) for item in value.values())
-    if isinstance(value, list):
-        return sum(_count_objects(item) for item in value)
-    return 0
+    record["objects_returned"] = count_objects(result.data) if result.data else 0
 
 
 def _checked_document(
@@ -262,8 +265,3 @@ def _checked_document(
         return None, [error]
     errors = validate(schema, document, rules)
     return (None, errors) if errors else (document, [])
-
-
-def json_bytes(response: Mapping[str, Any]) -> bytes:
-    """The response as compact UTF-8 JSON."""
-    return json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

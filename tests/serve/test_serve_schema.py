@@ -94,3 +94,34 @@ def test_a_field_no_stored_query_reads_is_an_error_not_null(serve_asgi, issuer):
     messages = sorted(error["message"] for error in answer["errors"])
     assert all("no stored query reads it" in message for message in messages), messages
     assert {error["extensions"]["code"] for error in answer["errors"]} == {"NOT_COLLECTED"}
+
+
+def test_precomputed_repository_answers_are_the_answers_computed_afresh(
+    serve_asgi, issuer, demo_reader, policy_file
+):
+    """A repository's answer to a selection is computed once per observation, scope and
+    selection, then reused: it must be what executing afresh gives, for every scope."""
+    from auditor.serve.evidence import ScopedEvidence
+    from auditor.serve.limits import Deadline
+    from auditor.serve.policy import load_policy
+    from auditor.serve.schema import execute_served, served_schema
+
+    query = """query Wide($since: DateTime!) { workspaces { repositories {
+        fullName isPrivate project { key } branchRestrictions { kind pattern }
+        effectivePermissions { permission } observation { observedAt }
+        pullRequests(mergedSince: $since, toDefaultBranch: true) { id }
+        controls(controlId: "CM-1") { status reason } } } }"""
+    policy = load_policy(policy_file)
+    service = serve_asgi()
+    for claims in ({}, {"groups": ["team-core"]}, {}, {"groups": ["team-core"]}):
+        for since in ("2026-07-01T00:00:00+00:00", "2026-07-20T00:00:00+00:00"):
+            token = issuer.token(**claims)
+            served = service.post(query, token, variables={"since": since}).json()
+            scoped = ScopedEvidence(
+                demo_reader, policy.scope_for(issuer.claims(**claims)), Deadline(60)
+            )
+            fresh = execute_served(
+                served_schema(), parse(query), scoped, {"since": since}, None
+            ).formatted
+            assert served["data"] == fresh["data"]
+            assert served.get("errors") == fresh.get("errors")
