@@ -179,7 +179,8 @@ def serve_only(store: str, issuer: str, policy: str, port: int) -> None:
     class Durations(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             line = json.loads(record.getMessage())
-            durations.setdefault(line["operation"], []).append(line["duration_ms"])
+            if line.get("operation"):
+                durations.setdefault(line["operation"], []).append(line["duration_ms"])
 
     audit = logging.getLogger("auditor.serve.audit")
     audit.addHandler(Durations())

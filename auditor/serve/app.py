@@ -81,7 +81,10 @@ def create_app(settings: ServeSettings, service: QueryService | None = None) -> 
                 f"too many requests: {over.reason}",
                 headers={"Retry-After": str(over.retry_after)},
             )
-        return StreamingResponse(_chunks(answer), media_type="application/json")
+        pieces = list(json_chunks(answer))  # precomputed repositories: references, not copies
+        if len(pieces) == 1:
+            return Response(pieces[0], media_type="application/json")
+        return StreamingResponse(_chunks(pieces), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -101,12 +104,12 @@ def create_app(settings: ServeSettings, service: QueryService | None = None) -> 
     return AuditTrail(app, now=settings.now, monotonic=settings.monotonic)
 
 
-async def _chunks(answer: dict[str, Any]) -> Any:
-    """The answer's JSON in pieces of about ``CHUNK_BYTES``: a workspace-wide answer is sent as
-    it is written, precomputed repositories as they are."""
+async def _chunks(pieces: list[bytes]) -> Any:
+    """The answer's JSON in chunks of about ``CHUNK_BYTES``: a workspace-wide answer is sent as
+    its precomputed repositories' JSON, never joined into one string first."""
     pending: list[bytes] = []
     size = 0
-    for piece in json_chunks(answer):
+    for piece in pieces:
         pending.append(piece)
         size += len(piece)
         if size >= CHUNK_BYTES:

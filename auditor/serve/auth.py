@@ -56,6 +56,10 @@ class InvalidToken(Exception):
     """A token that must not be accepted; the message says why, for the log only."""
 
 
+class WouldWait(Exception):
+    """Verifying the token needs a key fetch first (``verify(..., wait=False)``)."""
+
+
 class DiscoveryFailed(Exception):
     """The issuer's discovery document or JWKS could not be read or is not acceptable."""
 
@@ -184,7 +188,10 @@ class KeySet:
         """Fetch the keys now (at start-up, so a wrong issuer fails before serving)."""
         self._fetch(initial=True)
 
-    def key(self, kid: str) -> jwt.PyJWK:
+    def key(self, kid: str, *, wait: bool = True) -> jwt.PyJWK:
+        """The key ``kid``; with ``wait`` False, ``WouldWait`` instead of waiting for a fetch
+        (the caller may wait elsewhere: the service verifies in its event loop and goes to a
+        thread only then)."""
         moment = self.clock()
         with self._lock:
             known = kid in self._keys
@@ -194,6 +201,8 @@ class KeySet:
                 moment - self._fetched_at >= self.refetch_interval
             )
         if expired or (not known and may_refetch):
+            if not wait:
+                raise WouldWait
             self._refresh(wait=True)
         elif due:
             self._refresh(wait=False)
@@ -313,10 +322,12 @@ class TokenVerifier:
         self.access_token_rule = access_token_rule
         self.stats = keys.stats
 
-    def verify(self, token: str) -> Mapping[str, Any]:
+    def verify(self, token: str, *, wait: bool = True) -> Mapping[str, Any]:
+        """The token's claims, or ``InvalidToken``; with ``wait`` False, ``WouldWait`` when a key
+        fetch would be needed first."""
         started = time.thread_time()
         try:
-            claims = self._verify(token)
+            claims = self._verify(token, wait)
         except InvalidToken:
             self._count(started, refused=True)
             raise
@@ -331,7 +342,7 @@ class TokenVerifier:
             else:
                 self.stats.verified += 1
 
-    def _verify(self, token: str) -> Mapping[str, Any]:
+    def _verify(self, token: str, wait: bool = True) -> Mapping[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
@@ -342,7 +353,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("no kid in the token header")
-        key = self.keys.key(kid)
+        key = self.keys.key(kid, wait=wait)
         if key.key_type != KEY_TYPES[algorithm]:
             raise InvalidToken(f"kid {kid!r} is a {key.key_type} key, the token says {algorithm}")
         try:

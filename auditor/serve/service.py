@@ -4,8 +4,8 @@
 so both verify tokens, apply the policy, the per-identity limits, the query limits and the
 deadline, and fill the audit record the same way.
 
-A query's life: the caller is authenticated (``authenticate``: in the service's own small pool of
-authentication threads, never a query worker, since a key re-fetch may wait on the issuer);
+A query's life: the caller is authenticated (``authenticate``: at once, or, when a key must be
+fetched first, in the service's own small pool of authentication threads, never a query worker);
 admitted by ``Fairness`` (per-identity concurrency and rate); its ``Deadline`` started when the
 request arrived covers the wait for a query worker (cancelled past it), the lock and evaluation
 waits and the execution (``answer``).
@@ -37,7 +37,7 @@ from graphql import (
 )
 
 from auditor.serve.audit import caller_text, variable_names
-from auditor.serve.auth import InvalidToken, TokenVerifier
+from auditor.serve.auth import InvalidToken, TokenVerifier, WouldWait
 from auditor.serve.evidence import EvidenceReader, ScopedEvidence
 from auditor.serve.fairness import Fairness, FairnessLimits
 from auditor.serve.limits import Deadline, LimitExceeded, Limits, limit_rules
@@ -109,15 +109,16 @@ class QueryService:
 
     # -- who is calling -------------------------------------------------------------------
 
-    def caller_from_token(self, token: str | None) -> Caller:
-        """The verified caller of ``token`` (blocking: a key re-fetch may wait on the issuer)."""
+    def caller_from_token(self, token: str | None, *, wait: bool = True) -> Caller:
+        """The verified caller of ``token``. A key re-fetch may wait on the issuer: with ``wait``
+        False, ``WouldWait`` instead."""
         settings = self.settings
         if settings.verifier is None:
             return Caller(None, None, UNRESTRICTED)
         if not token or not token.strip():
             raise Unauthorized("no bearer token")
         try:
-            claims = settings.verifier.verify(token.strip())
+            claims = settings.verifier.verify(token.strip(), wait=wait)
         except InvalidToken as refusal:
             # The reason is for the operator; the caller learns nothing about why.
             log.info("token refused: %s", refusal)
@@ -127,12 +128,18 @@ class QueryService:
         )
 
     async def authenticate(self, authorization: str | None) -> Caller:
-        """The caller of an ``Authorization`` header, verified in an authentication thread."""
+        """The caller of an ``Authorization`` header: verified at once (a signature check is a
+        fraction of a millisecond), or in an authentication thread when a key must be fetched
+        first, so a slow issuer holds neither the event loop nor a query worker."""
         if self.settings.verifier is None:
             return Caller(None, None, UNRESTRICTED)
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("no bearer token")
+        try:
+            return self.caller_from_token(token, wait=False)
+        except WouldWait:
+            pass
         if self._authenticators is None:
             self._authenticators = anyio.CapacityLimiter(self.settings.auth_threads)
         return await anyio.to_thread.run_sync(

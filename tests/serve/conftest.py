@@ -289,6 +289,7 @@ def demo_reader(demo_store) -> Iterator[EvidenceReader]:
     built once (the reader is read-only and shared by threads, as in the service)."""
     store = open_store(demo_store)
     reader = EvidenceReader(store, load_catalog(None))
+    reader.evaluations.start()  # its imports take seconds on a loaded machine: begin them now
     yield reader
     reader.close()
     store.close()
@@ -343,7 +344,8 @@ def _settings(
     return ServeSettings(
         verifier=verifier,
         policy=policy or load_policy(policy_file),
-        **{"limits": Limits(), "reader": demo_reader, **options},
+        # A generous time limit: evaluations on a loaded machine (tests of limits set their own).
+        **{"limits": Limits(seconds=60), "reader": demo_reader, **options},
     )
 
 
@@ -399,7 +401,7 @@ def serve(demo_reader, issuer, policy_file) -> Iterator[Callable[..., Service]]:
             reader=demo_reader,
             verifier=verifier,
             policy=policy or load_policy(policy_file),
-            **{"limits": Limits(), **options},
+            **{"limits": Limits(seconds=60), **options},
         )
         port = _free_port()
         config = uvicorn.Config(

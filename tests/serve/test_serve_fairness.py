@@ -177,7 +177,7 @@ def test_one_identity_flooding_expensive_queries_leaves_anothers_answers_fast(se
         for thread in threads:
             thread.join(60)
     assert len(latencies) >= 50, "the flood was not in progress while the victim asked"
-    assert evaluated >= 2, "the flood's evaluations did not run while the victim asked"
+    assert evaluated >= 1, "no evaluation of the flood ran while the victim asked"
     assert 429 in outcomes  # over its concurrency: refused at once
     assert 200 in outcomes  # within it: served
     p95 = statistics.quantiles(latencies, n=20)[-1]
