@@ -689,7 +689,7 @@ def _register_commands() -> None:
     from auditor.controls.cli import controls
     from auditor.diff import diff
     from auditor.reporting.cli import verify
-    from auditor.serve.cli import serve
+    from auditor.serve.cli import mcp, serve
     from auditor.simulator.cli import simulator
     from auditor.store.cli import collect, store
 
@@ -697,6 +697,7 @@ def _register_commands() -> None:
     main.add_command(controls)
     main.add_command(diff)
     main.add_command(serve)
+    main.add_command(mcp)
     main.add_command(simulator)
     main.add_command(store)
     main.add_command(verify)

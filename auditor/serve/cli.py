@@ -20,76 +20,91 @@ from auditor.store.store import DEFAULT_STORE
 __all__ = ["is_loopback", "serve"]
 
 
+SERVICE_OPTIONS = [
+    click.option(
+        "--store",
+        "store_url",
+        envvar="AUDITOR_STORE",
+        default=DEFAULT_STORE,
+        help="Evidence store: a SQLite file or a database URL "
+        f"[AUDITOR_STORE, else {DEFAULT_STORE}].",
+    ),
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on."),
+    click.option("--oidc-issuer", help="OIDC issuer URL; its discovery document names the JWKS."),
+    click.option("--oidc-audience", help="The audience tokens must carry (aud)."),
+    click.option(
+        "--oidc-jwks-uri",
+        help="The issuer's JWKS URL, when it is not on the issuer's host (Google's is not); "
+        "otherwise the discovery document's, which must be.",
+    ),
+    click.option(
+        "--oidc-access-token-rule",
+        metavar="at+jwt|CLAIM|CLAIM=VALUE",
+        help="Refuse ID tokens: what only your provider's access tokens carry (docs/SERVE.md: Okta "
+        "scp, Entra ID azpacr, Keycloak typ=Bearer, Cognito token_use=access, RFC 9068 at+jwt).",
+    ),
+    click.option(
+        "--policy",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Policy YAML: token claims → workspaces, projects, repositories, dataset classes.",
+    ),
+    click.option(
+        "--controls",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Control catalog for control results [the shipped controls.yaml].",
+    ),
+    click.option("--no-introspection", is_flag=True, help="Refuse schema introspection queries."),
+    click.option(
+        "--insecure-no-auth",
+        is_flag=True,
+        help="No authentication, everything readable: only on a loopback address (development).",
+    ),
+    click.option("--max-depth", default=15, show_default=True, help="Query depth limit."),
+    click.option("--max-cost", default=2_000_000, show_default=True, help="Estimated cost limit."),
+    click.option(
+        "--time-limit",
+        default=10.0,
+        show_default=True,
+        help="Seconds per query, from its arrival: waiting for a worker, for an evaluation, "
+        "working.",
+    ),
+    click.option(
+        "--identity-concurrency",
+        default=2,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Requests one identity may have in flight (more: 429).",
+    ),
+    click.option(
+        "--identity-rate",
+        default=20.0,
+        show_default=True,
+        type=click.FloatRange(min=0.01),
+        help="Requests per second one identity may start, sustained (bursts of twice that; more: "
+        "429 with Retry-After).",
+    ),
+    click.option(
+        "--evaluation-cache-mb",
+        default=256,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Memory for cached control evaluations (per observation and period).",
+    ),
+]
+
+
+def service_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``serve`` and ``mcp`` share: the store, the identity provider, the policy,
+    the limits."""
+    for option in reversed(SERVICE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.command()
-@click.option(
-    "--store",
-    "store_url",
-    envvar="AUDITOR_STORE",
-    default=DEFAULT_STORE,
-    help=f"Evidence store: a SQLite file or a database URL [AUDITOR_STORE, else {DEFAULT_STORE}].",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--oidc-issuer", help="OIDC issuer URL; its discovery document names the JWKS.")
-@click.option("--oidc-audience", help="The audience tokens must carry (aud).")
-@click.option(
-    "--oidc-jwks-uri",
-    help="The issuer's JWKS URL, when it is not on the issuer's host (Google's is not); "
-    "otherwise the discovery document's, which must be.",
-)
-@click.option(
-    "--oidc-access-token-rule",
-    metavar="at+jwt|CLAIM|CLAIM=VALUE",
-    help="Refuse ID tokens: what only your provider's access tokens carry (docs/SERVE.md: Okta "
-    "scp, Entra ID azpacr, Keycloak typ=Bearer, Cognito token_use=access, RFC 9068 at+jwt).",
-)
-@click.option(
-    "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Policy YAML: token claims → workspaces, projects, repositories, dataset classes.",
-)
-@click.option(
-    "--controls",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Control catalog for control results [the shipped controls.yaml].",
-)
+@service_options
 @click.option("--graphiql", is_flag=True, help="Serve a GraphiQL page at /graphiql.")
-@click.option("--no-introspection", is_flag=True, help="Refuse schema introspection queries.")
-@click.option(
-    "--insecure-no-auth",
-    is_flag=True,
-    help="No authentication, everything readable: only on a loopback address (development).",
-)
-@click.option("--max-depth", default=15, show_default=True, help="Query depth limit.")
-@click.option("--max-cost", default=2_000_000, show_default=True, help="Estimated cost limit.")
-@click.option(
-    "--time-limit",
-    default=10.0,
-    show_default=True,
-    help="Seconds per query, from its arrival: waiting for a worker, for an evaluation, working.",
-)
-@click.option(
-    "--identity-concurrency",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Requests one identity may have in flight (more: 429).",
-)
-@click.option(
-    "--identity-rate",
-    default=20.0,
-    show_default=True,
-    type=click.FloatRange(min=0.01),
-    help="Requests per second one identity may start, sustained (bursts of twice that; more: "
-    "429 with Retry-After).",
-)
-@click.option(
-    "--evaluation-cache-mb",
-    default=256,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Memory for cached control evaluations (per observation and period).",
-)
 @click.option(
     "--workers",
     default=1,
@@ -220,7 +235,7 @@ def settings_from(options: dict[str, Any]) -> tuple[Any, Callable[[], None]]:
             burst=max(1, round(2 * options["identity_rate"])),
         ),
         introspection=not options["no_introspection"],
-        graphiql=options["graphiql"],
+        graphiql=options.get("graphiql", False),
     )
 
     def close() -> None:
@@ -249,3 +264,57 @@ def audit_to_stdout() -> None:
     audit.addHandler(handler)
     audit.setLevel(logging.INFO)
     audit.propagate = False
+
+
+@click.command()
+@service_options
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "http"]),
+    default="stdio",
+    show_default=True,
+    help="stdio: started by the agent's host, the identity from --token-env; http: streamable "
+    "HTTP at /mcp, a bearer token on every request.",
+)
+@click.option(
+    "--token-env",
+    default="AUDITOR_MCP_TOKEN",
+    show_default=True,
+    help="stdio: the environment variable holding the caller's access token (verified like a "
+    "bearer token of serve, on every call).",
+)
+def mcp(**options: Any) -> None:
+    """Serve the evidence store to AI agents over the Model Context Protocol: tools to describe
+    the schema, run read-only GraphQL, list controls and explain a finding, under the same
+    policy, limits and audit trail as `auditor serve`."""
+    import anyio
+    import uvicorn
+
+    from auditor.serve import mcp as protocol
+    from auditor.serve.service import QueryService, Unauthorized
+
+    configure_logging(quiet=options["transport"] == "stdio")
+    check_options(options)
+    settings, close = settings_from(options)
+    service = QueryService(settings)
+    try:
+        if options["transport"] == "http":
+            audit_to_stdout()
+            app = protocol.http_app(service, host=options["host"])
+            uvicorn.run(app, host=options["host"], port=options["port"], log_level="warning")
+            return
+        protocol.audit_to_stderr()
+        if settings.verifier is not None:
+            try:  # refuse to start with no token, or one that is not valid now
+                service.caller_from_token(os.environ.get(options["token_env"]))
+            except Unauthorized as refusal:
+                raise ConfigError(
+                    f"${options['token_env']}: {refusal.reason} (auditor mcp over stdio needs "
+                    "the caller's access token there)"
+                ) from None
+        server = protocol.build_server(
+            service, protocol.token_caller(service, options["token_env"])
+        )
+        anyio.run(server.run_stdio_async)
+    finally:
+        close()
