@@ -8,6 +8,7 @@ import statistics
 import threading
 import time
 
+import anyio
 import pytest
 from slow_evaluation import slow_child
 
@@ -182,3 +183,24 @@ def test_one_identity_flooding_expensive_queries_leaves_anothers_answers_fast(se
     assert 200 in outcomes  # within it: served
     p95 = statistics.quantiles(latencies, n=20)[-1]
     assert p95 < 0.2, f"one-repository p95 {p95 * 1000:.0f} ms under the flood"
+
+
+def test_the_deadline_covers_the_wait_for_a_worker(serve_asgi, issuer):
+    service = serve_asgi(worker_threads=1, limits=Limits(seconds=0.5))
+    core = service.app.app.state.service  # the QueryService behind the HTTP layer
+    assert service.post("{ workspaces { slug } }", issuer.token()).status_code == 200
+    busy = threading.Event()
+
+    def occupy() -> None:
+        busy.set()
+        time.sleep(3)
+
+    async def hold_the_only_worker() -> None:
+        await anyio.to_thread.run_sync(occupy, limiter=core._workers)
+
+    service.portal.start_task_soon(hold_the_only_worker)
+    assert busy.wait(5)
+    started = time.monotonic()
+    answer = service.post("{ workspaces { slug } }", issuer.token(sub="other")).json()
+    assert time.monotonic() - started < 2.0
+    assert [e["extensions"]["limit"] for e in answer["errors"]] == ["time_limit"]
