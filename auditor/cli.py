@@ -161,8 +161,19 @@ def _doctor_workspaces(
 
 
 @main.command()
-def schema() -> None:
+@click.option(
+    "--served",
+    is_flag=True,
+    help="The schema `auditor serve` and `auditor mcp` answer: this one, resolved from a stored "
+    "observation, and the evidence store's additions after it.",
+)
+def schema(served: bool) -> None:
     """Print the GraphQL schema (SDL) that the stored and ad-hoc queries run against."""
+    if served:
+        from auditor.serve.schema import served_sdl
+
+        click.echo(served_sdl(), nl=False)
+        return
     from auditor.schema import schema_sdl
 
     click.echo(schema_sdl(), nl=False)
@@ -692,7 +703,7 @@ def _register_commands() -> None:
     from auditor.controls.cli import controls
     from auditor.diff import diff
     from auditor.reporting.cli import reperform, verify
-    from auditor.serve.cli import serve
+    from auditor.serve.cli import mcp, serve
     from auditor.simulator.cli import simulator
     from auditor.store.cli import collect, store
 
@@ -700,6 +711,7 @@ def _register_commands() -> None:
     main.add_command(controls)
     main.add_command(diff)
     main.add_command(serve)
+    main.add_command(mcp)
     main.add_command(simulator)
     main.add_command(store)
     main.add_command(verify)

@@ -1,13 +1,14 @@
-"""``auditor serve``: read-only GraphQL over the evidence store, for OIDC-identified callers.
+"""``auditor serve`` and ``auditor mcp``: read-only access to the evidence store for
+OIDC-identified callers, people, automations and AI agents alike.
 
-The store keeps the *results of the stored queries*, not Bitbucket's REST responses, so the
-Bitbucket-facing schema of ``auditor/schema`` (whose resolvers call REST loaders) is not served
-here. ``schema`` is a read-only graphene schema over the evidence contract (``auditor.evidence``
-tables), reusing the Bitbucket schema's type and field names where they correspond.
-
-Modules, in the order a request meets them: ``auth`` (bearer token → verified claims),
-``policy`` (claims → ``Scope``), ``limits`` (depth, cost and token limits, deadline),
-``evidence`` (observations from the store, indexed and filtered by scope at the data layer),
-``schema`` (types and resolvers), ``app`` (the Starlette application and the audit trail),
-``cli`` (the command).
+The served schema is the collection schema (``auditor/schema``) resolved from a stored
+observation, plus the store's own additions (``schema``). Modules, in the order a request meets
+them: ``audit`` (one audit line per request), ``request`` (an untrusted body made a GraphQL
+request), ``service`` (the transport-independent core: ``auth`` verifies the bearer token,
+``policy`` turns its claims into a ``Scope``, ``fairness`` admits it per identity, ``limits``
+checks depth, cost and tokens and carries the deadline), ``evidence`` (observations from the
+store, indexed and filtered by scope at the data layer), ``evaluation`` (control evaluations in
+child processes, cached, bounded by deadlines; ``findings`` is what they return), ``schema``
+(the served schema and its execution), ``app`` (the HTTP application), ``mcp`` (the Model
+Context Protocol server), ``cli`` (the commands).
 """

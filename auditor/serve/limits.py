@@ -173,15 +173,22 @@ class _Measure:
 
 
 class Deadline:
-    """The per-query time limit, checked by the resolvers that do the work (lists, lookups)."""
+    """The per-query time limit, from the moment the request arrived: it covers waiting for a
+    worker, waiting for locks and evaluations (``remaining`` bounds every wait) and the work
+    itself (``check``, called by the resolvers that do the work)."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self.clock = clock
         self.expires = clock() + seconds
 
+    def remaining(self) -> float:
+        """Seconds left (never negative; at most a day, so any wait primitive takes it)."""
+        return min(86_400.0, max(0.0, self.expires - self.clock()))
+
+    def exceeded(self) -> LimitExceeded:
+        return LimitExceeded(f"query exceeded the time limit of {self.seconds:g} s", "time_limit")
+
     def check(self) -> None:
         if self.clock() > self.expires:
-            raise LimitExceeded(
-                f"query exceeded the time limit of {self.seconds:g} s", "time_limit"
-            )
+            raise self.exceeded()

@@ -14,6 +14,8 @@ Example::
         repositories: ["acme/payments-*"] # full names (globs)
 
 A claim path is dotted (``realm_access.roles``); a list claim matches when any element matches.
+A grant whose conditions name ``email`` matches only a token whose ``email_verified`` is true: an
+address a user typed into their profile proves nothing.
 A grant without ``projects`` and ``repositories`` covers its workspaces whole (members included);
 with them, a repository is covered when its project or its full name matches. Dataset classes
 (``DATASET_CLASSES``) say which evidence a grant opens, by default ``configuration`` and
@@ -42,6 +44,7 @@ DATASET_CLASSES: Mapping[str, tuple[str, ...]] = {
         "webhooks",
         "pipelines",
         "branch_head_statuses",
+        "access_tokens",
     ),
     "changes": ("pull_requests", "pr_participants", "build_statuses"),  # names people
     "controls": (),  # control results per repository
@@ -67,6 +70,8 @@ class Grant(_Strict):
     datasets: list[DatasetClass] = Field(default_factory=lambda: list(DEFAULT_DATASETS))
 
     def matches(self, claims: Mapping[str, Any]) -> bool:
+        if "email" in self.when and claims.get("email_verified") not in (True, "true"):
+            return False  # Cognito sends the string "true"
         return all(_claim_matches(claims, path, glob) for path, glob in self.when.items())
 
     @property
@@ -109,6 +114,21 @@ class Scope:
 
     grants: tuple[Grant, ...]
     unrestricted: bool = False  # --insecure-no-auth on loopback only
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """Identifies the grants (fixed for the process): a key for what this scope reads."""
+        return ("*",) if self.unrestricted else tuple(id(grant) for grant in self.grants)
+
+    def project_named(self, workspace: str, project: str | None) -> bool:
+        """A grant names the project (its key matches a grant's ``projects``)."""
+        return self.unrestricted or (
+            project is not None
+            and any(
+                g.covers_workspace(workspace) and any(fnmatchcase(project, p) for p in g.projects)
+                for g in self.grants
+            )
+        )
 
     @property
     def grant_names(self) -> list[str]:

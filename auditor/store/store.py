@@ -51,6 +51,7 @@ from auditor.store.records import (
     ObservationRecord,
     collection_parts,
     evidence_files,
+    join_parts,
     link,
     new_record,
     observation_from_record,
@@ -431,6 +432,21 @@ class EvidenceStore:
                 row = self._find(connection, reference, workspace)
                 found.append(self._observation(connection, row, cache))
         return found
+
+    def observation_with_results(
+        self, reference: str
+    ) -> tuple[Observation, dict[tuple[str, str], dict[str, Any]]]:
+        """One observation and its raw query results (``(query, workspace)`` -> the formatted
+        result), read once: ``auditor serve`` answers the stored queries' schema from them.
+        The results are the caller's to change (the evidence is built before they are
+        returned)."""
+        cache: dict[str, Any] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            row = self._find(connection, reference, None)
+            links = self._links(connection, row.observation_id)
+            _fill_cache(connection, cache, {item["sha256"]: item["kind"] for item in links})
+        observation = observation_from_record(row._asdict(), links, cache)
+        return observation, join_parts(row._asdict(), links, cache).results
 
     def evidence_files(self, observation_id: str) -> dict[str, Any]:
         """An observation's raw results in the run folder's ``evidence/<query>.json`` form."""

@@ -1,8 +1,10 @@
-"""Fixtures of the ``auditor serve`` tests: a demo store, a local OIDC issuer, a running service.
+"""Fixtures of the ``auditor serve`` tests: a demo store, a local OIDC issuer, the service.
 
-Everything talks over real HTTP on 127.0.0.1: the issuer serves its discovery document and JWKS
-from a threaded stdlib server, the service runs in uvicorn on a free port in a thread. Clocks are
-injected: tokens are minted against ``NOW`` and the service verifies against the same fixed
+The issuer serves its discovery document and JWKS over real HTTP from a threaded stdlib server.
+The service runs either in-process (``serve_asgi``: requests go through the ASGI application
+without a port, as Datasette's test client does) or, for the tests about the server itself
+(disconnects, concurrency under load), in uvicorn on a free port in a thread (``serve``). Clocks
+are injected: tokens are minted against ``NOW`` and the service verifies against the same fixed
 time, so expiry tests need no waiting.
 """
 
@@ -24,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio.from_thread
+import httpx2
 import jwt
 import pytest
 import requests
@@ -106,20 +110,32 @@ class Issuer:
         self.keys: dict[str, Any] = {"rsa-1": self.rsa_key, "ec-1": self.ec_key}
         self.jwks_fetches = 0
         self.now = NOW
+        self.cache_control: str | None = None  # the JWKS answer's Cache-Control header
+        self.jwks_delay = 0.0  # seconds the JWKS answer takes (a slow identity provider)
+        self.jwks_uri: str | None = None  # what discovery names (default: {url}/jwks)
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                headers = {}
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                    body = {
+                        "issuer": issuer.url,
+                        "jwks_uri": issuer.jwks_uri or f"{issuer.url}/jwks",
+                    }
                 elif self.path == "/jwks":
                     issuer.jwks_fetches += 1
+                    time.sleep(issuer.jwks_delay)
                     body = issuer.jwks()
+                    if issuer.cache_control:
+                        headers["Cache-Control"] = issuer.cache_control
                 else:
                     self.send_error(404)
                     return
                 data = json.dumps(body).encode()
                 self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -162,10 +178,11 @@ class Issuer:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def token(self, kid: str = "rsa-1", **claims: Any) -> str:
+    def token(self, kid: str = "rsa-1", header_typ: str | None = None, **claims: Any) -> str:
         algorithm = "RS256" if kid.startswith("rsa") else "ES256"
+        headers = {"kid": kid, **({"typ": header_typ} if header_typ else {})}
         return jwt.encode(
-            self.claims(**claims), self.keys[kid], algorithm=algorithm, headers={"kid": kid}
+            self.claims(**claims), self.keys[kid], algorithm=algorithm, headers=headers
         )
 
     def unsigned(self, alg: str, secret: bytes | None, kid: str = "rsa-1", **claims: Any) -> str:
@@ -247,6 +264,13 @@ class Service:
         body = {"query": query, **extra}
         return requests.post(f"{self.url}/graphql", json=body, headers=headers, timeout=30)
 
+    def send(
+        self, method: str, path: str, *, content: bytes = b"", headers: dict | None = None
+    ) -> Any:
+        return requests.request(
+            method, f"{self.url}{path}", data=content, headers=headers or {}, timeout=30
+        )
+
     def query(self, query: str, token: str, **extra: Any) -> dict[str, Any]:
         response = self.post(query, token, **extra)
         assert response.status_code == 200, response.text
@@ -264,8 +288,94 @@ def demo_reader(demo_store) -> Iterator[EvidenceReader]:
     """One reader of the demo store for every service: its indexes and control results are
     built once (the reader is read-only and shared by threads, as in the service)."""
     store = open_store(demo_store)
-    yield EvidenceReader(store, load_catalog(None))
+    reader = EvidenceReader(store, load_catalog(None))
+    reader.evaluations.start()  # its imports take seconds on a loaded machine: begin them now
+    yield reader
+    reader.close()
     store.close()
+
+
+class InProcessResponse:
+    """What ``InProcess.send`` answers: the parts of ``requests.Response`` the tests read."""
+
+    def __init__(self, status_code: int, headers: Any, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.text = content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+@dataclasses.dataclass
+class InProcess(Service):
+    """The service's ASGI application called in-process, through one event loop (a portal)."""
+
+    app: Any = None
+    portal: Any = None
+
+    def send(
+        self, method: str, path: str, *, content: bytes = b"", headers: dict | None = None
+    ) -> InProcessResponse:
+        async def call() -> InProcessResponse:
+            transport = httpx2.ASGITransport(app=self.app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://auditor") as c:
+                answer = await c.request(method, path, content=content, headers=headers or {})
+                return InProcessResponse(answer.status_code, answer.headers, answer.content)
+
+        return self.portal.call(call)
+
+    def post(self, query: str, token: str | None = None, **extra: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers["Content-Type"] = "application/json"
+        body = json.dumps({"query": query, **extra}).encode()
+        return self.send("POST", "/graphql", content=body, headers=headers)
+
+
+def _settings(
+    demo_reader, issuer, policy_file, key_clock, policy=None, auth=True, **options
+) -> ServeSettings:
+    verifier = None
+    if auth:
+        keys = KeySet(discover(issuer.url), clock=key_clock, refetch_interval=60)
+        keys.load()
+        verifier = TokenVerifier(issuer.url, AUDIENCE, keys, now=lambda: NOW, leeway=60)
+    return ServeSettings(
+        verifier=verifier,
+        policy=policy or load_policy(policy_file),
+        # A generous time limit: evaluations on a loaded machine (tests of limits set their own).
+        **{"limits": Limits(seconds=60), "reader": demo_reader, **options},
+    )
+
+
+@pytest.fixture
+def audit_capture() -> Iterator[AuditCapture]:
+    """Every line the service logs (audit trail and diagnostics) during the test."""
+    logs = AuditCapture()
+    watched = [logging.getLogger("auditor"), logging.getLogger("uvicorn")]
+    for logger in watched:
+        logger.addHandler(logs)
+    previous_level = logging.getLogger("auditor").level
+    logging.getLogger("auditor").setLevel(logging.DEBUG)
+    yield logs
+    for logger in watched:
+        logger.removeHandler(logs)
+    logging.getLogger("auditor").setLevel(previous_level)
+
+
+@pytest.fixture
+def serve_asgi(demo_reader, issuer, policy_file, audit_capture) -> Iterator[Callable[..., Any]]:
+    """``serve_asgi(**settings)``: the service's application, called in-process."""
+    with anyio.from_thread.start_blocking_portal() as portal:
+
+        def start(**options: Any) -> InProcess:
+            key_clock = ManualClock()
+            settings = _settings(demo_reader, issuer, policy_file, key_clock, **options)
+            app = create_app(settings)
+            return InProcess("http://auditor", settings, audit_capture, key_clock, app, portal)
+
+        yield start
 
 
 @pytest.fixture
@@ -291,7 +401,7 @@ def serve(demo_reader, issuer, policy_file) -> Iterator[Callable[..., Service]]:
             reader=demo_reader,
             verifier=verifier,
             policy=policy or load_policy(policy_file),
-            **{"limits": Limits(), **options},
+            **{"limits": Limits(seconds=60), **options},
         )
         port = _free_port()
         config = uvicorn.Config(

@@ -54,14 +54,15 @@ def test_aliases_cannot_reach_a_repository_outside_scope(serve, issuer):
     answer = serve().query(
         """{ mine: repository(fullName: "acme/payments-api") { fullName }
              theirs: repository(fullName: "acme/secrets-vault") { fullName deployKeys { label } }
-             also: workspace(slug: "acme") { repository(slug: "web-frontend") { fullName } } }""",
+             also: repository(fullName: "acme/web-frontend") { ...Name } }
+           fragment Name on Repository { fullName }""",
         _core_token(issuer),
     )
     assert answer["data"]["mine"] == {"fullName": "acme/payments-api"}
     assert answer["data"]["theirs"] is None
-    assert answer["data"]["also"]["repository"] is None
+    assert answer["data"]["also"] is None
     paths = sorted(tuple(e["path"]) for e in _outside_scope_errors(answer))
-    assert paths == [("also", "repository"), ("theirs",)]
+    assert paths == [("also",), ("theirs",)]
     assert not _leaked({"data": answer["data"]}, OUTSIDE_CORE)
 
 
@@ -95,9 +96,9 @@ def test_a_repository_that_does_not_exist_outside_scope_looks_like_one_that_does
 def test_access_evidence_needs_its_own_grant(serve, issuer):
     answer = serve().query(
         """{ repository(fullName: "acme/payments-api") {
-               fullName branchRestrictions { kind } effectivePermissions { displayName }
-               explicitPermissions { principalName } }
-             workspace(slug: "acme") { members { displayName } } }""",
+               fullName branchRestrictions { kind } effectivePermissions { permission }
+               explicitPermissions { permission } }
+             workspace(slug: "acme") { members { workspacePermission } } }""",
         _core_token(issuer),
     )
     repository = answer["data"]["repository"]
@@ -114,10 +115,11 @@ def test_access_evidence_needs_its_own_grant(serve, issuer):
 
 
 def test_an_access_grant_on_some_repositories_opens_their_permissions_only(serve, issuer):
-    token = issuer.token(sub="web", groups=[], email="lead@web.example.com")
+    token = issuer.token(sub="web", groups=[], email="lead@web.example.com", email_verified=True)
     answer = serve().query(
         """{ workspaces { repositories { fullName effectivePermissions { permission }
-                                         pullRequests { prId } } members { displayName } } }""",
+                                         pullRequests(toDefaultBranch: true) { id } }
+                           members { workspacePermission } } }""",
         token,
     )
     repositories = answer["data"]["workspaces"][0]["repositories"]
