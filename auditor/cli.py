@@ -20,7 +20,12 @@ from typing import Any
 import click
 
 from auditor import __version__, sysdeps
-from auditor.cliopts import concurrency_option, parse_day, requests_per_hour_option
+from auditor.cliopts import (
+    answer_timeout_option,
+    concurrency_option,
+    parse_day,
+    requests_per_hour_option,
+)
 from auditor.errors import (
     EXIT_INCOMPLETE,
     EXIT_RUN_FAILED,
@@ -175,15 +180,22 @@ def _every_project(client: Any) -> list[str]:
 
 @contextlib.contextmanager
 def _bitbucket_client(
-    demo: bool, *, requests_per_hour: int | None = None, backend: str | None = None
+    demo: bool,
+    *,
+    requests_per_hour: int | None = None,
+    backend: str | None = None,
+    answer_timeout: float | None = None,
 ) -> Iterator[tuple[Any, dict[str, str]]]:
     """A client for the live API (credentials from the environment) or the demo simulator.
 
     ``requests_per_hour``: None assumes Bitbucket's 1,000 until it announces another limit;
-    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces."""
+    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces.
+    ``answer_timeout``: seconds one answer may take in all (``ClientSettings.answer_deadline``)."""
     from auditor.backends import open_client
 
     overrides: dict[str, Any] = {}
+    if answer_timeout is not None:
+        overrides["answer_deadline"] = answer_timeout
     if requests_per_hour is not None:
         overrides["requests_per_hour"] = requests_per_hour or None
         overrides["requests_per_hour_cap"] = requests_per_hour or None
@@ -362,6 +374,7 @@ def _csv_choice(allowed: tuple[str, ...], name: str):
 )
 @concurrency_option
 @requests_per_hour_option
+@answer_timeout_option
 @click.option(
     "--max-requests",
     type=click.IntRange(1),
@@ -551,7 +564,10 @@ def run(ctx: click.Context, **options: Any) -> None:
     else:
         with (
             _bitbucket_client(
-                demo, requests_per_hour=options["requests_per_hour"], backend=backend
+                demo,
+                requests_per_hour=options["requests_per_hour"],
+                backend=backend,
+                answer_timeout=options["answer_timeout"],
             ) as (client, _),
             stop_on_signals(client.stopper, next_step=lambda: _next_step(client)),
         ):

@@ -16,7 +16,12 @@ from typing import Any
 
 import click
 
-from auditor.cliopts import concurrency_option, parse_day, requests_per_hour_option
+from auditor.cliopts import (
+    answer_timeout_option,
+    concurrency_option,
+    parse_day,
+    requests_per_hour_option,
+)
 from auditor.errors import ConfigError, VerificationFailed
 from auditor.logsetup import configure_logging
 from auditor.store.store import DEFAULT_STORE, open_store
@@ -55,6 +60,7 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
 )
 @concurrency_option
 @requests_per_hour_option
+@answer_timeout_option
 @click.option(
     "--full",
     is_flag=True,
@@ -141,10 +147,11 @@ def collect(ctx: click.Context, **options: Any) -> None:
     recorded: list[Any] = []  # appended as they are stored: an interruption names them
     with (
         open_store(options["store_url"]) as store,
-        _bitbucket_client(options["demo"], requests_per_hour=options["requests_per_hour"]) as (
-            client,
-            _,
-        ),
+        _bitbucket_client(
+            options["demo"],
+            requests_per_hour=options["requests_per_hour"],
+            answer_timeout=options["answer_timeout"],
+        ) as (client, _),
         stop_on_signals(
             client.stopper,
             next_step=lambda: _next_step(client),
