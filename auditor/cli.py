@@ -98,6 +98,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     BITBUCKET_OAUTH_CLIENT_ID + BITBUCKET_OAUTH_CLIENT_SECRET.
     """
     ctx.meta["auditor.debug"] = debug
+    # Private by default: stores, journals, run folders and reports hold who may access what
+    # (and an echoed error body may hold more). The user's umask is kept, owner bits aside.
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
+    ctx.call_on_close(lambda: os.umask(previous))
 
 
 @main.command()

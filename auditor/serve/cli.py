@@ -107,7 +107,7 @@ def serve(
             raise RunFailed(f"OIDC issuer {oidc_issuer}: {error}") from None
     access = load_policy(policy) if policy is not None else Policy()
     catalog = load_catalog(controls)
-    store = open_store(store_url)
+    store = open_store(store_url, read_only=True)
     reader = EvidenceReader(store, catalog)
     reader.warm()
     settings = ServeSettings(
