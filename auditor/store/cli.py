@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -281,12 +282,17 @@ class _Watcher:
         self.collected: dict[str, Any] = {}
         self.undelivered = 0
         self._catalog: Any = None
+        # Workspaces are collected one after the other: each one's duration runs from the end
+        # of the previous one's (or the start), measured on the monotonic clock (an observation
+        # dated --observed-at has no duration of its own).
+        self._since = time.monotonic()
 
     def observed_safely(self, store: Any, entry: Any) -> None:
         """``observed``; a failure there is a WARNING, never a lost collection: the observation
         is stored, and the next workspaces are still collected."""
+        duration = round(time.monotonic() - self._since, 3)
         try:
-            self.observed(store, entry)
+            self.observed(store, entry, duration)
         except Exception as error:
             self.undelivered += len(self.targets)
             logging.getLogger("auditor.notify").warning(
@@ -298,8 +304,9 @@ class _Watcher:
                 error,
                 extra={"event": "notification_failed", "workspace": entry.workspace},
             )
+        self._since = time.monotonic()
 
-    def observed(self, store: Any, entry: Any) -> None:
+    def observed(self, store: Any, entry: Any, duration: float) -> None:
         from auditor.monitoring import CollectedWorkspace
 
         item = CollectedWorkspace(
@@ -308,6 +315,7 @@ class _Watcher:
             observed_at=entry.observed_at,
             requests=entry.requests,
             collection_errors=entry.errors,
+            duration_seconds=duration,
         )
         self.collected[entry.workspace] = item
         if not self.targets and self.metrics_file is None:
@@ -315,8 +323,6 @@ class _Watcher:
         from auditor.notify import change_notice, send
 
         observation = store.observation(entry.observation_id)
-        info = observation.evidence.info
-        item.duration_seconds = round((info.finished_at - info.started_at).total_seconds(), 3)
         result = self._evaluate(observation)
         statuses = result.findings.groupby("status")["control_id"].nunique()
         item.controls_failing = int(statuses.get("FAIL", 0))
