@@ -677,8 +677,15 @@ for _parameter in run.params:
     is_flag=True,
     help="The single-collection demo instead (auditor run --demo): one observation, no store.",
 )
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="Tell this apprise URL (json://127.0.0.1:8000/, mailto://…) what changed each week, "
+    "as auditor collect --notify does; repeatable [AUDITOR_NOTIFY, AUDITOR_NOTIFY_FILE].",
+)
 @click.pass_context
-def demo(ctx: click.Context, single: bool) -> None:
+def demo(ctx: click.Context, single: bool, notify: tuple[str, ...]) -> None:
     """Audit the built-in demo workspace over a scripted quarter (no account, no network).
 
     Collects the demo workspace weekly at 14 simulated dates into reports/demo/evidence.db,
@@ -692,7 +699,7 @@ def demo(ctx: click.Context, single: bool) -> None:
     from auditor.demo_quarter import main as period_demo
 
     configure_logging(quiet=False, debug=ctx.meta.get("auditor.debug", False), fmt="text")
-    period_demo()
+    period_demo(notify=notify)
 
 
 def _register_commands() -> None:

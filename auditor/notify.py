@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -36,6 +37,8 @@ from auditor.controls.changes import (
     CONTROL_STATUS,
     REPOSITORY_ADDED,
     REPOSITORY_REMOVED,
+    WEBHOOK_ADDED,
+    WEBHOOK_REMOVED,
     Change,
     evidence_changes,
     finding_status_changes,
@@ -221,6 +224,7 @@ class ChangeNotice:
     fixed: list[Line] = field(default_factory=list)
     configuration: list[Line] = field(default_factory=list)
     new_errors: list[Line] = field(default_factory=list)
+    store: str = "<store>"  # the store's URL without its password, for the diff command
 
     @property
     def changed(self) -> bool:
@@ -263,7 +267,8 @@ class ChangeNotice:
                 lines.append(f"- … and {len(entries) - MAX_LINES_PER_SECTION} more")
         lines += [
             "",
-            f"All of it: auditor diff {self.previous_id} {self.observation_id} --store <store>",
+            f"All of it: auditor diff {self.previous_id} {self.observation_id} "
+            f"--store {self.store}",
         ]
         return redact("\n".join(lines))
 
@@ -323,7 +328,10 @@ def _configuration_line(change: Change, cloud: bool, repository_url) -> Line:
         text = f"{change.kind}: {for_display(change.resource)}{values}"
     else:
         subject, resource = for_display(change.subject), for_display(change.resource)
-        text = f"{change.kind}: {subject} on {resource}{values}"
+        if change.kind in (WEBHOOK_ADDED, WEBHOOK_REMOVED):
+            # A webhook's URL may carry the receiver's own token: its host names it.
+            subject = f"to {urlsplit(change.subject).hostname or 'an unparsable URL'}"
+        text = f"{change.kind}: {subject} in {resource}{values}"
     url = repository_url(change.resource) if cloud and "/" in change.resource else ""
     return Line(text, url)
 

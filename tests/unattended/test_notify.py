@@ -99,6 +99,13 @@ def test_the_demo_quarter_names_the_public_repository_and_the_removed_restrictio
     assert len(removed) == 1, messages
     assert "CM-5" in removed[0]
     assert all(path == f"/auditor/{HOOK_TOKEN}" for path, _ in json_receiver.received)
+    # A webhook is named by its host: its URL may carry the receiver's own token.
+    added = [
+        m for m in messages if "webhook added: to analytics.acme.example in acme/web-frontend" in m
+    ]
+    assert len(added) == 1, messages
+    assert "http://analytics.acme.example/collect" not in "\n".join(messages)
+    assert f"--store sqlite:///{store}" in messages[0]
 
 
 def test_mailto_with_an_smtp_password_delivers_and_the_password_shows_nowhere(
