@@ -20,6 +20,7 @@ import base64
 import functools
 import hashlib
 import json
+import sys
 import threading
 import time
 import zlib
@@ -97,6 +98,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     app: _App
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up on an answer (its deadline, a size cap) resets the connection;
+        # that is the client's right, not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

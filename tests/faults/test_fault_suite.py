@@ -36,6 +36,7 @@ from auditor.simulator import FaultRule, Faults, Simulator, demo_dataset
 COMPLETED = EXIT_INCOMPLETE
 HOSTILE = "<script>alert(1)</script>\u202egnp.exe\x00<img src=http://evil.example/x>"
 LONG_NAME = "A" * 20_000
+GZIP_BOMB_SIZE = 256 * 1024 * 1024
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
 )
@@ -179,6 +180,20 @@ def same_findings(result: RunResult, baseline: RunResult, stage: Stage) -> None:
     assert result.findings == baseline.findings
 
 
+def gzip_bomb_ready(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    """The bomb is compressed before the run (about a second, once): the run meets the answer
+    itself, not a server slow to make it."""
+    from auditor.simulator.server import gzip_bomb
+
+    gzip_bomb(GZIP_BOMB_SIZE)
+    return [], {}
+
+
+def refused_for_its_size(result: RunResult, baseline: RunResult, stage: Stage) -> None:
+    findings = (result.out / "findings.json").read_text(encoding="utf-8")
+    assert "may be sending a decompression bomb" in findings  # the size cap's hint
+
+
 def public_repository_not_passed(result: RunResult, baseline: RunResult, stage: Stage) -> None:
     public = [
         key for key, status in baseline.findings.items() if key[0] == "AC-1" and status == "FAIL"
@@ -271,8 +286,10 @@ SCENARIOS = [
     ),
     Scenario(
         "a gzip answer of 250 KB that expands to 256 MB",
-        (rule(r"/payments-api/hooks", "gzip_bomb", value=256 * 1024 * 1024, count=100),),
+        (rule(r"/payments-api/hooks", "gzip_bomb", value=GZIP_BOMB_SIZE, count=100),),
+        setup=gzip_bomb_ready,
         shows_error=True,
+        check=refused_for_its_size,
     ),
     Scenario(
         "repositories with is_private given twice, last true",
