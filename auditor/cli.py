@@ -24,6 +24,7 @@ from auditor.cliopts import (
     answer_timeout_option,
     concurrency_option,
     parse_day,
+    parse_size,
     requests_per_hour_option,
 )
 from auditor.errors import (
@@ -418,6 +419,14 @@ def _csv_choice(allowed: tuple[str, ...], name: str):
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sign manifest.json with this Ed25519 private key file (PEM or OpenSSH, unencrypted).",
 )
+@click.option(
+    "--attach-limit",
+    default="25MB",
+    show_default=True,
+    callback=lambda _ctx, _param, value: parse_size(value, "--attach-limit"),
+    help="Embed in the PDF only files up to this size (bytes, or 500kB, 25MB, 1GB); a larger "
+    "file, such as the evidence bundle of a big estate, is named with its SHA-256 instead.",
+)
 @click.option("--demo", is_flag=True, help="Audit the built-in demo workspace (no account).")
 @click.option(
     "--backend",
@@ -552,6 +561,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         framework=options["framework"],
         resume=not options["no_resume"],
         resume_window=resume_window,
+        attach_limit=options["attach_limit"],
     )
     show_progress = not options["quiet"] and sys.stderr.isatty()
     if options["from_store"] is not None:
@@ -705,7 +715,7 @@ def demo(ctx: click.Context, single: bool, notify: tuple[str, ...]) -> None:
 def _register_commands() -> None:
     from auditor.controls.cli import controls
     from auditor.diff import diff
-    from auditor.reporting.cli import verify
+    from auditor.reporting.cli import reperform, verify
     from auditor.serve.cli import serve
     from auditor.simulator.cli import simulator
     from auditor.store.cli import collect, store
@@ -717,6 +727,7 @@ def _register_commands() -> None:
     main.add_command(simulator)
     main.add_command(store)
     main.add_command(verify)
+    main.add_command(reperform)
 
 
 _register_commands()

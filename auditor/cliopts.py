@@ -5,9 +5,21 @@ help, wherever it appears."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import click
+
+_SIZE = re.compile(r"\s*(\d+)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?\s*", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 
 def parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -18,6 +30,19 @@ def parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_size(value: str | int | None, option: str) -> int | None:
+    """A size in bytes from ``25MB``, ``500kB``, ``1GiB`` or a plain number of bytes."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.fullmatch(value)
+    if not match:
+        raise click.BadParameter(
+            f"{value!r} is not a size (a number of bytes, or with kB, MB, GB, KiB, MiB, GiB)",
+            param_hint=option,
+        )
+    return int(match.group(1)) * _UNITS[(match.group(2) or "B").lower()]
 
 
 concurrency_option = click.option(

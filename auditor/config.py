@@ -60,6 +60,7 @@ class RunConfig(BaseModel):
     resume_window: str | None = None
     fail_on: list[Literal["fail", "error", "none"]] | None = None
     organisation: str | None = None
+    attach_limit: str | int | None = None
     credential: _Credential | None = None
 
     def option_defaults(self) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class RunConfig(BaseModel):
             "resume_window": self.resume_window,
             "fail_on": ",".join(self.fail_on) if self.fail_on else None,
             "organisation": self.organisation,
+            "attach_limit": str(self.attach_limit) if self.attach_limit is not None else None,
         }
         return {key: value for key, value in values.items() if value is not None}
 

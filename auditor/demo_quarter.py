@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from auditor import demo as demo_settings
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
@@ -25,7 +26,9 @@ from auditor.bitbucket.credentials import load_credential
 from auditor.evidence import Observation
 from auditor.run import RunOptions, RunOutcome, report_period
 from auditor.store import EvidenceStore, Recorded, open_store
+from auditor.store.bundle import PERIOD, write_records
 from auditor.store.collecting import collect_into_store
+from auditor.store.records import ObservationRecord
 
 # Where ``make demo`` keeps the scripted quarter's observations (recreated by each demo).
 DEMO_STORE = Path("reports") / "demo" / "evidence.db"
@@ -33,10 +36,18 @@ DEMO_STORE = Path("reports") / "demo" / "evidence.db"
 
 @dataclass
 class ObservedQuarter:
-    """The scripted quarter's observations and their raw query results (by observation id)."""
+    """The scripted quarter's observations, the last one's raw query results (by observation
+    id), and their records with payloads (for the evidence bundle, once the store is gone)."""
 
     observations: list[Observation]
     raw: dict[str, dict[str, object]]
+    records: list[ObservationRecord]
+
+    def write_bundle(self, stream: IO[bytes], observation_ids: Sequence[str]) -> None:
+        """The evidence bundle of the observations named (``auditor.run.BundleSource``)."""
+        wanted = set(observation_ids)
+        chosen = [r for r in self.records if r.row["observation_id"] in wanted]
+        write_records(stream, chosen, PERIOD)
 
 
 def collect_scripted_quarter(
@@ -78,7 +89,8 @@ def collect_scripted_quarter(
     period = demo_settings.period()
     observations = store.observations([demo_settings.WORKSPACE], period.since, period.until)
     last = observations[-1].observation_id
-    return ObservedQuarter(observations, {last: store.evidence_files(last)})
+    records = store.records([o.observation_id for o in observations])
+    return ObservedQuarter(observations, {last: store.evidence_files(last)}, records)
 
 
 def demo_period_options(**overrides: object) -> RunOptions:
@@ -114,7 +126,10 @@ def run_period_demo(
     with open_store(str(store_path)) as store:
         quarter = collect_scripted_quarter(store=store, on_recorded=on_recorded)
     return report_period(
-        quarter.observations, options or demo_period_options(), raw_evidence=quarter.raw
+        quarter.observations,
+        options or demo_period_options(),
+        bundle=quarter.write_bundle,
+        raw_evidence=quarter.raw,
     )
 
 

@@ -15,6 +15,7 @@ Resource keys: a repository is ``workspace/repo_slug`` (its ``full_name``), a wo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -475,6 +476,13 @@ def make_table(name: str, rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFram
 
 
 def _empty(spec: TableSpec) -> pd.DataFrame:
+    # A shallow copy of one empty frame per dataset: building one costs a Series per column,
+    # and copy-on-write keeps a caller's changes to its copy its own.
+    return _empty_frame(spec).copy(deep=False)
+
+
+@functools.cache
+def _empty_frame(spec: TableSpec) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in spec.columns})
 
 
@@ -510,7 +518,9 @@ class Evidence:
     def table(self, name: str) -> pd.DataFrame:
         if name not in TABLES:
             raise KeyError(f"unknown dataset {name!r}")
-        return self.tables.get(name, make_table(name))
+        table = self.tables.get(name)
+        # (Not ``get(name, make_table(name))``: that builds an empty table on every call.)
+        return table if table is not None else make_table(name)
 
     def errors_for(self, dataset: str) -> pd.DataFrame:
         """Collection errors affecting ``dataset`` (per repository or workspace-wide)."""
@@ -535,6 +545,11 @@ class Observation:
     # (its collection errors say so). Absent pairs were read at ``observed_at``. A period
     # evaluation must count a carried reading on the day it was read, never on this one.
     read_at: Mapping[tuple[str, str], datetime | None] = field(default_factory=dict)
+    # The SHA-256 of the payload that holds each part of the observation, by (stored query,
+    # repository full name) for a repository's part and (stored query, workspace slug) for the
+    # rest of the workspace's result (``auditor.store.payloads``): what a finding cites as the
+    # evidence it was judged on. Empty when the observation was never cut into payloads.
+    payloads: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def observed_at_of(self, repository: str, dataset: str) -> datetime | None:
         """When ``repository``'s ``dataset`` in this observation was read from Bitbucket."""

@@ -16,11 +16,11 @@ import logging
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from auditor import __version__
 from auditor.bitbucket.client import BitbucketClient
@@ -34,12 +34,15 @@ from auditor.bitbucket.journal import (
 )
 from auditor.collector import Collection, Progress, collect
 from auditor.controls.catalog import Catalog, load_catalog
-from auditor.controls.engine import evaluate
 from auditor.controls.exceptions import ExceptionSet, load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.frameworks import check_framework, restrict_to_framework
-from auditor.controls.period import evaluate_period, observations_in, single_observation_basis
-from auditor.controls.results import EvaluationResult, ObservationRef, Status
+from auditor.controls.period import (
+    evaluate_period,
+    evaluate_single_observation,
+    observations_in,
+)
+from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError, RunFailed
 from auditor.evidence import Evidence, Observation
 from auditor.logsetup import set_run_id
@@ -47,7 +50,9 @@ from auditor.period import Period
 from auditor.plan import Plan
 from auditor.provenance import collect_provenance
 from auditor.queries import stored_queries
+from auditor.reperform import evaluation_inputs
 from auditor.reporting.runfolder import (
+    DEFAULT_ATTACH_LIMIT,
     check_destination,
     check_writable,
     claim_destination,
@@ -57,6 +62,8 @@ from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
 from auditor.signing import SigningKey
+from auditor.store.bundle import PERIOD, SINGLE, write_records
+from auditor.store.records import collection_records, single_run_observations
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,8 @@ class RunOptions:
     # started again within the window reuses them. resume=False starts over.
     resume: bool = True
     resume_window: timedelta = DEFAULT_RESUME_WINDOW
+    # Files larger than this are not embedded in the PDF (which lists their SHA-256 instead).
+    attach_limit: int = DEFAULT_ATTACH_LIMIT
 
 
 @dataclass
@@ -191,16 +200,27 @@ def _collect_evaluate_write(
         options.credential_facts or CredentialFacts(),
         required_scopes=tuple(client.credential.scopes_required),
     )
-    result = evaluate(
+    records = collection_records(collection.raw, collection.evidence.info, run_id, __version__)
+    result = evaluate_single_observation(
         collection.evidence,
+        single_run_observations([(r.row, r.links) for r in records], collection.evidence),
         catalog,
         exceptions,
-        evaluated_on=evaluated_on,
         period=options.period,
+        evaluated_on=evaluated_on,
         credential=facts,
+        run_id=run_id,
     )
-    result.basis = single_observation_basis(
-        ObservationRef(run_id, collection.evidence.info.finished_at), options.period, catalog
+    inputs = evaluation_inputs(
+        run_id=run_id,
+        kind=SINGLE,
+        workspaces=options.workspaces,
+        period=options.period,
+        evaluated_on=evaluated_on,
+        framework=options.framework,
+        catalog=catalog,
+        exceptions=exceptions,
+        credential=facts,
     )
     identity = _named_identity(collection.evidence, client.credential.identity)
     run_dir, run_info, result = _write_report(
@@ -222,6 +242,8 @@ def _collect_evaluate_write(
         resume=journal.describe(),
         backend=client.kind,
         server_version=getattr(client, "server_version", None),
+        bundle=lambda stream: write_records(stream, records, SINGLE),
+        inputs=inputs,
     )
     log.info("run %s written to %s", run_id, run_dir)
     # Published: the run folder holds the evidence now; kept answers would only go stale.
@@ -258,6 +280,8 @@ def _write_report(
     resume: dict[str, Any] | None = None,
     backend: str = "cloud",
     server_version: str | None = None,
+    bundle: Callable[[IO[bytes]], None],
+    inputs: dict[str, bytes],
 ) -> tuple[Path, RunInfo, EvaluationResult]:
     """Record the run (provenance, signing) and write its folder: shared by a live run and a
     period report, so both carry the same metadata, framework view and signature."""
@@ -308,6 +332,9 @@ def _write_report(
         queries=queries,
         formats=options.formats,
         signing_key=options.signing_key,
+        bundle=bundle,
+        inputs=inputs,
+        attach_limit=options.attach_limit,
     )
     return run_dir, run_info, result
 
@@ -401,10 +428,16 @@ def _check_plan(plan: Plan, options: RunOptions) -> None:
         )
 
 
+# Writes the evidence bundle of the observations named (by id) into a stream: the store's
+# ``write_bundle``, or ``write_records`` over observations already read out of one.
+BundleSource = Callable[[IO[bytes], Sequence[str]], None]
+
+
 def report_period(
     observations: list[Observation],
     options: RunOptions,
     *,
+    bundle: BundleSource,
     raw_evidence: dict[str, dict[str, Any]] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunOutcome:
@@ -414,7 +447,9 @@ def report_period(
     (``auditor.controls.period``). ``raw_evidence`` maps an observation id to its raw query
     results (evidence file name -> document); the last observation's are written as the run
     folder's evidence files, so ``auditor diff`` and ``auditor verify`` read it like any run. The
-    folder's ``evidence/observations.json`` names every observation the report rests on.
+    folder's ``evidence/observations.json`` names every observation the report rests on, and
+    ``bundle`` writes its evidence bundle (``auditor.store.bundle``): every one of them with the
+    payloads they reference, which ``auditor reperform`` re-performs the report from.
     """
     started_at = now()
     run_id = new_run_id(started_at)
@@ -461,6 +496,18 @@ def report_period(
             for o in chosen
         ],
     }
+    inputs = evaluation_inputs(
+        run_id=run_id,
+        kind=PERIOD,
+        workspaces=options.workspaces,
+        period=options.period,
+        evaluated_on=evaluated_on,
+        framework=options.framework,
+        catalog=catalog,
+        exceptions=exceptions,
+        credential=facts,
+    )
+    chosen_ids = [o.observation_id for o in chosen]
     with _claimed(options):
         run_dir, run_info, result = _write_report(
             options,
@@ -478,6 +525,8 @@ def report_period(
             scopes_required=list(facts.required_scopes),
             http={"requests": requests, "observations": len(chosen)},
             now=now,
+            bundle=lambda stream: bundle(stream, chosen_ids),
+            inputs=inputs,
         )
     log.info("period report %s written to %s", run_id, run_dir)
     return RunOutcome(run_dir=run_dir, run_info=run_info, result=result, collection=None)
@@ -499,7 +548,7 @@ def report_from_store(options: RunOptions, store_url: str | None) -> RunOutcome:
             )
         last = observations[-1].observation_id
         raw = {last: store.evidence_files(last)}
-    return report_period(observations, options, raw_evidence=raw)
+        return report_period(observations, options, bundle=store.write_bundle, raw_evidence=raw)
 
 
 def _scopes_required(credential_type: str) -> list[str]:

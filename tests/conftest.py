@@ -1,4 +1,5 @@
-"""Shared fixtures: the Bitbucket Cloud simulator (a real HTTP server on 127.0.0.1)."""
+"""Shared fixtures: the Bitbucket Cloud simulator (a real HTTP server on 127.0.0.1), and the
+demo's scripted quarter collected weekly into a throwaway evidence store."""
 
 from __future__ import annotations
 
@@ -32,3 +33,12 @@ def make_simulator() -> Iterator[Callable[..., Simulator]]:
     yield make
     for simulator in started:
         simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def quarter() -> Any:
+    """The scripted quarter (docs/DEMO.md), collected weekly at simulated dates: 14
+    observations, their records for the evidence bundle, the last one's raw results."""
+    from auditor.demo_quarter import collect_scripted_quarter
+
+    return collect_scripted_quarter()

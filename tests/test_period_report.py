@@ -19,22 +19,19 @@ from auditor.bitbucket.credentials import load_credential
 from auditor.cli import main
 from auditor.controls.catalog import load_catalog
 from auditor.controls.period import evaluate_period
-from auditor.demo_quarter import collect_scripted_quarter, demo_period_options
+from auditor.demo_quarter import demo_period_options
 from auditor.run import report_period, run_audit
 from auditor.simulator import Simulator
 from auditor.simulator.quarter import scripted_dataset
 
 
 @pytest.fixture(scope="module")
-def quarter():
-    return collect_scripted_quarter()
-
-
-@pytest.fixture(scope="module")
 def period_run(quarter, tmp_path_factory):
     out = tmp_path_factory.mktemp("period") / "run"
     options = demo_period_options(out_dir=out, formats={"html", "json", "csv"})
-    return report_period(quarter.observations, options, raw_evidence=quarter.raw)
+    return report_period(
+        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +78,10 @@ def test_the_temporary_admin_grant_fails_access_controls_for_its_weeks(period_ru
 def test_a_resource_that_held_all_quarter_passes_with_its_observation_count(period_run):
     finding = row(period_run.result, "CM-1", "acme/payments-api")
     assert finding["status"] == "PASS"
-    assert "Held throughout 2026-Q3: 14 observations." in finding["reason"]
+    assert (
+        "Held throughout 2026-Q3: passed at each of the 14 observations from 2026-07-01 to "
+        "2026-09-30, with no gap longer than 7 days." in finding["reason"]
+    )
 
 
 def test_a_removed_webhook_fails_until_it_is_gone(period_run):

@@ -35,6 +35,7 @@ import pandas as pd
 from auditor.controls.catalog import Catalog, Control, Scope
 from auditor.controls.checks import REPOSITORY_LEVELS, CheckContext, CheckSpec
 from auditor.controls.checks.registry import ROW_COLUMNS, rows_frame
+from auditor.controls.deciding import DECIDING_COLUMNS
 from auditor.controls.effectiveness import STATUS_COLUMNS, build_population, merged_pull_requests
 from auditor.controls.exceptions import ExceptionSet, apply_exceptions
 from auditor.controls.facts import CredentialFacts
@@ -438,7 +439,7 @@ def _decorate(
     frame["family"] = control.family_title if control else ""
     frame["severity"] = control.severity if control else ""
     frame["frameworks"] = labels
-    for column in _EXCEPTION_COLUMNS:
+    for column in (*_EXCEPTION_COLUMNS, *DECIDING_COLUMNS):
         frame[column] = None
     frame["_order"] = order
     return frame

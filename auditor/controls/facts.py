@@ -32,6 +32,7 @@ class CredentialFacts:
     scopes: tuple[str, ...] | None = None  # declared scopes; None when not declared
     required_scopes: tuple[str, ...] = ()  # the scopes the collection needed (for the report)
     source: str = "run configuration"  # where the declaration came from, e.g. a file name
+    sha256: str | None = None  # of the file the declaration was read from
 
 
 class _FactsFile(BaseModel):
@@ -68,4 +69,5 @@ def load_credential_facts(path: Path) -> CredentialFacts:
         expires_on=facts.expires_on,
         scopes=tuple(facts.scopes) if facts.scopes is not None else None,
         source=path.name,
+        sha256=document.sha256,
     )

@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,25 @@ import pandas as pd
 
 from auditor.controls.catalog import Catalog, Control
 from auditor.controls.changes import evidence_changes, status_changes
+from auditor.controls.deciding import (
+    DECLARED,
+    FIRST_FAILING,
+    FIRST_SEEN_MERGED,
+    FIXED,
+    GAP_FROM,
+    GAP_TO,
+    HELD_FROM,
+    HELD_TO,
+    LAST_PASSING,
+    NO_LONGER_PRESENT,
+    OBSERVED,
+    STILL_FAILING,
+    DecidingObservation,
+    cite,
+    cite_observations,
+    control_queries,
+    reference,
+)
 from auditor.controls.engine import evaluate, sort_findings
 from auditor.controls.exceptions import ExceptionSet
 from auditor.controls.facts import CredentialFacts
@@ -64,7 +83,8 @@ from auditor.period import Period
 # Datasets describing pull requests: a period's population is assembled from every observation.
 PULL_REQUEST_DATASETS = ("pull_requests", "pr_participants", "build_statuses")
 _EXCEPTION_COLUMNS = [c for c in FINDING_COLUMNS if c.startswith("exception_")]
-_OK = frozenset({Status.PASS.value, Status.NOT_APPLICABLE.value, Status.EXCEPTED.value})
+# An observation's index and time, or (None, the period's start or end).
+_Point = tuple[int | None, datetime]
 
 
 def observations_in(observations: Sequence[Observation], period: Period) -> list[Observation]:
@@ -85,6 +105,41 @@ def single_observation_basis(
         period_evaluated=False,
         max_observation_gap=catalog.max_observation_gap,
     )
+
+
+def evaluate_single_observation(
+    evidence: Evidence,
+    observations: Mapping[str, Observation],
+    catalog: Catalog,
+    exceptions: ExceptionSet | None = None,
+    *,
+    period: Period,
+    evaluated_on: date,
+    credential: CredentialFacts | None = None,
+    run_id: str,
+) -> EvaluationResult:
+    """Evaluate one collection (``auditor run``): ``evidence`` is its evidence over every
+    workspace, ``observations`` its observation of each workspace (by slug), which the findings
+    cite.
+
+    The live run and ``auditor reperform`` of a single run both come here."""
+    result = evaluate(
+        evidence,
+        catalog,
+        exceptions,
+        evaluated_on=evaluated_on,
+        period=period,
+        credential=credential,
+    )
+    result.findings = cite_observations(
+        result.findings,
+        observations,
+        {control.id: control for control in catalog.controls},
+    )
+    result.basis = single_observation_basis(
+        ObservationRef(run_id, evidence.info.finished_at), period, catalog
+    )
+    return result
 
 
 def evaluate_period(
@@ -118,16 +173,20 @@ def evaluate_period(
         for observation in chosen
     ]
     times = [observation.observed_at for observation in chosen]
+    population, seen_in = _pull_request_population([o.evidence for o in chosen])
     population_result = evaluate(
-        pull_requests_of_period([o.evidence for o in chosen]),
+        population,
         catalog,
         exceptions,
         evaluated_on=evaluated_on,
         period=period,
         credential=credential,
     )
-    combiner = _Combiner(catalog, period, times, results, chosen)
-    frames = [population_result.findings[_pull_request_rows(population_result, catalog)]]
+    combiner = _Combiner(
+        catalog, period, times, results, chosen, credential=credential, exceptions=exceptions
+    )
+    pull_request_rows = population_result.findings[_pull_request_rows(population_result, catalog)]
+    frames = [_cite_population(pull_request_rows, chosen, seen_in, catalog)]
     frames += [combiner.rows(control) for control in catalog.enabled_controls]
     findings = pd.concat([f for f in frames if len(f)], ignore_index=True)
     order = {control.id: index for index, control in enumerate(catalog.controls)}
@@ -153,6 +212,14 @@ def pull_requests_of_period(evidences: Sequence[Evidence]) -> Evidence:
     """The last evidence with its pull-request datasets replaced by the period's population:
     every pull request any observation saw, as the first observation that saw it merged (else
     as the last that saw it)."""
+    return _pull_request_population(evidences)[0]
+
+
+def _pull_request_population(
+    evidences: Sequence[Evidence],
+) -> tuple[Evidence, dict[tuple[str, int], int]]:
+    """``pull_requests_of_period``, and for each pull request (repository, id) the index of the
+    observation its rows come from."""
     chosen: dict[tuple[str, int], int] = {}
     seen_merged: set[tuple[str, int]] = set()
     for index, evidence in enumerate(evidences):
@@ -174,7 +241,33 @@ def pull_requests_of_period(evidences: Sequence[Evidence]) -> Evidence:
             mask = [chosen.get(key) == index for key in keys]
             parts.append(table[mask])
         tables[dataset] = pd.concat(parts, ignore_index=True)
-    return dataclasses.replace(evidences[-1], tables=tables)
+    return dataclasses.replace(evidences[-1], tables=tables), chosen
+
+
+def _cite_population(
+    rows: pd.DataFrame,
+    observations: Sequence[Observation],
+    seen_in: dict[tuple[str, int], int],
+    catalog: Catalog,
+) -> pd.DataFrame:
+    """The pull-request controls' rows, each citing the observation its pull request was read
+    from (the first that saw it merged); rows about no one pull request (a repository whose
+    pull requests could not be read) cite the last observation."""
+    if not len(rows):
+        return rows
+    queries = {control.id: control_queries(control) for control in catalog.controls}
+    records = _records(rows)
+    for record in records:
+        resource = str(record["resource"])
+        repository, _, number = resource.rpartition("#")
+        index = seen_in.get((repository, int(number))) if number.isdigit() else None
+        if index is None:
+            role, index = OBSERVED, len(observations) - 1
+        else:
+            role = FIRST_SEEN_MERGED
+        citation = reference(role, observations[index], queries[record["control_id"]], record)
+        cite(record, [citation])
+    return pd.DataFrame(records, columns=list(rows.columns))
 
 
 def _pull_request_rows(result: EvaluationResult, catalog: Catalog) -> pd.Series:
@@ -187,7 +280,8 @@ def _judges_population(control: Control) -> bool:
 
 
 class _Combiner:
-    """Combines one control's rows across the observations into its period rows."""
+    """Combines one control's rows across the observations into its period rows, each naming
+    the observations that decided it (``auditor.controls.deciding``)."""
 
     def __init__(
         self,
@@ -196,16 +290,22 @@ class _Combiner:
         times: list[datetime],
         results: list[EvaluationResult],
         observations: Sequence[Observation] = (),
+        *,
+        credential: CredentialFacts | None = None,
+        exceptions: ExceptionSet | None = None,
     ) -> None:
         self.catalog = catalog
         self.period = period
         self.times = times
         self.results = results
         self.observations = list(observations)
+        self.credential = credential
+        self.exceptions = exceptions
         self.datasets = {
             control.id: control.spec.all_datasets if control.spec is not None else ()
             for control in catalog.controls
         }
+        self.queries = {control.id: control_queries(control) for control in catalog.controls}
         # control -> resource key -> [(observation index, row)]
         self.seen: dict[str, dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]] = (
             collections.defaultdict(lambda: collections.defaultdict(list))
@@ -260,6 +360,20 @@ class _Combiner:
             self.coverage[control.id] = self._control_coverage(control, gap, seen)
         return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
 
+    # --- citing observations ----------------------------------------------------------------
+
+    def _at(self, role: str, index: int, row: dict[str, Any]) -> DecidingObservation:
+        """Observation ``index`` in ``role`` for ``row``'s resource."""
+        if not self.observations:
+            return DecidingObservation(role, None, self.times[index])
+        return reference(role, self.observations[index], self.queries[row["control_id"]], row)
+
+    def _edge(self, role: str, point: _Point, row: dict[str, Any]) -> DecidingObservation:
+        index, moment = point
+        if index is None:  # the period's start or end
+            return DecidingObservation(role, None, moment)
+        return self._at(role, index, row)
+
     # --- one resource ---------------------------------------------------------------------
 
     def _combine(
@@ -268,49 +382,122 @@ class _Combiner:
         assessed = [(i, row) for i, row in history if row["status"] != Status.ERROR.value]
         if not control.automated or not assessed:
             # Manual controls, and resources never assessed: the last observation's row says why.
-            return history[-1][1]
+            index, last = history[-1]
+            return cite(dict(last), [self._at(OBSERVED, index, last)])
         # An observation that shows no row for the resource saw it absent (the engine gives every
         # resource in scope a row); one whose row is an ERROR, or whose workspace could not be
         # listed for this control, did not observe it.
         workspace = history[-1][1]["workspace"]
         blind = {i for i, row in history if row["status"] == Status.ERROR.value}
         blind |= self.workspace_errors.get((control.id, workspace), set())
-        looked = [t for i, t in enumerate(self.times) if i not in blind]
-        holes = _holes(looked, self.period.since, self.period.until, gap)
-        failing = [(i, row) for i, row in assessed if row["status"] == Status.FAIL.value]
-        if failing:
-            return self._failed(history, assessed, holes, gap)
+        looked = [i for i in range(len(self.times)) if i not in blind]
+        holes = self._holes(looked, gap)
+        statuses = {row["status"] for _, row in assessed}
+        if Status.FAIL.value in statuses:
+            return self._failed(history, assessed, holes, gap, Status.FAIL)
         if holes:
-            return self._not_observed(control, assessed[-1][1], holes, gap)
-        for status in (Status.EXCEPTED, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE):
-            picked = [row for _, row in assessed if row["status"] == status.value]
-            if picked:
-                row = dict(picked[-1])
-                if status != Status.MANUAL:
-                    row["reason"] = (
-                        f"{row['reason']} Held throughout {self.period.label}: "
-                        f"{_plural(len(assessed), 'observation')}."
-                    )
-                return row
-        return history[-1][1]
+            return self._not_observed(control, assessed[-1], holes, gap)
+        if Status.EXCEPTED.value in statuses:
+            return self._failed(history, assessed, holes, gap, Status.EXCEPTED)
+        if Status.MANUAL.value in statuses:
+            index, row = [(i, r) for i, r in assessed if r["status"] == Status.MANUAL.value][-1]
+            return cite(dict(row), [self._at(OBSERVED, index, row)])
+        declared = self._declared(assessed)
+        if declared is not None:
+            return declared
+        return self._held(history, assessed, gap)
+
+    def _held(
+        self,
+        history: list[tuple[int, dict[str, Any]]],
+        assessed: list[tuple[int, dict[str, Any]]],
+        gap: timedelta,
+    ) -> dict[str, Any]:
+        """A resource every assessing observation passed (or found not applicable), with no gap
+        over the allowed one. "Held throughout" only when it passed at every observation of the
+        period; otherwise the reason says exactly which observations it rests on."""
+        total = len(self.times)
+        passed = [(i, r) for i, r in assessed if r["status"] == Status.PASS.value]
+        shown = passed or assessed
+        first_index, last_index = shown[0][0], shown[-1][0]
+        row = dict(shown[-1][1])
+        span = f"from {self.times[first_index]:%Y-%m-%d} to {self.times[last_index]:%Y-%m-%d}"
+        allowed = f"no gap longer than {_plural(gap.days, 'day')}"
+        if len(shown) == total:
+            text = (
+                f"Held throughout {self.period.label}: passed at each of the {total} "
+                f"observations {span}, with {allowed}."
+                if passed
+                else f"Not applicable at each of the {total} observations {span}."
+            )
+        else:
+            notes = []
+            if passed and len(assessed) > len(passed):
+                notes.append(f"not applicable at {len(assessed) - len(passed)}")
+            if len(history) > len(assessed):
+                notes.append(f"{len(history) - len(assessed)} could not assess it")
+            listed = [i for i, _ in history]
+            if len(listed) < total:
+                if listed == list(range(listed[0], listed[-1] + 1)):
+                    if listed[0] > 0:
+                        notes.append(f"not present before {self.times[listed[0]]:%Y-%m-%d}")
+                    if listed[-1] < total - 1:
+                        notes.append(f"no longer present on {self.times[listed[-1] + 1]:%Y-%m-%d}")
+                else:
+                    notes.append(f"not listed at {total - len(listed)}")
+            verb = "Passed" if passed else "Not applicable"
+            text = (
+                f"{verb} at {len(shown)} of the {total} observations {span} ({'; '.join(notes)})"
+                + (f", with {allowed}." if passed else ".")
+            )
+        row["reason"] = f"{row['reason']} {text}"
+        deciding = [self._at(HELD_FROM, first_index, row)]
+        if last_index != first_index:
+            deciding.append(self._at(HELD_TO, last_index, row))
+        return cite(row, deciding, primary=deciding[-1])
+
+    def _declared(self, assessed: list[tuple[int, dict[str, Any]]]) -> dict[str, Any] | None:
+        """A row judged from the credential declaration (CR-1, CR-2): a file read when the report
+        was made, the same at every observation. It held nothing over the period; say so."""
+        index, row = assessed[-1]
+        facts = self.credential
+        if facts is None or "configuration:" not in str(row.get("evidence") or ""):
+            return None
+        row = dict(row)
+        digest = f", SHA-256 {facts.sha256}" if facts.sha256 else ""
+        row["reason"] = (
+            f"{row['reason']} Judged from {facts.source}{digest}, as declared when this report "
+            f"was made: not observed in Bitbucket during {self.period.label}."
+        )
+        declaration = DecidingObservation(
+            DECLARED, None, None, (facts.sha256,) if facts.sha256 else (), facts.source
+        )
+        return cite(row, [declaration, self._at(OBSERVED, index, row)], primary=declaration)
 
     def _failed(
         self,
         history: list[tuple[int, dict[str, Any]]],
         assessed: list[tuple[int, dict[str, Any]]],
-        holes: list[tuple[datetime, datetime]],
+        holes: list[tuple[_Point, _Point]],
         gap: timedelta,
+        status: Status,
     ) -> dict[str, Any]:
-        states = [(i, row["status"] == Status.FAIL.value) for i, row in assessed]
+        """A resource that failed at some observations (``status`` FAIL), or failed only where an
+        exception covered it (EXCEPTED): its failing stretches with their dates, the row of the
+        first failing observation (the deciding one), and every observation that bounds them."""
+        states = [(i, row["status"] == status.value) for i, row in assessed]
         gone = history[-1][0] + 1  # the first observation that no longer shows the resource
         if gone < len(self.times):
             states.append((gone, False))
         stretches = _stretches(states)
+        rows = dict(assessed)
         excepted = {i: r["status"] == Status.EXCEPTED.value for i, r in assessed}
-        row = dict([r for _, r in assessed if r["status"] == Status.FAIL.value][-1])
-        for column in _EXCEPTION_COLUMNS:
-            row[column] = None
+        row = dict(rows[stretches[0][0]])
+        if status == Status.FAIL:
+            for column in _EXCEPTION_COLUMNS:
+                row[column] = None
         parts = []
+        deciding: list[DecidingObservation] = []
         days = 0
         for first, fixed, passed_before in stretches:
             since = self.times[first].date()
@@ -319,41 +506,89 @@ class _Combiner:
                 seen_as = "excepted" if excepted.get(passed_before) else "passing"
                 on = self.times[passed_before].date().isoformat()
                 detail += f" (last observed {seen_as} {on})"
+                deciding.append(self._at(LAST_PASSING, passed_before, row))
+            deciding.append(self._at(FIRST_FAILING, first, row))
             if fixed is not None:
                 until = self.times[fixed].date()
-                how = "no longer present on" if fixed == gone else "fixed by"
+                gone_then = fixed == gone
+                how = "no longer present on" if gone_then else "fixed by"
                 detail += f", {how} {until.isoformat()}"
+                deciding.append(self._at(NO_LONGER_PRESENT if gone_then else FIXED, fixed, row))
             else:
                 until = (self.period.until - timedelta(microseconds=1)).date() + timedelta(days=1)
                 detail += ", still failing at the last observation"
+                last = assessed[-1][0]
+                if last != first:
+                    deciding.append(self._at(STILL_FAILING, last, row))
             stretch_days = max(1, (until - since).days)
             days += stretch_days
             parts.append(f"{detail}: {_plural(stretch_days, 'day')} failing")
         reason = f"{row['reason']} In {self.period.label}: {'; '.join(parts)}"
         if len(stretches) > 1:
             reason += f" ({_plural(days, 'day')} in all)"
+        if status == Status.EXCEPTED:
+            reason += f"; {self._exception_text(row)}"
         if holes:
-            reason += f"; also {_holes_text(holes, gap)}"
-        row["status"] = Status.FAIL.value
+            reason += f"; also {self._holes_text(holes, gap)}"
+        row["status"] = status.value
         row["reason"] = reason + "."
-        return row
+        primary = next(d for d in deciding if d.role == FIRST_FAILING)
+        return cite(row, deciding, primary=primary)
+
+    def _exception_text(self, row: dict[str, Any]) -> str:
+        """What covered an EXCEPTED resource's failing observations: the exception, and the file
+        it was read from when the report was made."""
+        name = row.get("exception_id") or "an exception"
+        text = f"exception {name} covered it at each failing observation"
+        if self.exceptions is not None:
+            text += (
+                f" (declared in the exceptions file, SHA-256 {self.exceptions.sha256}, read when "
+                "this report was made)"
+            )
+        return text
 
     def _not_observed(
         self,
         control: Control,
-        last: dict[str, Any],
-        holes: list[tuple[datetime, datetime]],
+        last: tuple[int, dict[str, Any]],
+        holes: list[tuple[_Point, _Point]],
         gap: timedelta,
     ) -> dict[str, Any]:
-        row = dict(last)
+        index, row = last
+        row = dict(row)
         for column in _EXCEPTION_COLUMNS:
             row[column] = None
         row["status"] = Status.ERROR.value
         row["reason"] = (
-            f"{row['resource']} was {_holes_text(holes, gap)}, so {control.id} cannot be shown "
-            f"to have held throughout {self.period.label} (every observation that saw it passed)."
+            f"{row['resource']} was {self._holes_text(holes, gap)}, so {control.id} cannot be "
+            f"shown to have held throughout {self.period.label} (every observation that saw it "
+            "passed)."
         )
-        return row
+        deciding = []
+        for start, end in holes:
+            deciding += [self._edge(GAP_FROM, start, row), self._edge(GAP_TO, end, row)]
+        return cite(row, [*deciding, self._at(OBSERVED, index, row)])
+
+    def _holes(self, looked: list[int], gap: timedelta) -> list[tuple[_Point, _Point]]:
+        """The stretches longer than ``gap`` between the period's start, each observation in
+        ``looked`` and the period's end."""
+        points: list[_Point] = [
+            (None, self.period.since),
+            *((i, self.times[i]) for i in looked),
+            (None, self.period.until),
+        ]
+        return [(a, b) for a, b in itertools.pairwise(points) if b[1] - a[1] > gap]
+
+    @staticmethod
+    def _holes_text(holes: list[tuple[_Point, _Point]], gap: timedelta) -> str:
+        spans = ", ".join(
+            f"between {a:%Y-%m-%d %H:%M} and {b:%Y-%m-%d %H:%M} UTC ({(b - a).days} days)"
+            for (_, a), (_, b) in holes
+        )
+        return (
+            f"not observed {spans}; at most {_plural(gap.days, 'day')} may pass between "
+            "observations"
+        )
 
     # --- one control ----------------------------------------------------------------------
 
@@ -427,22 +662,6 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     names = list(frame.columns)
     values = [frame[name].astype(object).tolist() for name in names]
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-
-
-def _holes(
-    observed: list[datetime], start: datetime, end: datetime, gap: timedelta
-) -> list[tuple[datetime, datetime]]:
-    """The stretches longer than ``gap`` between ``start``, each observation and ``end``."""
-    points = [start, *observed, end]
-    return [(a, b) for a, b in itertools.pairwise(points) if b - a > gap]
-
-
-def _holes_text(holes: list[tuple[datetime, datetime]], gap: timedelta) -> str:
-    spans = ", ".join(
-        f"between {a:%Y-%m-%d %H:%M} and {b:%Y-%m-%d %H:%M} UTC ({(b - a).days} days)"
-        for a, b in holes
-    )
-    return f"not observed {spans}; at most {_plural(gap.days, 'day')} may pass between observations"
 
 
 def _stretches(

@@ -76,6 +76,13 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "reason",  # one sentence: resource, observed value, expectation
     "observed",  # the observed value as text, when there is one
     "evidence",  # pointer: "dataset:key" (e.g. "branch_restrictions:acme/api#17"), ';'-joined
+    # The observations that decided the row (auditor.controls.deciding): the primary one's id,
+    # time (ISO 8601) and the SHA-256 of the payloads judged there (';'-joined), and every
+    # deciding observation with its role as canonical JSON.
+    "observation_id",
+    "observed_at",
+    "evidence_sha256",
+    "decided_by",
     "frameworks",  # "SOC 2 CC8.1; ISO 27001 8.4; ISO 27001 8.32"
     "exception_id",  # the exception's id when EXCEPTED (or when an expired one matched)
     "exception_reason",

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.controls.deciding import decided_by_text, decode
 from auditor.controls.results import STATUS_ORDER, EvaluationResult
 from auditor.visible import neutralise_formula
 
@@ -32,8 +33,12 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_findings_csv(result: EvaluationResult, path: Path) -> None:
-    """The findings rows (``FINDING_COLUMNS``) as CSV."""
-    write_csv(result.findings, path)
+    """The findings rows (``FINDING_COLUMNS``) as CSV; ``decided_by`` as one readable sentence
+    per row (findings.json carries it as a list)."""
+    findings = result.findings
+    if "decided_by" in findings:
+        findings = findings.assign(decided_by=findings["decided_by"].map(decided_by_text))
+    write_csv(findings, path)
 
 
 def write_population_csv(result: EvaluationResult, path: Path) -> None:
@@ -56,7 +61,7 @@ def _json_value(value: Any) -> Any:
 
 # The version of findings.json's shape (docs/findings.schema.json). Raise the major number when a
 # key is removed or changes meaning, the minor number when one is added.
-FINDINGS_SCHEMA_VERSION = "2.0"
+FINDINGS_SCHEMA_VERSION = "2.1"
 
 
 def _finding_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +70,7 @@ def _finding_object(row: dict[str, Any]) -> dict[str, Any]:
     # them as a list.
     labels = item.get("frameworks")
     item["frameworks"] = [label for label in (labels or "").split("; ") if label]
+    item["decided_by"] = decode(item.get("decided_by"))
     return item
 
 

@@ -3,7 +3,11 @@
 Layout (``formats`` chooses the optional files)::
 
     run.json                     the run's identity, counts and HTTP statistics
-    evidence/<name>.json         the raw GraphQL results
+    evidence/<name>.json         the raw GraphQL results (of the last observation, for a period)
+    evidence/bundle.jsonl.gz     every observation the report rests on and every payload they
+                                 reference (auditor.store.bundle): what auditor reperform uses
+    inputs/                      the catalog, exceptions and credential declaration the run used,
+                                 and evaluation.json (auditor.reperform)
     queries/<name>.graphql       the stored query documents that produced them
     populations/repositories.csv, access.csv, merged_pull_requests.csv
     findings.csv                 "csv" (auditor.reporting.exports)
@@ -14,7 +18,8 @@ Layout (``formats`` chooses the optional files)::
     evidence-hashes.json         SHA-256 of every file above, computed before rendering
     report.html                  "html"
     report.pdf                   "pdf": PDF/A-3 embedding evidence-hashes.json and every file it
-                                 marks "embedded" (all but findings.json)
+                                 marks "embedded": all but the standard outputs and any file
+                                 larger than the attach limit (whose SHA-256 it lists instead)
     manifest.json                SHA-256 and size of every other file
     manifest.sig.json            with a signing key: Ed25519 signature of manifest.json, written
                                  last (run.json, and so the reports, already name the key)
@@ -43,11 +48,11 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from auditor.controls.results import EvaluationResult
 from auditor.errors import ConfigError, RunFailed
@@ -70,6 +75,7 @@ from auditor.reporting.populations import write_population_csvs
 from auditor.resources import templates_dir
 from auditor.runinfo import RunInfo
 from auditor.signing import SigningKey
+from auditor.store.bundle import BUNDLE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +86,14 @@ STANDARD_OUTPUTS = {
     "junit": ("findings.junit.xml", "Every finding as a JUnit XML test case"),
     "oscal": ("oscal-assessment-results.json", "The run as OSCAL Assessment Results"),
 }
-# Evidence files the PDF does not carry: findings.json repeats findings.csv (which it does carry)
-# and is the largest file of a run; embedding it would double the PDF's rendering time.
-# The standard outputs repeat the findings too, in other shapes.
-NOT_EMBEDDED = frozenset(
-    {"findings.json", "findings.sarif", "findings.junit.xml", "oscal-assessment-results.json"}
-)
+# Evidence files the PDF does not carry: the standard outputs repeat the findings in other
+# shapes. (findings.json is carried: with the bundle and inputs/ it lets the PDF alone be
+# re-performed.) Files larger than the attach limit are not carried either.
+NOT_EMBEDDED = frozenset({"findings.sarif", "findings.junit.xml", "oscal-assessment-results.json"})
+DEFAULT_ATTACH_LIMIT = 25_000_000  # bytes: a PDF that still opens in a mail client
+# Embedded whatever their size: what re-performance compares against and re-evaluates with, so
+# that the PDF and its bundle (embedded, or handed over beside it) are enough.
+ALWAYS_EMBEDDED = ("findings.json", "inputs/")
 _PARTIAL_MARK = ".partial-"
 _EVIDENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.json$")
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -100,6 +108,14 @@ _DESCRIPTIONS = {
         "Every pull request merged in the period with its CM-10/11/12 results"
     ),
     EVIDENCE_HASHES_NAME: "SHA-256 and size of the evidence files embedded in this PDF",
+    "evidence/bundle.jsonl.gz": (
+        "Evidence bundle: every observation the report rests on and every payload they "
+        "reference (gzip-compressed JSON Lines; auditor reperform)"
+    ),
+    "inputs/evaluation.json": "What was evaluated, over which period, as of which day",
+    "inputs/controls.yaml": "The control catalog the run used",
+    "inputs/exceptions.yaml": "The risk acceptances (exceptions) the run used",
+    "inputs/credential.json": "The declaration about the auditing credential the run used",
     **{name: description for name, description in STANDARD_OUTPUTS.values()},
 }
 
@@ -116,13 +132,18 @@ def write_run_folder(
     generated_at: datetime | None = None,
     pdf_timeout: float = DEFAULT_TIMEOUT_SECONDS,
     signing_key: SigningKey | None = None,
+    bundle: Callable[[IO[bytes]], None] | None = None,
+    inputs: Mapping[str, bytes] | None = None,
+    attach_limit: int = DEFAULT_ATTACH_LIMIT,
 ) -> Path:
     """Write the run folder ``out_dir`` atomically and return it.
 
     ``formats`` ⊆ {"html", "pdf", "csv", "json"}. ``raw_evidence`` maps file names such as
     ``inventory.json`` to JSON-serialisable GraphQL results; ``queries`` maps stored query names
     to their documents. ``generated_at`` (default: ``run_info.finished_at``, else now) is the
-    time the report states it was generated.
+    time the report states it was generated. ``bundle`` writes the evidence bundle into a
+    stream; ``inputs`` are the evaluation's input files (``auditor.reperform``); files larger
+    than ``attach_limit`` bytes are not embedded in the PDF.
 
     Refuses (``ConfigError``) when ``out_dir`` already holds anything but leftovers of an
     interrupted write. Any failure removes the partial folder and re-raises.
@@ -148,6 +169,9 @@ def write_run_folder(
             formats=chosen,
             generated_at=generated_at,
             pdf_timeout=pdf_timeout,
+            bundle=bundle,
+            inputs=inputs or {},
+            attach_limit=attach_limit,
         )
         if signing_key is not None:
             signing_key.sign_manifest(partial, MANIFEST_NAME)
@@ -336,10 +360,19 @@ def _write_contents(
     formats: frozenset[str],
     generated_at: datetime,
     pdf_timeout: float,
+    bundle: Callable[[IO[bytes]], None] | None,
+    inputs: Mapping[str, bytes],
+    attach_limit: int,
 ) -> None:
     _write_bytes(folder / "run.json", _json_bytes(run_info.as_json(), "run.json"))
     for name, content in sorted(raw_evidence.items()):
         _write_bytes(folder / "evidence" / name, _json_bytes(content, f"evidence/{name}"))
+    if bundle is not None:
+        (folder / BUNDLE_NAME).parent.mkdir(parents=True, exist_ok=True)
+        with (folder / BUNDLE_NAME).open("wb") as stream:
+            bundle(stream)
+    for name, content in sorted(inputs.items()):
+        _write_bytes(folder / name, content)
     for name, document in sorted(queries.items()):
         _write_bytes(folder / "queries" / f"{name}.graphql", document.encode("utf-8"))
     write_population_csvs(folder, evidence, result)
@@ -349,7 +382,12 @@ def _write_contents(
     _scrub_secrets(folder)
 
     evidence_entries = [
-        replace(entry, embedded="pdf" in formats and entry.path not in NOT_EMBEDDED)
+        replace(
+            entry,
+            embedded="pdf" in formats
+            and entry.path not in NOT_EMBEDDED
+            and (entry.size <= attach_limit or entry.path.startswith(ALWAYS_EMBEDDED)),
+        )
         for entry in hash_paths(folder, folder_files(folder))
     ]
     _write_bytes(
@@ -426,14 +464,17 @@ def _write_standard_outputs(
 
 
 def _attachment(folder: Path, relative: str) -> AttachmentSpec:
-    if relative.startswith("evidence/"):
+    if relative in _DESCRIPTIONS:
+        description = _DESCRIPTIONS[relative]
+        relationship = "Source" if relative.startswith(("evidence/", "inputs/")) else "Data"
+    elif relative.startswith("evidence/"):
         description = f"Raw GraphQL result {relative.removeprefix('evidence/')}"
         relationship = "Source"
     elif relative.startswith("queries/"):
         description = f"Stored GraphQL query document {relative.removeprefix('queries/')}"
         relationship = "Source"
     else:
-        description = _DESCRIPTIONS.get(relative, relative)
+        description = relative
         relationship = "Data"
     return AttachmentSpec(
         path=str(folder / relative),

@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -44,19 +44,19 @@ from auditor import __version__
 from auditor.backends.fetching import NotDue
 from auditor.bitbucket.conditional import KnownResponses
 from auditor.errors import ConfigError, RunFailed
-from auditor.evidence import CollectionInfo, Evidence, Observation
-from auditor.flatten import datasets_of, error_rows, evidence_from_results
-from auditor.queries import STORED_QUERY_NAMES
+from auditor.evidence import CollectionInfo, Observation
 from auditor.redaction import redact, register_secret
-from auditor.store.payloads import (
-    DOCUMENT,
-    REPOSITORY,
-    WORKSPACE,
-    Part,
-    canonical_json,
-    join_result,
-    sha256_hex,
-    split_result,
+from auditor.store.bundle import PERIOD, BundleWriter
+from auditor.store.payloads import DOCUMENT, REPOSITORY, Part, sha256_hex
+from auditor.store.records import (
+    ObservationRecord,
+    collection_parts,
+    evidence_files,
+    link,
+    new_record,
+    observation_from_record,
+    observation_hash,
+    utc,
 )
 from auditor.store.tables import (
     known_responses,
@@ -73,7 +73,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "auditor_store_write"  # execution option: this transaction writes (SQLite: IMMEDIATE)
 _STORE_LOCK = 0x61756469746F72  # PostgreSQL advisory lock key shared by the whole store
 _CHUNK = 500  # keys per IN (…) list: well under every backend's parameter limit
-_HASHED = tuple(column.name for column in observations.columns if column.name != "hash")
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def new_observation_id(moment: datetime) -> str:
     """A new observation's id: its UTC time and 8 random hex digits (``20260814T060000Z-3f9c2a1b``).
     ``auditor collect`` makes it when a workspace's collection begins, so every log line of
     the collection carries it; the time is then the collection's start."""
-    return f"{_utc(moment):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    return f"{utc(moment):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def store_url(value: str | None) -> sa.URL:
@@ -316,30 +315,19 @@ class EvidenceStore:
         read_before: Mapping[tuple[str | None, str | None], datetime] | None = None,
         observation_id: str | None = None,
     ) -> Recorded:
-        parts: list[Part] = []
-        variables: dict[str, Any] = {}
-        errors = repositories = 0
-        observed_at = _utc(info.finished_at)
+        observed_at = utc(info.finished_at)
         # Incremental collection: what was not read this time (NOT_DUE) is the last reading,
         # carried forward with the time it was actually read.
         read_at: dict[tuple[str, str], datetime | None] = {}
         needed = extend or _has_not_due(raw, workspace)
         latest = self.latest_readings(workspace) if needed else {}
-        for document in sorted(raw.values(), key=lambda d: _query_order(d["query"])):
-            query = document["query"]
-            result = document["results"][workspace]
-            variables[query] = result.get("variables", {})
-            formatted = {key: value for key, value in result.items() if key != "variables"}
-            if latest:
-                formatted = self._carry_forward(query, formatted, latest, read_at)
-                formatted = self._add_to_last_reading(query, formatted, latest, extend)
-            query_parts = split_result(query, formatted)
-            parts.append(Part(query, DOCUMENT, 0, None, document["document"].encode()))
-            parts.extend(query_parts)
-            data = formatted.get("data")
-            errors += len(error_rows(query, workspace, data, formatted.get("errors") or []))
-            count = sum(1 for part in query_parts if part.kind == REPOSITORY)
-            repositories = max(repositories, count)
+
+        def carried(query: str, formatted: dict[str, Any]) -> dict[str, Any]:
+            formatted = self._carry_forward(query, formatted, latest, read_at)
+            return self._add_to_last_reading(query, formatted, latest, extend)
+
+        cut = collection_parts(raw, workspace, carried if latest else None)
+        parts, repositories, errors = cut.parts, cut.repositories, cut.errors
         # Hash, and compress what the store lacks, before taking the lock: the lock is held
         # only for the writes (and most payloads of a scheduled observation are already stored).
         contents = {part.sha256: part.content for part in parts}
@@ -348,25 +336,14 @@ class EvidenceStore:
         compressed = {
             sha: zlib.compress(content, 6) for sha, content in contents.items() if sha not in stored
         }
-        row: dict[str, Any] = {
-            "observation_id": observation_id or new_observation_id(observed_at),
-            "workspace": workspace,
-            "observed_at": observed_at,
-            "started_at": _utc(info.started_at),
-            "recorded_at": datetime.now(UTC),
-            "period_label": info.period_label,
-            "period_since": _utc(info.period_since),
-            "period_until": _utc(info.period_until),
-            "credential_type": info.credential_type,
-            "credential_identity": info.credential_identity,
-            "api_url": info.api_url,
-            "tool_version": __version__,
-            "variables": json.dumps(variables, sort_keys=True),
-            "http": json.dumps(info.http, sort_keys=True),
-            "requests": int(info.http.get("requests", 0)),
-            "repositories": repositories,
-            "errors": errors,
-        }
+        row = new_record(
+            info,
+            workspace,
+            cut,
+            observation_id=observation_id or new_observation_id(observed_at),
+            recorded_at=datetime.now(UTC),
+            tool_version=__version__,
+        )
         with self._writing([workspace]) as connection:
             existing = _existing_payloads(connection, list(contents))
             new = [sha for sha in contents if sha not in existing]
@@ -391,7 +368,7 @@ class EvidenceStore:
                 "previous_hash": previous_hash,
             }
             links = [
-                _link(
+                link(
                     row["observation_id"],
                     part,
                     _earliest(
@@ -508,23 +485,12 @@ class EvidenceStore:
 
     def evidence_files(self, observation_id: str) -> dict[str, Any]:
         """An observation's raw results in the run folder's ``evidence/<query>.json`` form."""
+        cache: dict[str, Any] = {}
         with _database_errors(self), self.engine.connect() as connection:
             row = self._find(connection, observation_id, None)
-            results, documents = self._results(connection, row, {})
-        variables = json.loads(row.variables)
-        return {
-            f"{query}.json": {
-                "query": query,
-                "document": documents[query],
-                "results": {
-                    row.workspace: {
-                        "variables": variables.get(query, {}),
-                        **results[(query, row.workspace)],
-                    }
-                },
-            }
-            for query in documents
-        }
+            links = self._links(connection, row.observation_id)
+            _fill_cache(connection, cache, {item["sha256"]: item["kind"] for item in links})
+        return evidence_files(row._asdict(), links, cache)
 
     def _find(self, connection: Any, reference: str, workspace: str | None) -> Any:
         row = connection.execute(
@@ -551,77 +517,74 @@ class EvidenceStore:
         return rows[-1]
 
     def _observation(self, connection: Any, row: Any, cache: dict[str, Any]) -> Observation:
-        results, documents = self._results(connection, row, cache)
-        info = CollectionInfo(
-            workspaces=[row.workspace],
-            period_label=row.period_label,
-            period_since=_utc(row.period_since),
-            period_until=_utc(row.period_until),
-            started_at=_utc(row.started_at),
-            finished_at=_utc(row.observed_at),
-            credential_type=row.credential_type,
-            credential_identity=row.credential_identity,
-            api_url=row.api_url,
-            queries=documents,
-            http=json.loads(row.http),
-            datasets=[dataset for query in documents for dataset in datasets_of(query)],
-            # Not a column of its own: the API base tells (a Data Center base ends in /rest).
-            backend=_backend_of(row.api_url),
-        )
-        evidence: Evidence = evidence_from_results(results, info)
-        return Observation(
-            row.observation_id,
-            _utc(row.observed_at),
-            evidence,
-            read_at=self._read_at(connection, row) if self.revision >= "0003" else {},
-        )
+        links = self._links(connection, row.observation_id)
+        _fill_cache(connection, cache, {item["sha256"]: item["kind"] for item in links})
+        return observation_from_record(row._asdict(), links, cache)
 
-    def _read_at(self, connection: Any, row: Any) -> dict[tuple[str, str], datetime | None]:
-        """(repository, dataset) -> when read, for what the observation did not read itself."""
-        observed_at = _utc(row.observed_at)
-        read_at: dict[tuple[str, str], datetime | None] = {}
-        for link in connection.execute(
-            sa.select(
-                observation_parts.c.query,
-                observation_parts.c.repository,
-                observation_parts.c.observed_at,
-            ).where(
-                observation_parts.c.observation_id == row.observation_id,
-                observation_parts.c.kind == REPOSITORY,
-            )
-        ):
-            moment = _utc(link.observed_at) if link.observed_at is not None else None
-            if moment != observed_at and link.repository:
-                for dataset in datasets_of(link.query):
-                    read_at[(link.repository, dataset)] = moment
-        return read_at
+    def _links(self, connection: Any, observation_id: str) -> list[dict[str, Any]]:
+        """The parts of one observation, in query and position order (without when each was
+        read on a store older than revision 0003, which did not record it)."""
+        columns = [
+            column
+            for column in observation_parts.c
+            if self.revision >= "0003" or column.name != "observed_at"
+        ]
+        return [
+            dict(item)
+            for item in connection.execute(
+                sa.select(*columns)
+                .where(observation_parts.c.observation_id == observation_id)
+                .order_by(observation_parts.c.query, observation_parts.c.position)
+            ).mappings()
+        ]
 
-    def _results(
-        self, connection: Any, row: Any, cache: dict[str, Any]
-    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
-        links = connection.execute(
-            sa.select(*(column for column in observation_parts.c if column.name != "observed_at"))
-            .where(observation_parts.c.observation_id == row.observation_id)
-            .order_by(observation_parts.c.query, observation_parts.c.position)
-        ).all()
-        _fill_cache(connection, cache, {link.sha256: link.kind for link in links})
-        documents: dict[str, str] = {}
-        spaces: dict[str, Any] = {}
-        repositories: dict[str, list[Any]] = {}
-        for link in links:
-            value = cache[link.sha256]
-            if link.kind == DOCUMENT:
-                documents[link.query] = value.decode()
-            elif link.kind == WORKSPACE:
-                spaces[link.query] = value
-            else:
-                repositories.setdefault(link.query, []).append(value)
-        ordered = sorted(documents, key=_query_order)
-        results = {
-            (query, row.workspace): join_result(spaces[query], repositories.get(query, []))
-            for query in ordered
-        }
-        return results, {query: documents[query] for query in ordered}
+    def write_bundle(self, stream: IO[bytes], observation_ids: Sequence[str]) -> None:
+        """Write the evidence bundle (``auditor.store.bundle``) of the observations named into
+        ``stream``: each workspace's in chain order, then every payload they reference, once
+        each; memory holds one chunk of payloads at a time."""
+        writer = BundleWriter(stream, kind=PERIOD)
+        wanted = list(dict.fromkeys(observation_ids))
+        shas: dict[str, None] = {}
+        with _database_errors(self), self.engine.connect() as connection:
+            rows = []
+            for chunk in _chunks(wanted):
+                rows += connection.execute(
+                    sa.select(observations).where(observations.c.observation_id.in_(chunk))
+                ).all()
+            missing = set(wanted) - {row.observation_id for row in rows}
+            if missing:
+                raise RunFailed(f"the store lacks observation {sorted(missing)[0]}")
+            for row in sorted(rows, key=lambda r: (r.workspace, r.sequence)):
+                links = self._links(connection, row.observation_id)
+                writer.observation(row._asdict(), links)
+                shas.update(dict.fromkeys(item["sha256"] for item in links))
+            for chunk in _chunks(list(shas)):
+                for sha, content in connection.execute(
+                    sa.select(payloads.c.sha256, payloads.c.content)
+                    .where(payloads.c.sha256.in_(chunk))
+                    .order_by(payloads.c.sha256)
+                ):
+                    writer.payload(sha, zlib.decompress(content))
+        writer.close()
+
+    def records(self, observation_ids: Sequence[str]) -> list[ObservationRecord]:
+        """The observations named, with their payloads in hand (``write_records`` writes them as
+        a bundle once the store is closed)."""
+        found = []
+        with _database_errors(self), self.engine.connect() as connection:
+            for observation_id in observation_ids:
+                row = self._find(connection, observation_id, None)
+                links = self._links(connection, row.observation_id)
+                contents: dict[str, bytes] = {}
+                for chunk in _chunks(sorted({item["sha256"] for item in links})):
+                    for sha, content in connection.execute(
+                        sa.select(payloads.c.sha256, payloads.c.content).where(
+                            payloads.c.sha256.in_(chunk)
+                        )
+                    ):
+                        contents[sha] = zlib.decompress(content)
+                found.append(ObservationRecord(row._asdict(), links, contents))
+        return found
 
     # -- verify and prune ----------------------------------------------------------------
 
@@ -657,7 +620,7 @@ class EvidenceStore:
                 report.breaks.append(
                     Break(
                         f"observation {row.observation_id} of {row.workspace} "
-                        f"(#{row.sequence}, {_utc(row.observed_at):%Y-%m-%d %H:%M}Z) does not "
+                        f"(#{row.sequence}, {utc(row.observed_at):%Y-%m-%d %H:%M}Z) does not "
                         "match its hash: its record or its list of payloads was changed",
                         row.observation_id,
                     )
@@ -715,12 +678,10 @@ class EvidenceStore:
                 ).all()
                 removed = []
                 for row in rows:  # only the oldest links of the chain: the rest stays whole
-                    if _utc(row.observed_at) >= cutoff:
+                    if utc(row.observed_at) >= cutoff:
                         break
                     removed.append(row)
-                kept_older = sum(
-                    1 for row in rows[len(removed) :] if _utc(row.observed_at) < cutoff
-                )
+                kept_older = sum(1 for row in rows[len(removed) :] if utc(row.observed_at) < cutoff)
                 if not removed:
                     continue
                 ids = [row.observation_id for row in removed]
@@ -793,7 +754,7 @@ class EvidenceStore:
                 .order_by(observations.c.sequence)
             ).all()
         return {
-            (row.query, row.repository): Reading(row.sha256, _utc(row.observed_at)) for row in rows
+            (row.query, row.repository): Reading(row.sha256, utc(row.observed_at)) for row in rows
         }
 
     def _carry_forward(
@@ -958,37 +919,6 @@ class EvidenceStore:
 _ONE_DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
 
 
-def observation_hash(row: Mapping[str, Any], links: Iterable[Mapping[str, Any]]) -> str:
-    """The SHA-256 over an observation's every field (but its own hash) and its payloads."""
-    fields = {name: _hashable(row[name]) for name in _HASHED}
-    observed_at = _utc(row["observed_at"])
-    fields["parts"] = sorted(
-        [
-            link["query"],
-            link["kind"],
-            link["position"],
-            link["repository"],
-            link["sha256"],
-            *_read_at_hashed(link.get("observed_at", observed_at), observed_at),
-        ]
-        for link in links
-    )
-    return sha256_hex(canonical_json(fields))
-
-
-def _read_at_hashed(read_at: datetime | None, observed_at: datetime) -> list[str]:
-    """A part's reading time enters the hash only when it is not the observation's own (carried
-    forward, or never read): observations made before revision 0003 keep their hashes."""
-    if read_at is None:
-        return ["never read"]
-    read_at = _utc(read_at)
-    return [] if read_at == observed_at else [read_at.isoformat()]
-
-
-def _hashable(value: Any) -> Any:
-    return _utc(value).isoformat() if isinstance(value, datetime) else value
-
-
 def _check_chain(row: Any, previous: Any, anchors: dict[int, str], report: VerifyReport) -> None:
     first_of_workspace = previous is None or previous.workspace != row.workspace
     if first_of_workspace:
@@ -1039,21 +969,9 @@ def _earliest(
     for query in (part.query, None):
         for name in ((repository,) if repository else ()) + (None,):
             earlier = read_before.get((query, name))
-            if earlier is not None and _utc(earlier) < moment:
-                moment = _utc(earlier)
+            if earlier is not None and utc(earlier) < moment:
+                moment = utc(earlier)
     return moment
-
-
-def _link(observation_id: str, part: Part, observed_at: datetime | None) -> dict[str, Any]:
-    return {
-        "observation_id": observation_id,
-        "query": part.query,
-        "kind": part.kind,
-        "position": part.position,
-        "repository": part.repository,
-        "sha256": part.sha256,
-        "observed_at": observed_at,
-    }
 
 
 def _is_not_due(error: Mapping[str, Any]) -> bool:
@@ -1073,7 +991,7 @@ def _entry(row: Any) -> ObservationEntry:
         observation_id=row.observation_id,
         workspace=row.workspace,
         sequence=row.sequence,
-        observed_at=_utc(row.observed_at),
+        observed_at=utc(row.observed_at),
         period_label=row.period_label,
         repositories=row.repositories,
         requests=row.requests,
@@ -1102,20 +1020,8 @@ def _selection(
 
 def _moment(value: datetime | date) -> datetime:
     if isinstance(value, datetime):
-        return _utc(value)
+        return utc(value)
     return datetime.combine(value, time.min, tzinfo=UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    """UTC, aware: SQLite hands timestamps back without their zone (they were stored in UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _query_order(query: str) -> tuple[int, str]:
-    known = (
-        STORED_QUERY_NAMES.index(query) if query in STORED_QUERY_NAMES else len(STORED_QUERY_NAMES)
-    )
-    return known, query
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -1271,9 +1177,3 @@ def _migrate(store: EvidenceStore, revision: str) -> str:
     else:
         log.info("evidence store %s migrated from %s to %s", store.display_url, current, target)
     return str(target)
-
-
-def _backend_of(api_url: str | None) -> str:
-    from auditor.bitbucket.datacenter import DATACENTER, kind_from_url
-
-    return DATACENTER if api_url and kind_from_url(api_url) == DATACENTER else "cloud"
