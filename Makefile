@@ -42,6 +42,7 @@ bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering
 	$(BIN)/python bench/bench_requests.py
 	$(BIN)/python bench/bench_period.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_reperform.py
 	$(BIN)/python bench/bench_datacenter.py
 	$(BIN)/python bench/bench_long_strings.py
 	$(BIN)/python bench/bench_serve.py

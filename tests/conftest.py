@@ -42,3 +42,18 @@ def quarter() -> Any:
     from auditor.demo_quarter import collect_scripted_quarter
 
     return collect_scripted_quarter()
+
+
+@pytest.fixture(scope="session")
+def period_folder(quarter: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The demo's period report over the scripted quarter, with every format an auditor
+    receives (HTML, PDF, CSV, JSON)."""
+    from auditor.demo_quarter import demo_period_options
+    from auditor.run import report_period
+
+    out = tmp_path_factory.mktemp("period-report") / "run"
+    options = demo_period_options(out_dir=out, formats={"html", "pdf", "csv", "json"})
+    report_period(
+        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
+    )
+    return out

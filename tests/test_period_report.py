@@ -191,7 +191,12 @@ def test_period_coverage_shows_each_control_with_a_day_by_day_strip(soup):
     assert {"CM-5", "INV-1"} <= set(by_control)
     strip = by_control["CM-5"].select_one("svg.timeline")
     assert float(strip["width"]) == 92 * 5  # one 5-unit cell per day of 2026-Q3
-    assert strip.find("title").get_text().startswith("CM-5: failed 2026-07-01 to 2026-09-30")
+    # Each day's share of the control's resources failing: payments-api's three weeks without
+    # its build check read apart from the four repositories failing all quarter.
+    assert strip.find("title").get_text() == (
+        "CM-5: 4 of 11 failing 2026-07-01 to 2026-08-04; 5 of 11 failing 2026-08-05 to "
+        "2026-08-25; 4 of 11 failing 2026-08-26 to 2026-09-30"
+    )
     strips = section.select("table.period-resources tbody.period-control")
     payments = [
         s.find("tr").get_text(" ", strip=True)
@@ -403,3 +408,47 @@ def test_pull_requests_keep_the_builds_recorded_when_first_seen_merged(quarter):
     assert set(kept_41["state"]) == {"SUCCESSFUL"}
     prs = merged.table("pull_requests")
     assert not prs.duplicated(["repository", "pr_id"]).any()
+
+
+def test_a_held_row_says_it_held_at_every_observation_only_when_it_did(period_run):
+    # acme/ml-models was not applicable for AC-2 (forking) while it was public: it passed at 13.
+    finding = row(period_run.result, "AC-2", "acme/ml-models")
+    assert finding["status"] == "PASS"
+    assert "Held throughout" not in finding["reason"]
+    assert (
+        "Passed at 13 of the 14 observations from 2026-07-01 to 2026-09-30 (not applicable at 1)"
+        in finding["reason"]
+    )
+    roles = [d["role"] for d in json.loads(finding["decided_by"])]
+    assert roles == ["held from", "held to"]
+
+
+def test_a_declared_control_says_it_rests_on_the_file_not_the_observations(period_run):
+    finding = row(
+        period_run.result,
+        "CR-2",
+        period_run.result.findings.query("control_id == 'CR-2'")["resource"].iloc[0],
+    )
+    assert "Held throughout" not in finding["reason"]
+    assert "Judged from credential.yaml, SHA-256 " in finding["reason"]
+    assert "not observed in Bitbucket during 2026-Q3" in finding["reason"]
+    (declared, _) = json.loads(finding["decided_by"])
+    assert declared["role"] == "declared in a file"
+    assert declared["source"] == "credential.yaml"
+
+
+def test_a_gap_names_the_observations_around_it(quarter):
+    kept = [o for o in quarter.observations if o.observed_at.day not in (15, 22)]
+    result = evaluate_period(
+        kept, load_catalog(), period=demo_period_options().period, evaluated_on=date(2026, 10, 1)
+    )
+    finding = row(result, "CM-1", "acme/payments-api")
+    gap = [(d["role"], (d["observed_at"] or "")[:10]) for d in json.loads(finding["decided_by"])]
+    assert gap[:2] == [("gap from", "2026-07-08"), ("gap to", "2026-07-29")]
+
+
+def test_the_sign_off_counts_what_the_period_results_rest_on(soup):
+    signoff = text_of(soup, "signoff")
+    assert "configuration results:" in signoff
+    assert "passed at every observation that assessed them" in signoff
+    assert "rest on a declaration read when this report was made" in signoff

@@ -18,21 +18,9 @@ from auditor.controls.catalog import load_catalog
 from auditor.controls.exceptions import load_exceptions
 from auditor.controls.period import evaluate_period
 from auditor.demo_quarter import demo_period_options
-from auditor.run import report_period
 from auditor.store.bundle import check_bundle, read_bundle
 
 BUNDLE = "evidence/bundle.jsonl.gz"
-
-
-@pytest.fixture(scope="module")
-def period_folder(quarter, tmp_path_factory) -> Path:
-    """The demo's period report with every format an auditor receives, PDF included."""
-    out = tmp_path_factory.mktemp("reperform") / "run"
-    options = demo_period_options(out_dir=out, formats={"html", "pdf", "csv", "json"})
-    report_period(
-        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
-    )
-    return out
 
 
 def reperform(*arguments: str):

@@ -166,6 +166,27 @@ def decided_by_text(text: Any) -> str:
     return "; ".join(parts)
 
 
+def decided_by_lines(text: Any) -> tuple[str, ...]:
+    """``decided_by`` as one short line per deciding observation, for the report's rows:
+    ``first failing 2026-09-23 · 20260923T060000Z-91fde558 · sha256 1a2b3c4d5e6f…``."""
+    lines = []
+    for item in decode(text):
+        moment = item.get("observed_at")
+        day = moment[:10] if isinstance(moment, str) and moment else ""
+        if item.get("observation_id"):
+            what = item["observation_id"]
+        elif item.get("source"):
+            what = f"file {item['source']}"
+        else:
+            what = "start of the period" if item["role"] == GAP_FROM else "end of the period"
+            what = f"{what} {_moment(moment)}"
+            day = ""
+        parts = [f"{item['role']} {day}".strip(), what]
+        parts += [f"sha256 {sha[:12]}…" for sha in item.get("sha256") or []]
+        lines.append(" · ".join(parts))
+    return tuple(lines)
+
+
 def _moment(text: Any) -> str:
     if not isinstance(text, str) or not text:
         return ""

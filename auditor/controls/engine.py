@@ -511,4 +511,5 @@ def _outcome(control: Control, catalog: Catalog, counts: dict[str, Counter[str]]
         enabled=control.enabled,
         resource_type=control.level,
         framework_labels=[catalog.framework_label(ref) for ref in control.frameworks],
+        catalog_line=control.line,
     )

@@ -464,7 +464,7 @@ class _Combiner:
         if facts is None or "configuration:" not in str(row.get("evidence") or ""):
             return None
         row = dict(row)
-        digest = f", SHA-256 {facts.sha256}" if facts.sha256 else ""
+        digest = f", SHA-256 {facts.sha256[:16]}…" if facts.sha256 else ""
         row["reason"] = (
             f"{row['reason']} Judged from {facts.source}{digest}, as declared when this report "
             f"was made: not observed in Bitbucket during {self.period.label}."
@@ -542,8 +542,8 @@ class _Combiner:
         text = f"exception {name} covered it at each failing observation"
         if self.exceptions is not None:
             text += (
-                f" (declared in the exceptions file, SHA-256 {self.exceptions.sha256}, read when "
-                "this report was made)"
+                f" (declared in the exceptions file, SHA-256 {self.exceptions.sha256[:16]}…, read "
+                "when this report was made)"
             )
         return text
 
@@ -621,10 +621,17 @@ class _Combiner:
             ]
             fixed_on = after[0] if after else None
         changed: dict[str, tuple[str, ...]] = {}
+        failing_count = [0] * len(days)
+        passing_count = [0] * len(days)
         for (_, resource), history in seen.items():
             cells = _timeline(self.period, self._resource_states(history), gap)
             if DAY_FAILED in cells and (DAY_PASSED in cells or DAY_ABSENT in cells):
                 changed[resource] = tuple(cells)
+            for day, cell in enumerate(cells):
+                if cell == DAY_FAILED:
+                    failing_count[day] += 1
+                elif cell == DAY_PASSED:
+                    passing_count[day] += 1
         return ControlPeriodCoverage(
             control_id=control.id,
             max_observation_gap=gap.days,
@@ -637,6 +644,8 @@ class _Combiner:
             fixed_on=fixed_on,
             timeline=tuple(timeline),
             resource_timelines=changed,
+            daily_failing=tuple(failing_count),
+            daily_passing=tuple(passing_count),
         )
 
     def _resource_states(

@@ -141,6 +141,7 @@ class ControlOutcome:
     enabled: bool = True  # False: disabled in the catalog, not evaluated (no rows, zero counts)
     resource_type: str = "repository"  # the level the check judges (FINDING_COLUMNS values)
     framework_labels: list[str] = field(default_factory=list)  # "SOC 2 CC8.1", "ISO 27001 8.4"
+    catalog_line: int = 0  # the line of the control's entry in the catalog file (0: unknown)
 
     @property
     def verdict(self) -> str:
@@ -230,6 +231,11 @@ class ControlPeriodCoverage:
     timeline: tuple[str, ...]  # one DAY_* value per day of the period, first day first
     # Resources whose timeline has both failed and passed days (the changes worth a strip).
     resource_timelines: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Per day, how many of the control's resources were failing and how many passing (the
+    # others were not observed that day, or not present): "1 of 12 failing all quarter, 4 in
+    # August" where ``timeline`` only says "failed".
+    daily_failing: tuple[int, ...] = ()
+    daily_passing: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 
 import jinja2
@@ -43,6 +44,26 @@ def _displayed(value: object) -> object:
     return value
 
 
+# Where an identifier may wrap in a narrow cell: after a path, key or word separator followed by
+# a word character. A word is never cut inside (`branch_restrict ions`).
+_BREAK_AFTER = re.compile(r"(?<=[/_:#.@=&?-])(?=\w)")
+
+
+@jinja2.pass_context
+def _breakable(context: jinja2.runtime.Context, value: object) -> object:
+    """For the PDF, escaped text with ``<wbr>`` after its separators
+    (``branch_<wbr>restrictions``, ``evidence/<wbr>bundle.jsonl.gz``): identifiers, paths and
+    keys wrap at their joints in a narrow table cell instead of anywhere inside a word. The text
+    is split before it is escaped, so no break lands inside an entity. The HTML report is left
+    as it is (a browser wraps the cell, and the text copies without break marks)."""
+    text = _displayed(value)
+    report = context.get("report")
+    if isinstance(text, markupsafe.Markup) or not getattr(report, "is_pdf", False):
+        return text
+    parts = _BREAK_AFTER.split(str(text))
+    return markupsafe.Markup("<wbr>").join(markupsafe.escape(part) for part in parts)
+
+
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment over the packaged templates (or ``templates``)."""
     env = jinja2.Environment(
@@ -55,6 +76,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["thousands"] = _thousands
+    env.filters["breakable"] = _breakable
     return env
 
 

@@ -3,14 +3,20 @@ with ``compliance-trestle``'s OSCAL models (which validate every field as they a
 
 The layout follows how GRC tools read assessment results:
 
-- one ``result`` for the run: its start and end, the reviewed controls (the catalog's, by ID),
-  and the run's identity as properties;
+- one ``result`` for the run: its start and end are the span of the evidence (the first and last
+  observation of a period report; the collection of a single run), the reviewed controls (the
+  catalog's, by ID), and the run's identity as properties;
+- one ``observation`` per evidence observation the result rests on (each store observation of
+  the period, or the single run's collection), ``collected`` when it was made, pointing into the
+  evidence bundle;
 - one ``observation`` per finding row: the resource as the subject, the reason as the
-  description, how it was made (``TEST`` for automated checks, ``EXAMINE`` for manual ones), when
-  the evidence was collected, and the evidence pointer and run file it came from;
+  description, how it was made (``TEST`` for automated checks, ``EXAMINE`` for manual ones),
+  ``collected`` at its deciding observation, and the bundle payloads that decided it;
 - one ``finding`` per control: its target is the control (``objective-id``), ``satisfied`` only
-  when every row of the control passed or does not apply, else ``not-satisfied`` with the
-  counts; a control with ERROR or MANUAL rows is never ``satisfied``.
+  when every row of the control passed or does not apply; ``not-satisfied`` with reason
+  ``fail`` when a row failed, and with reason ``other`` and the counts in the remarks when rows
+  could not be assessed (ERROR), need a person (MANUAL) or fail under a risk acceptance
+  (EXCEPTED): such a control is never ``satisfied``.
 
 UUIDs are UUID5s of the run id and the object's key, so the same run always gives the same
 document. There is no OSCAL assessment plan: ``import-ap`` names the control catalog by its
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +37,9 @@ from trestle.oscal import OSCAL_VERSION, common
 from trestle.oscal import assessment_results as ar
 
 from auditor import __version__
-from auditor.controls.results import EvaluationResult, Status
+from auditor.controls.results import EvaluationResult, ObservationRef, Status
 from auditor.runinfo import RunInfo
+from auditor.store.bundle import BUNDLE_NAME
 
 _NAMESPACE = uuid.UUID("6f1c1f5e-2d4b-5a8e-9c61-3f0a8d7b2e10")  # this tool's UUID5 namespace
 _PASSING = {Status.PASS.value, Status.NOT_APPLICABLE.value}
@@ -55,10 +63,39 @@ def _prop(name: str, value: str) -> common.Property:
     return common.Property(name=name, value=_one_line(value))
 
 
+def _evidence_observation(reference: ObservationRef, run_info: RunInfo) -> common.Observation:
+    """One observation of Bitbucket the result rests on (a store observation, or the run's
+    collection), with its evidence in the bundle."""
+    return common.Observation(
+        uuid=_uuid(run_info.run_id, "evidence-observation", reference.observation_id),
+        title=_one_line(f"Observation {reference.observation_id}"),
+        description=(
+            f"Collection of {', '.join(run_info.workspaces)} from Bitbucket at "
+            f"{reference.observed_at:%Y-%m-%d %H:%M} UTC (observation {reference.observation_id})."
+        ),
+        props=[_prop("observation-id", reference.observation_id)],
+        methods=[common.Methods.TEST],
+        types=["historic"],
+        relevant_evidence=[
+            common.RelevantEvidence(
+                href=BUNDLE_NAME,
+                description=(
+                    f"The observation record {reference.observation_id} and its payloads in the "
+                    "evidence bundle"
+                ),
+            )
+        ],
+        collected=reference.observed_at,
+    )
+
+
 def _observation(row: dict[str, Any], run_info: RunInfo, automated: bool) -> common.Observation:
     resource = _text(row["resource"])
     control_id = _text(row["control_id"])
     evidence = _text(row["evidence"])
+    observation_id = _text(row.get("observation_id"))
+    observed_at = _text(row.get("observed_at"))
+    payloads = _text(row.get("evidence_sha256"))
     props = [
         _prop("control-id", control_id),
         _prop("status", _text(row["status"])),
@@ -66,6 +103,29 @@ def _observation(row: dict[str, Any], run_info: RunInfo, automated: bool) -> com
     ]
     if _text(row["observed"]):
         props.append(_prop("observed", _text(row["observed"])))
+    if observation_id:
+        props.append(_prop("observation-id", observation_id))
+    evidence_items = [
+        common.RelevantEvidence(
+            href="findings.json",
+            description=(
+                f"Evidence pointer {evidence} (raw results in evidence/*.json)"
+                if evidence
+                else "The finding row in findings.json"
+            ),
+        )
+    ]
+    if observation_id:
+        evidence_items.append(
+            common.RelevantEvidence(
+                href=BUNDLE_NAME,
+                description=_one_line(
+                    f"Decided at observation {observation_id}"
+                    + (f" on payload(s) sha256 {payloads.replace(';', ', ')}" if payloads else "")
+                    + "; every deciding observation is in findings.json (decided_by)"
+                ),
+            )
+        )
     return common.Observation(
         uuid=_uuid(run_info.run_id, "observation", control_id, resource),
         title=_one_line(f"{control_id} {resource}"),
@@ -79,17 +139,10 @@ def _observation(row: dict[str, Any], run_info: RunInfo, automated: bool) -> com
                 title=_one_line(resource),
             )
         ],
-        relevant_evidence=[
-            common.RelevantEvidence(
-                href="findings.json",
-                description=(
-                    f"Evidence pointer {evidence} (raw results in evidence/*.json)"
-                    if evidence
-                    else "The finding row in findings.json"
-                ),
-            )
-        ],
-        collected=run_info.data_collected_at,
+        relevant_evidence=evidence_items,
+        collected=datetime.fromisoformat(observed_at)
+        if observed_at
+        else run_info.data_collected_at,
     )
 
 
@@ -98,10 +151,16 @@ def _finding(outcome: Any, observations: list[str], run_info: RunInfo) -> common
     satisfied = bool(counts) and set(counts) <= _PASSING
     summary = ", ".join(f"{count} {status}" for status, count in counts.items()) or "no rows"
     state = "satisfied" if satisfied else "not-satisfied"
+    reason = "pass" if satisfied else "fail" if counts.get(Status.FAIL.value) else "other"
     if not outcome.enabled:
         remarks = "Disabled in the control catalog: not evaluated."
     elif counts.get(Status.ERROR.value) or counts.get(Status.MANUAL.value):
-        remarks = f"Not fully assessed ({summary}): ERROR and MANUAL rows are never satisfied."
+        remarks = (
+            f"Not fully assessed ({summary}): ERROR rows could not be assessed and MANUAL rows "
+            "need evidence a person attaches; neither is ever satisfied."
+        )
+    elif counts.get(Status.EXCEPTED.value) and not counts.get(Status.FAIL.value):
+        remarks = f"Fails only under approved risk acceptances ({summary})."
     else:
         remarks = summary
     return common.Finding(
@@ -112,9 +171,7 @@ def _finding(outcome: Any, observations: list[str], run_info: RunInfo) -> common
         target=common.FindingTarget(
             type="objective-id",
             target_id=outcome.id,
-            status=common.ObjectiveStatus(
-                state=state, reason="pass" if satisfied else "fail", remarks=remarks
-            ),
+            status=common.ObjectiveStatus(state=state, reason=reason, remarks=remarks),
         ),
         related_observations=[
             common.RelatedObservation(observation_uuid=observation) for observation in observations
@@ -137,6 +194,21 @@ def assessment_results(result: EvaluationResult, run_info: RunInfo) -> ar.Assess
     ]
     counts = Counter(result.counts())
     finished = run_info.finished_at or run_info.data_collected_at
+    basis = result.basis
+    used = list(basis.observations) if basis is not None else []
+    evidence_observations = [_evidence_observation(reference, run_info) for reference in used]
+    if basis is not None and basis.period_evaluated and used:
+        start, end = used[0].observed_at, used[-1].observed_at
+        basis_text = (
+            f"Configuration controls were evaluated on each of {len(used)} observations between "
+            f"{start:%Y-%m-%d} and {end:%Y-%m-%d}; the result's start and end are that span."
+        )
+    else:
+        start, end = run_info.started_at, run_info.data_collected_at
+        basis_text = (
+            "Configuration controls are one observation at the collection time; start and end "
+            "are the collection's."
+        )
     frameworks = ", ".join(framework.name for framework in result.frameworks.values())
     return ar.AssessmentResults(
         uuid=_uuid(run_info.run_id, "assessment-results"),
@@ -170,11 +242,10 @@ def assessment_results(result: EvaluationResult, run_info: RunInfo) -> ar.Assess
                     f"Automated and manual control results for Bitbucket Cloud workspace(s) "
                     f"{', '.join(run_info.workspaces)} over {run_info.period_label} "
                     f"({frameworks}), evaluated as of {run_info.evaluated_on.isoformat()}. "
-                    "Configuration controls are one observation at the collection time; the "
-                    "change-management population covers the whole period."
+                    f"{basis_text} The change-management population covers the whole period."
                 ),
-                start=run_info.started_at,
-                end=finished,
+                start=start,
+                end=max(start, end),
                 props=[
                     _prop("period", run_info.period_label),
                     _prop("evaluated-on", run_info.evaluated_on.isoformat()),
@@ -190,7 +261,7 @@ def assessment_results(result: EvaluationResult, run_info: RunInfo) -> ar.Assess
                         )
                     ]
                 ),
-                observations=observations or None,
+                observations=[*evidence_observations, *observations] or None,
                 findings=findings or None,
             )
         ],

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from auditor.evidence import TABLES, Evidence
+from auditor.store.bundle import BUNDLE_NAME
 
 CLOUD_WEB = "https://bitbucket.org"
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -71,6 +72,19 @@ def repository_url(repository: str, page: str = "") -> str:
     return f"{CLOUD_WEB}/{workspace}/{slug}" + (f"/{page}" if page else "")
 
 
+def repository_web_url(repository: str, api_url: str | None) -> str:
+    """The repository's page, for a location outside the report (SARIF): on Bitbucket Cloud
+    ``https://bitbucket.org/<workspace>/<slug>``; on Data Center (``api_url`` ends in
+    ``/rest``) ``<server>/projects/<KEY>/repos/<slug>``. "" for an unsafe name."""
+    base = (api_url or "").rstrip("/")
+    if base.endswith("/rest"):
+        project, _, slug = repository.partition("/")
+        if not (_safe_slug(project) and _safe_slug(slug)) or _host(base) == "":
+            return ""
+        return f"{base.removesuffix('/rest')}/projects/{project}/repos/{slug}"
+    return repository_url(repository)
+
+
 def workspace_url(workspace: str, page: str = "workspace/settings") -> str:
     return f"{CLOUD_WEB}/{workspace}/{page}" if _safe_slug(workspace) else ""
 
@@ -98,6 +112,17 @@ def evidence_path(pointer: str) -> str:
 
 def evidence_paths(pointers: str) -> tuple[str, ...]:
     return tuple(evidence_path(p.strip()) for p in pointers.split(";") if p.strip())
+
+
+def bundle_paths(pointers: str) -> tuple[str, ...]:
+    """A period row's evidence pointers, in the evidence bundle: ``evidence/bundle.jsonl.gz``,
+    then ``repositories acme/ml-models`` (the observations and payloads that decided the row are
+    named beside it, in its "decided by" lines)."""
+    records = []
+    for pointer in (p.strip() for p in pointers.split(";") if p.strip()):
+        dataset, separator, record = pointer.partition(":")
+        records.append(f"{dataset} {record}" if separator and dataset in TABLES else pointer)
+    return (BUNDLE_NAME, *records)
 
 
 class ResourceNamer:

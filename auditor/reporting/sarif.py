@@ -6,8 +6,11 @@ references); one result per finding row. SARIF's ``kind`` carries the verdict wi
 what could not be assessed: FAIL is ``fail`` (level from the control's severity), EXCEPTED is
 ``fail`` with an accepted external suppression naming the exception, ERROR is ``open`` (the tool
 could not decide), MANUAL is ``review`` (a person must decide), NOT_APPLICABLE is
-``notApplicable`` and PASS is ``pass``. Resources are logical locations (a Bitbucket object has
-no file and line); the row's status, evidence pointer and observed value are result properties.
+``notApplicable`` and PASS is ``pass``. Every result has a physical location that code-scanning
+consumers read (``artifactLocation.uri``): the repository's page in Bitbucket for a row about a
+repository (or anything inside one), else the control's line in the catalog the run used
+(``inputs/controls.yaml`` in the run folder); the resource itself is the logical location. The
+row's status, evidence pointer, observed value and deciding observation are result properties.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from sarif_pydantic import sarif
 
 from auditor import __version__
 from auditor.controls.results import EvaluationResult, Status
+from auditor.reporting.resource_links import repository_web_url
 from auditor.runinfo import RunInfo
+
+# The catalog the run used, in the run folder (auditor.reperform writes it there).
+CATALOG_NAME = "inputs/controls.yaml"
 
 SARIF_SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -63,7 +70,26 @@ def _rule(outcome: Any) -> sarif.ReportingDescriptor:
     )
 
 
-def _result(row: dict[str, Any], rule_index: dict[str, int], severity: dict[str, str]) -> Any:
+def _physical_location(
+    row: dict[str, Any], catalog_line: int, api_url: str | None
+) -> sarif.PhysicalLocation:
+    repository = _text(row["repository"])
+    url = repository_web_url(repository, api_url) if repository else ""
+    if url:
+        return sarif.PhysicalLocation(artifact_location=sarif.ArtifactLocation(uri=url))
+    return sarif.PhysicalLocation(
+        artifact_location=sarif.ArtifactLocation(uri=CATALOG_NAME),
+        region=sarif.Region(start_line=catalog_line) if catalog_line > 0 else None,
+    )
+
+
+def _result(
+    row: dict[str, Any],
+    rule_index: dict[str, int],
+    severity: dict[str, str],
+    lines: dict[str, int],
+    api_url: str | None,
+) -> Any:
     status = str(row["status"])
     kind = _KIND[status]
     resource = str(row["resource"])
@@ -73,6 +99,9 @@ def _result(row: dict[str, Any], rule_index: dict[str, int], severity: dict[str,
         "resourceType": _text(row["resource_type"]),
         "evidence": _text(row["evidence"]),
         "observed": _text(row["observed"]),
+        "observationId": _text(row.get("observation_id")),
+        "observedAt": _text(row.get("observed_at")),
+        "evidenceSha256": _text(row.get("evidence_sha256")),
         "frameworks": [label for label in (_text(row["frameworks"]) or "").split("; ") if label],
     }
     extra: dict[str, Any] = {}
@@ -101,13 +130,14 @@ def _result(row: dict[str, Any], rule_index: dict[str, int], severity: dict[str,
         message=sarif.Message(text=str(row["reason"])),
         locations=[
             sarif.Location(
+                physical_location=_physical_location(row, lines.get(control_id, 0), api_url),
                 logical_locations=[
                     sarif.LogicalLocation(
                         name=resource,
                         fully_qualified_name=resource,
                         kind=_text(row["resource_type"]),
                     )
-                ]
+                ],
             )
         ],
         partial_fingerprints={"controlResource/v1": fingerprint},
@@ -121,6 +151,7 @@ def sarif_document(result: EvaluationResult, run_info: RunInfo) -> dict[str, Any
     rules = [_rule(outcome) for outcome in result.controls]
     rule_index = {outcome.id: index for index, outcome in enumerate(result.controls)}
     severity = {outcome.id: outcome.severity for outcome in result.controls}
+    lines = {outcome.id: outcome.catalog_line for outcome in result.controls}
     provenance = run_info.provenance or {}
     log = sarif.Sarif(
         version="2.1.0",
@@ -149,7 +180,7 @@ def sarif_document(result: EvaluationResult, run_info: RunInfo) -> dict[str, Any
                     id=f"bitbucket-auditor/{run_info.period_label}/{run_info.run_id}"
                 ),
                 results=[
-                    _result(row, rule_index, severity)
+                    _result(row, rule_index, severity, lines, run_info.api_url)
                     for row in result.findings.to_dict(orient="records")
                 ],
                 properties={

@@ -143,7 +143,7 @@ def test_findings_json_document(tmp_path):
         "controls",
         "findings",
     ]
-    assert document["schema_version"] == "2.0"
+    assert document["schema_version"] == "2.1"
     assert [framework["key"] for framework in document["frameworks"]] == ["soc2", "iso27001"]
     assert document["evaluated_on"] == AS_OF.isoformat()
     assert document["catalog"] == {"path": result.catalog_path, "sha256": result.catalog_sha256}

@@ -88,6 +88,7 @@ def test_pdf_carries_the_evidence_files_byte_for_byte(reader, run_folder):
         "populations/repositories.csv",
         "populations/access.csv",
         "populations/merged_pull_requests.csv",
+        "findings.json",
         "evidence/inventory.json",
         "evidence/access.json",
         "evidence/change_management.json",

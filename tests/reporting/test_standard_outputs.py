@@ -55,7 +55,7 @@ def test_findings_json_matches_its_published_schema(findings):
     )
     errors = sorted(validator.iter_errors(findings), key=lambda error: error.json_path)
     assert not errors, [f"{error.json_path}: {error.message}" for error in errors[:5]]
-    assert findings["schema_version"] == "2.0"
+    assert findings["schema_version"] == "2.1"
     cm4 = next(row for row in findings["findings"] if row["control_id"] == "CM-4")
     assert cm4["frameworks"] == ["SOC 2 CC8.1", "ISO 27001 8.32", "ISO 27001 8.25"]
 
@@ -150,7 +150,11 @@ def test_oscal_assessment_results_match_the_nist_schema(run_folder, findings):
     assert not errors, [f"{error.json_path}: {error.message}" for error in errors[:5]]
 
     (result,) = document["assessment-results"]["results"]
-    assert len(result["observations"]) == len(findings["findings"])
+    # One observation per finding row, and one for the collection the rows were decided on.
+    run = json.loads((run_folder / "run.json").read_text())
+    collections = [o for o in result["observations"] if "historic" in o.get("types", [])]
+    assert [o["collected"][:19] for o in collections] == [run["data_collected_at"][:19]]
+    assert len(result["observations"]) == len(findings["findings"]) + 1
     targets = {f["target"]["target-id"]: f["target"]["status"]["state"] for f in result["findings"]}
     for control in findings["controls"]:
         counts = {status for status, count in control["counts"].items() if count}
@@ -159,6 +163,27 @@ def test_oscal_assessment_results_match_the_nist_schema(run_folder, findings):
         )
         assert targets[control["id"]] == expected, control["id"]
     assert targets["AC-9"] == "not-satisfied"  # MANUAL is never satisfied
+    reasons = {
+        f["target"]["target-id"]: f["target"]["status"]["reason"] for f in result["findings"]
+    }
+    assert reasons["AC-9"] == "other"  # not a failure: a person must attach the evidence
+    assert reasons["CM-5"] == "fail"
+
+
+def test_sarif_locations_are_read_by_a_common_consumer(run_folder, findings):
+    """sarif-tools (a SARIF consumer teams use for summaries and CSVs) finds every result's
+    location: the repository's Bitbucket page, else the control's line in the catalog."""
+    from sarif import loader
+
+    records = loader.load_sarif_file(str(run_folder / "findings.sarif")).get_records()
+    assert len(records) == len(findings["findings"])
+    catalog = (run_folder / "inputs" / "controls.yaml").read_text().splitlines()
+    for record, row in zip(records, findings["findings"], strict=True):
+        if row["repository"]:
+            assert record["Location"] == f"https://bitbucket.org/{row['repository']}", row
+        else:
+            assert record["Location"] == "inputs/controls.yaml", row
+            assert f"id: {row['control_id']}" in catalog[int(record["Line"]) - 1], row
 
 
 def test_oscal_validation_catches_a_broken_document(run_folder):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from auditor.controls.results import EvaluationResult
 from auditor.evidence import Evidence
 from auditor.reporting.populations import access_listing
-from auditor.reporting.sections.base import NotAssessable, ReportInputs, RowLimits, Section
+from auditor.reporting.sections.base import ReportInputs, RowLimits, Section
 from auditor.reporting.sections.formatting import (
     STATUS_RANK,
     css_class,
@@ -22,6 +22,7 @@ from auditor.reporting.sections.formatting import (
     text,
 )
 from auditor.reporting.sections.gaps import failed_datasets
+from auditor.reporting.sections.views import NotAssessable
 
 
 @dataclass(frozen=True)

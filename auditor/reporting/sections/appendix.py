@@ -12,8 +12,9 @@ from typing import Any
 from auditor.controls.results import STATUS_ORDER
 from auditor.evidence import TABLES
 from auditor.reporting.manifest import FileEntry
-from auditor.reporting.sections.base import Parameter, ReportInputs, RowLimits, Section, Target
+from auditor.reporting.sections.base import ReportInputs, RowLimits, Section, Target
 from auditor.reporting.sections.formatting import STATUS_WORDS, anchor, css_class, parameter_text
+from auditor.reporting.sections.views import Parameter
 from auditor.runinfo import RunInfo
 
 
@@ -113,11 +114,11 @@ def _appendix(
             f"To keep this archival copy readable, each control shows its non-passing rows "
             f"(at most {limits.nonpassing_per_control}; "
             f"{limits.nonpassing_per_pull_request_control} for pull-request controls, whose "
-            f"exceptions the operating-effectiveness section lists) and at most "
+            f"failing pull requests the operating-effectiveness section lists) and at most "
             f"{limits.passing_per_control} passing rows; the operating-effectiveness section "
-            f"lists at most {limits.pull_request_exceptions} exceptions of each kind, the "
-            f"inventory at most {limits.inventory} repositories and the access tables at most "
-            f"{limits.access_rows} rows each. Where rows are left out, the report "
+            f"lists at most {limits.pull_request_exceptions} failing pull requests of each "
+            f"kind, the inventory at most {limits.inventory} repositories and the access "
+            f"tables at most {limits.access_rows} rows each. Where rows are left out, the report "
             "says how many. Every row is in the run's CSV files (findings.csv and "
             "populations/*.csv); those this PDF embeds are byte-identical to the run folder's."
         )

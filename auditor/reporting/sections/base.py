@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from auditor.controls.results import EvaluationResult
 from auditor.evidence import Evidence
 from auditor.reporting.manifest import FileEntry
+from auditor.reporting.sections.views import ControlView, ExceptionView
 from auditor.runinfo import RunInfo
-
-if TYPE_CHECKING:
-    from auditor.reporting.sections.controls import ControlView, ExceptionView
 
 Target = Literal["html", "pdf"]
 
@@ -125,23 +123,3 @@ class SectionView:
     anchor: str
     title: str
     view: Any
-
-
-@dataclass(frozen=True)
-class StatusCount:
-    status: str
-    css_class: str
-    label: str
-    count: int
-
-
-@dataclass(frozen=True)
-class NotAssessable:
-    repository: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    value: str

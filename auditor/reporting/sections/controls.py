@@ -15,11 +15,17 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.controls.deciding import decided_by_lines
 from auditor.controls.results import ControlOutcome, EvaluationResult, ExceptionEntry, Status
 from auditor.evidence import Evidence
 from auditor.reporting.populations import repositories_population
-from auditor.reporting.resource_links import ResourceNamer, evidence_paths, label_for
-from auditor.reporting.sections.base import Parameter, ReportInputs, RowLimits, Section, StatusCount
+from auditor.reporting.resource_links import (
+    ResourceNamer,
+    bundle_paths,
+    evidence_paths,
+    label_for,
+)
+from auditor.reporting.sections.base import ReportInputs, RowLimits, Section
 from auditor.reporting.sections.formatting import (
     STATUS_RANK,
     anchor,
@@ -32,86 +38,13 @@ from auditor.reporting.sections.formatting import (
     status_counts,
     text,
 )
-
-
-@dataclass(frozen=True)
-class ExceptionView:
-    id: str
-    control_id: str
-    anchor: str
-    resource: str
-    reason: str
-    approved_by: str
-    ticket: str
-    expires: str
-    source: str
-    state: str  # applied | expired | unmatched
-    matched: tuple[str, ...]
-    effect: str  # the fate in words
-
-
-@dataclass(frozen=True)
-class FindingRow:
-    status: str
-    css_class: str
-    resource: str
-    resource_type: str
-    reason: str
-    observed: str
-    evidence: str
-    exception_note: str  # the exception that applied (or an expired one that matched), or ""
-    # Readable evidence (auditor.reporting.resource_links): the resource's human name, its stable
-    # key when that differs, a validated https://bitbucket.org link (or ""), and the evidence
-    # pointers as paths into evidence/*.json.
-    resource_name: str = ""
-    resource_key: str = ""
-    resource_url: str = ""
-    resource_link_title: str = ""
-    evidence_paths: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class QueryRef:
-    name: str
-    anchor: str
-
-
-@dataclass(frozen=True)
-class ControlView:
-    id: str
-    anchor: str
-    title: str
-    family: str
-    severity: str
-    objective: str
-    automated: bool
-    check: str
-    procedure: str
-    queries: tuple[QueryRef, ...]
-    endpoints: tuple[str, ...]
-    datasets: tuple[str, ...]
-    parameters: tuple[Parameter, ...]
-    scope: str
-    population: int
-    frameworks: tuple[str, ...]
-    enabled: bool  # False: disabled in the catalog, not evaluated
-    verdict: str
-    css_class: str
-    counts: tuple[StatusCount, ...]
-    rows: tuple[FindingRow, ...]
-    rows_total: int
-    omitted_note: str  # "" when every row is shown
-    exceptions: tuple[ExceptionView, ...]
-    remediation: str
-    manual_evidence: str
-
-    @property
-    def nonpassing_rows(self) -> tuple[FindingRow, ...]:
-        return tuple(row for row in self.rows if row.status != Status.PASS)
-
-    @property
-    def passing_rows(self) -> tuple[FindingRow, ...]:
-        return tuple(row for row in self.rows if row.status == Status.PASS)
+from auditor.reporting.sections.views import (
+    ControlView,
+    ExceptionView,
+    FindingRow,
+    Parameter,
+    QueryRef,
+)
 
 
 @dataclass(frozen=True)
@@ -175,7 +108,12 @@ def exception_views(result: EvaluationResult) -> tuple[ExceptionView, ...]:
     return tuple(exception_view(entry) for entry in result.exceptions)
 
 
-def _finding_row(record: Mapping[str, Any], namer: ResourceNamer | None = None) -> FindingRow:
+def _finding_row(
+    record: Mapping[str, Any], namer: ResourceNamer | None = None, *, in_bundle: bool = False
+) -> FindingRow:
+    """One row as the report shows it. ``in_bundle``: the row was decided on observations of a
+    period, whose evidence is in the evidence bundle (not only in evidence/*.json, which hold the
+    last observation)."""
     status = text(record["status"])
     note = ""
     exception_id = text(record.get("exception_id"))
@@ -201,7 +139,12 @@ def _finding_row(record: Mapping[str, Any], namer: ResourceNamer | None = None) 
         resource_key=label.key,
         resource_url=label.url,
         resource_link_title=label.link_title,
-        evidence_paths=evidence_paths(text(record["evidence"])),
+        evidence_paths=(
+            bundle_paths(text(record["evidence"]))
+            if in_bundle
+            else evidence_paths(text(record["evidence"]))
+        ),
+        decided_by=decided_by_lines(record.get("decided_by")),
         resource=text(record["resource"]),
         resource_type=text(record["resource_type"]),
         reason=text(record["reason"]),
@@ -226,10 +169,13 @@ def control_views(
         )
         for control_id, rows in ranked.groupby("control_id", sort=False):
             by_control[str(control_id)] = rows.sort_values(["_rank", "_order"], kind="stable")
+    in_bundle = result.basis is not None and result.basis.period_evaluated
     views = []
     for outcome in result.controls:
         rows = by_control.get(outcome.id)
-        views.append(_control_view(outcome, rows, exceptions, limits, short_names, namer))
+        views.append(
+            _control_view(outcome, rows, exceptions, limits, short_names, namer, in_bundle)
+        )
     return views
 
 
@@ -240,6 +186,7 @@ def _control_view(
     limits: RowLimits,
     short_names: Mapping[str, str],
     namer: ResourceNamer | None = None,
+    in_bundle: bool = False,
 ) -> ControlView:
     shown: list[FindingRow] = []
     total = 0
@@ -258,7 +205,10 @@ def _control_view(
         nonpassing_kept = head(nonpassing_rows, bound)
         passing_kept = head(passing_rows, limits.passing_per_control)
         for frame in (nonpassing_kept, passing_kept):
-            shown.extend(_finding_row(record, namer) for record in frame.to_dict("records"))
+            shown.extend(
+                _finding_row(record, namer, in_bundle=in_bundle)
+                for record in frame.to_dict("records")
+            )
         if len(nonpassing_kept) < len(nonpassing_rows):
             omitted.append(f"{len(nonpassing_rows) - len(nonpassing_kept):,} non-passing")
         if len(passing_kept) < len(passing_rows):

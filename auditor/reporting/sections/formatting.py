@@ -16,7 +16,7 @@ import pandas as pd
 
 from auditor.controls.results import DISABLED, STATUS_ORDER, Status
 from auditor.reporting.charts import STATUS_STYLE
-from auditor.reporting.sections.base import StatusCount
+from auditor.reporting.sections.views import StatusCount
 
 STATUS_WORDS: dict[str, str] = {
     Status.PASS: "the evidence shows the requirement is met",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from auditor.controls.results import DISABLED, VERDICT_ORDER, EvaluationResult, Status
 from auditor.reporting.sections.base import ReportInputs, Section
-from auditor.reporting.sections.controls import ControlView
 from auditor.reporting.sections.formatting import css_class, natural_key
+from auditor.reporting.sections.views import ControlView
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from typing import Any
 
 from auditor.controls.results import EvaluationResult, Status
 from auditor.evidence import TABLES, Evidence
-from auditor.reporting.sections.base import NotAssessable, ReportInputs, RowLimits, Section
+from auditor.reporting.sections.base import ReportInputs, RowLimits, Section
 from auditor.reporting.sections.formatting import head, limit, missing, natural_key, omitted, text
+from auditor.reporting.sections.views import NotAssessable
 
 
 @dataclass(frozen=True)

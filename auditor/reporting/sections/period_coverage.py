@@ -80,6 +80,30 @@ class TimelineStrip:
 
 
 @dataclass(frozen=True)
+class ShareRun:
+    """Consecutive days with the same count of failing and passing resources: one column of
+    the control's strip, failing share at the bottom (red), passing above it (green); an empty
+    column is a day nobody observed."""
+
+    x: float
+    width: float
+    fail_height: float
+    pass_height: float
+    title: str  # "2 of 12 failing 2026-08-05 to 2026-08-25"
+
+
+@dataclass(frozen=True)
+class ShareStrip:
+    width: float
+    height: float
+    cell_width: float
+    days: int
+    runs: tuple[ShareRun, ...]
+    months: tuple[MonthMark, ...]
+    description: str  # every run in words
+
+
+@dataclass(frozen=True)
 class ControlCoverageRow:
     control_id: str
     anchor: str
@@ -92,7 +116,7 @@ class ControlCoverageRow:
     gap_exceeded: bool
     days_failing: int
     failing_text: str  # "from 2026-08-05, fixed by 2026-08-26" or ""
-    strip: TimelineStrip
+    strip: ShareStrip  # each day's share of the control's resources failing and passing
 
 
 @dataclass(frozen=True)
@@ -252,7 +276,56 @@ def _control_row(
         gap_exceeded=coverage.longest_gap_days > coverage.max_observation_gap,
         days_failing=coverage.days_failing,
         failing_text=failing,
-        strip=_strip(coverage.timeline, days),
+        strip=_share_strip(coverage, days),
+    )
+
+
+def _share_strip(coverage: ControlPeriodCoverage, days: list[date]) -> ShareStrip:
+    """The control's strip: per day, the share of its resources failing and passing."""
+    failing = coverage.daily_failing or tuple(0 for _ in days)
+    passing = coverage.daily_passing or tuple(0 for _ in days)
+    runs: list[tuple[int, int, date, date]] = []
+    for day, fail, ok in zip(days, failing, passing, strict=True):
+        if runs and runs[-1][:2] == (fail, ok):
+            runs[-1] = (fail, ok, runs[-1][2], day)
+        else:
+            runs.append((fail, ok, day, day))
+    drawn = []
+    words = []
+    for fail, ok, first, last in runs:
+        total = fail + ok
+        if total == 0:
+            title = f"not observed {_span(first, last)}"
+        elif fail == 0:
+            title = f"all {total} passing {_span(first, last)}"
+        else:
+            title = f"{fail} of {total} failing {_span(first, last)}"
+        words.append(title)
+        drawn.append(
+            ShareRun(
+                x=(first - days[0]).days * CELL_WIDTH,
+                width=((last - first).days + 1) * CELL_WIDTH,
+                fail_height=CELL_HEIGHT * fail / total if total else 0.0,
+                pass_height=CELL_HEIGHT * ok / total if total else 0.0,
+                title=title,
+            )
+        )
+    return ShareStrip(
+        width=len(days) * CELL_WIDTH,
+        height=CELL_HEIGHT,
+        cell_width=CELL_WIDTH,
+        days=len(days),
+        runs=tuple(drawn),
+        months=_months(days),
+        description="; ".join(words),
+    )
+
+
+def _months(days: list[date]) -> tuple[MonthMark, ...]:
+    return tuple(
+        MonthMark(index * CELL_WIDTH, f"{day:%b}")
+        for index, day in enumerate(days)
+        if day.day == 1 or index == 0
     )
 
 
@@ -267,11 +340,7 @@ def _strip(cells: Sequence[str], days: list[date]) -> TimelineStrip:
         )
         for state, first, last in runs
     )
-    months = tuple(
-        MonthMark(index * CELL_WIDTH, f"{day:%b}")
-        for index, day in enumerate(days)
-        if day.day == 1 or index == 0
-    )
+    months = _months(days)
     return TimelineStrip(
         width=len(days) * CELL_WIDTH,
         height=CELL_HEIGHT,

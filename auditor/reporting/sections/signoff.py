@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.controls.deciding import DECLARED, decode
 from auditor.controls.results import EvaluationResult, PeriodBasis, Status
 from auditor.provenance import DATACENTER_BACKEND
 from auditor.reporting.sections.base import ReportInputs, Section
@@ -114,7 +115,7 @@ def sign_off(run_info: RunInfo, result: EvaluationResult, period_text: str) -> S
             f"{run_info.evaluated_on.isoformat()}."
         ),
         period=f"{run_info.period_label}: {period_text}",
-        observation_basis=_observation_basis(result.basis, collected_on),
+        observation_basis=_observation_basis(result.basis, collected_on, result.findings),
         population_basis=(
             "The change-management population (CM-10, CM-11, CM-12) is every pull request "
             "merged in the period, read from Bitbucket's history: it covers the whole period."
@@ -132,9 +133,10 @@ def sign_off(run_info: RunInfo, result: EvaluationResult, period_text: str) -> S
     )
 
 
-def _observation_basis(basis: PeriodBasis | None, collected_on: str) -> str:
+def _observation_basis(basis: PeriodBasis | None, collected_on: str, findings: Any) -> str:
     """How the configuration controls were observed: once, or on every observation of the
-    period (the statement an auditor signs off must say which)."""
+    period (the statement an auditor signs off must say which), and what the period's results
+    rest on, counted from the findings themselves."""
     if basis is None or not basis.period_evaluated or not basis.observations:
         return (
             f"One observation on {collected_on}; the configuration controls show the state on "
@@ -149,8 +151,38 @@ def _observation_basis(basis: PeriodBasis | None, collected_on: str) -> str:
         "every configuration control was evaluated on each of them, and a resource held a "
         "control for the period only when every observation passed and no gap was longer than "
         f"the control's max_observation_gap (default {basis.max_observation_gap} days); the "
-        "period coverage section gives each control's days."
+        f"period coverage section gives each control's days. {_period_results(findings)}"
     )
+
+
+def _period_results(findings: Any) -> str:
+    """What the configuration results rest on, counted from their statuses and the
+    observations that decided them (``decided_by``)."""
+    rows = findings[findings["resource_type"] != "pull_request"]
+    declared = rows["decided_by"].map(
+        lambda text: any(item["role"] == DECLARED for item in decode(text))
+    )
+    counted = rows[~declared]["status"].value_counts().to_dict()
+    parts = [
+        (counted.get(Status.PASS.value, 0), "passed at every observation that assessed them"),
+        (counted.get(Status.FAIL.value, 0), "failed at one or more observations (FAIL)"),
+        (
+            counted.get(Status.EXCEPTED.value, 0),
+            "failed only where an approved exception covered them (EXCEPTED)",
+        ),
+        (
+            counted.get(Status.ERROR.value, 0),
+            "could not be shown to hold: not observed often enough, or not assessable (ERROR)",
+        ),
+        (counted.get(Status.NOT_APPLICABLE.value, 0), "did not apply"),
+        (counted.get(Status.MANUAL.value, 0), "need evidence a person attaches (MANUAL)"),
+        (
+            int(declared.sum()),
+            "rest on a declaration read when this report was made, not on the observations",
+        ),
+    ]
+    said = "; ".join(f"{number:,} {text}" for number, text in parts if number)
+    return f"Of the {len(rows):,} configuration results: {said}." if said else ""
 
 
 def build(inputs: ReportInputs) -> SignOff:

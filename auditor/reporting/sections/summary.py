@@ -10,8 +10,7 @@ from dataclasses import dataclass, replace
 
 from auditor.controls.results import STATUS_ORDER, EvaluationResult, Status
 from auditor.reporting.charts import StackedBarChart, family_results_chart
-from auditor.reporting.sections.base import NotAssessable, ReportInputs, Section, StatusCount
-from auditor.reporting.sections.controls import ControlView, ExceptionView
+from auditor.reporting.sections.base import ReportInputs, Section
 from auditor.reporting.sections.formatting import (
     STATUS_WORDS,
     css_class,
@@ -20,6 +19,7 @@ from auditor.reporting.sections.formatting import (
     status_counts,
 )
 from auditor.reporting.sections.frameworks import framework_views
+from auditor.reporting.sections.views import ControlView, ExceptionView, NotAssessable, StatusCount
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,11 @@ def _summary(
         verdicts = Counter(criterion.verdict for criterion in view.criteria if criterion.controls)
         frameworks.append(
             FrameworkSummaryRow(
-                name=f"{view.name} ({view.version})" if view.version else view.name,
+                name=(
+                    f"{view.name}, {view.version}"
+                    if view.version and view.version not in view.name
+                    else view.name
+                ),
                 criteria=sum(1 for criterion in view.criteria if criterion.controls),
                 by_verdict=status_counts(verdicts),
             )
