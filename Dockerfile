@@ -13,12 +13,13 @@
 
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-COPY setup.cfg pyproject.toml README.md controls.yaml ./
+COPY setup.cfg pyproject.toml README.md controls.yaml constraints.txt ./
 COPY auditor ./auditor
 COPY templates ./templates
+# Every dependency at the version constraints.txt pins (`make constraints` renews it).
 RUN python -m venv /opt/auditor \
     && /opt/auditor/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/auditor/bin/pip install --no-cache-dir .
+    && /opt/auditor/bin/pip install --no-cache-dir -c constraints.txt .
 
 FROM python:3.11-slim-bookworm
 # The libraries WeasyPrint renders PDFs with, and a font (auditor/sysdeps.py lists them).
@@ -34,6 +35,9 @@ ENV PATH=/opt/auditor/bin:$PATH \
     PYTHONUNBUFFERED=1
 USER 10001
 WORKDIR /data
+# Files it writes (stores, journals, run folders) are private to the user (the CLI adds umask
+# 077 too); caches go to /tmp, the one writable place under readOnlyRootFilesystem.
+ENV XDG_CACHE_HOME=/tmp/cache
 # Fails the build when a system library is missing, instead of the first PDF.
 RUN auditor doctor
 ENTRYPOINT ["auditor"]

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean constraints
 
 $(STAMP): setup.cfg pyproject.toml
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps
@@ -47,6 +47,17 @@ bench: $(STAMP)  ## print the benchmark figures (collection, controls, rendering
 	$(BIN)/python bench/bench_long_strings.py
 	$(BIN)/python bench/bench_serve.py
 	$(BIN)/python bench/bench_incremental.py
+
+# The pinned runtime dependencies the Dockerfile installs with (constraints.txt): a fresh
+# virtualenv, the package alone, pip freeze.
+constraints:
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/python -m pip install --quiet --upgrade pip
+	build/constraints-venv/bin/python -m pip install --quiet .
+	sed -n '1,/^$$/{/^#/p}' constraints.txt > build/constraints.header
+	{ cat build/constraints.header; build/constraints-venv/bin/python -m pip freeze --exclude bitbucket-auditor; } > constraints.txt
+	rm -rf build/constraints-venv build/constraints.header
 
 clean:
 	rm -rf $(VENV) build *.egg-info

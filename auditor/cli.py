@@ -21,6 +21,7 @@ import click
 
 from auditor import __version__, sysdeps
 from auditor.cliopts import (
+    answer_timeout_option,
     concurrency_option,
     parse_day,
     parse_size,
@@ -98,6 +99,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     BITBUCKET_OAUTH_CLIENT_ID + BITBUCKET_OAUTH_CLIENT_SECRET.
     """
     ctx.meta["auditor.debug"] = debug
+    # Private by default: stores, journals, run folders and reports hold who may access what
+    # (and an echoed error body may hold more). The user's umask is kept, owner bits aside.
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
+    ctx.call_on_close(lambda: os.umask(previous))
 
 
 @main.command()
@@ -191,15 +197,22 @@ def _every_project(client: Any) -> list[str]:
 
 @contextlib.contextmanager
 def _bitbucket_client(
-    demo: bool, *, requests_per_hour: int | None = None, backend: str | None = None
+    demo: bool,
+    *,
+    requests_per_hour: int | None = None,
+    backend: str | None = None,
+    answer_timeout: float | None = None,
 ) -> Iterator[tuple[Any, dict[str, str]]]:
     """A client for the live API (credentials from the environment) or the demo simulator.
 
     ``requests_per_hour``: None assumes Bitbucket's 1,000 until it announces another limit;
-    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces."""
+    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces.
+    ``answer_timeout``: seconds one answer may take in all (``ClientSettings.answer_deadline``)."""
     from auditor.backends import open_client
 
     overrides: dict[str, Any] = {}
+    if answer_timeout is not None:
+        overrides["answer_deadline"] = answer_timeout
     if requests_per_hour is not None:
         overrides["requests_per_hour"] = requests_per_hour or None
         overrides["requests_per_hour_cap"] = requests_per_hour or None
@@ -378,6 +391,7 @@ def _csv_choice(allowed: tuple[str, ...], name: str):
 )
 @concurrency_option
 @requests_per_hour_option
+@answer_timeout_option
 @click.option(
     "--max-requests",
     type=click.IntRange(1),
@@ -576,7 +590,10 @@ def run(ctx: click.Context, **options: Any) -> None:
     else:
         with (
             _bitbucket_client(
-                demo, requests_per_hour=options["requests_per_hour"], backend=backend
+                demo,
+                requests_per_hour=options["requests_per_hour"],
+                backend=backend,
+                answer_timeout=options["answer_timeout"],
             ) as (client, _),
             stop_on_signals(client.stopper, next_step=lambda: _next_step(client)),
         ):
@@ -681,8 +698,15 @@ for _parameter in run.params:
     is_flag=True,
     help="The single-collection demo instead (auditor run --demo): one observation, no store.",
 )
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="Tell this apprise URL (json://127.0.0.1:8000/, mailto://…) what changed each week, "
+    "as auditor collect --notify does; repeatable [AUDITOR_NOTIFY, AUDITOR_NOTIFY_FILE].",
+)
 @click.pass_context
-def demo(ctx: click.Context, single: bool) -> None:
+def demo(ctx: click.Context, single: bool, notify: tuple[str, ...]) -> None:
     """Audit the built-in demo workspace over a scripted quarter (no account, no network).
 
     Collects the demo workspace weekly at 14 simulated dates into reports/demo/evidence.db,
@@ -696,7 +720,7 @@ def demo(ctx: click.Context, single: bool) -> None:
     from auditor.demo_quarter import main as period_demo
 
     configure_logging(quiet=False, debug=ctx.meta.get("auditor.debug", False), fmt="text")
-    period_demo()
+    period_demo(notify=notify)
 
 
 def _register_commands() -> None:

@@ -61,3 +61,15 @@ requests_per_hour_option = click.option(
     help="Cap on the client-side request budget per rolling hour (0: no budget) [1,000, or the "
     "limit Bitbucket announces].",
 )
+
+# The read timeout bounds each socket read; this bounds one whole answer (a server trickling
+# its body a byte at a time). Twice the read timeout by default.
+answer_timeout_option = click.option(
+    "--answer-timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    metavar="SECONDS",
+    help="Longest one answer from Bitbucket may take, from the request to its last byte; a "
+    "slower one is retried, then reported as a collection error (ERROR, never PASS).",
+)

@@ -108,3 +108,65 @@ def load_run_config(path: Path) -> RunConfig:
     if config.exceptions is None and (base / "exceptions.yaml").is_file():
         config.exceptions = base / "exceptions.yaml"
     return config
+
+
+class CollectConfig(BaseModel):
+    """``auditor collect --config FILE``: defaults for the collection's options.
+
+    Example::
+
+        workspaces: [acme]
+        max_observation_gap: 7d
+        budget_share: 0.5
+        answer_timeout: 120
+        metrics_file: /var/lib/node_exporter/textfile/auditor.prom
+        notify:                          # secrets: keep this file private (chmod 600), or
+          - slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ   # use AUDITOR_NOTIFY_FILE
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspaces: list[str] = Field(default_factory=list)
+    store: str | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+    requests_per_hour: int | None = Field(default=None, ge=0)
+    answer_timeout: float | None = Field(default=None, gt=0)
+    max_observation_gap: str | None = None
+    max_requests: int | None = Field(default=None, ge=1)
+    budget_share: float | None = Field(default=None, gt=0, le=1)
+    resume_window: str | None = None
+    metrics_file: Path | None = None
+    notify: list[str] = Field(default_factory=list)
+
+    def option_defaults(self) -> dict[str, Any]:
+        """The values as click ``default_map`` entries of the ``collect`` command (``notify``
+        is read apart: its URLs are secrets, handled by ``auditor.notify``)."""
+        values: dict[str, Any] = {
+            "workspace": self.workspaces or None,
+            "store_url": self.store,
+            "concurrency": self.concurrency,
+            "requests_per_hour": self.requests_per_hour,
+            "answer_timeout": self.answer_timeout,
+            "max_observation_gap": self.max_observation_gap,
+            "max_requests": self.max_requests,
+            "budget_share": self.budget_share,
+            "resume_window": self.resume_window,
+            "metrics_file": str(self.metrics_file) if self.metrics_file else None,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def load_collect_config(path: Path) -> CollectConfig:
+    """Read and validate a collect configuration; errors name ``file:line:column`` and the key."""
+    config, _ = load_model(path, CollectConfig, "collect configuration")
+    base = path.resolve().parent
+    if config.metrics_file is not None and not config.metrics_file.is_absolute():
+        config.metrics_file = base / config.metrics_file
+    return config
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether users other than the owner may read or write ``path`` (a file holding secrets)."""
+    import stat
+
+    return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))

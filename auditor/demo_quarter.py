@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from auditor.bitbucket.client import BitbucketClient, ClientSettings
 from auditor.bitbucket.credentials import load_credential
 from auditor.evidence import Observation
 from auditor.run import RunOptions, RunOutcome, report_period
-from auditor.store import EvidenceStore, open_store
+from auditor.store import EvidenceStore, Recorded, open_store
 from auditor.store.bundle import PERIOD, write_records
 from auditor.store.collecting import collect_into_store
 from auditor.store.records import ObservationRecord
@@ -51,17 +51,21 @@ class ObservedQuarter:
 
 
 def collect_scripted_quarter(
-    moments: Sequence[datetime] | None = None, *, store: EvidenceStore | None = None
+    moments: Sequence[datetime] | None = None,
+    *,
+    store: EvidenceStore | None = None,
+    on_recorded: Callable[[EvidenceStore, Recorded], None] | None = None,
 ) -> ObservedQuarter:
     """Collect the demo workspace at each of ``moments`` (default: weekly, 14 times) into
     ``store`` (default: a throwaway SQLite store), exactly as scheduled ``auditor collect`` runs
-    would, and read the quarter's observations back from it."""
+    would, and read the quarter's observations back from it. ``on_recorded`` is told of each
+    observation stored (``auditor demo --notify``: the changes of each week, notified)."""
     if store is None:
         with (
             tempfile.TemporaryDirectory(prefix="auditor-demo-") as folder,
             open_store(str(Path(folder) / "evidence.db")) as throwaway,
         ):
-            return collect_scripted_quarter(moments, store=throwaway)
+            return collect_scripted_quarter(moments, store=throwaway, on_recorded=on_recorded)
     from auditor.simulator import Simulator
     from auditor.simulator.quarter import scripted_dataset, weekly_collection_times
 
@@ -73,7 +77,15 @@ def collect_scripted_quarter(
             client = BitbucketClient(
                 load_credential(env), ClientSettings.from_env(env, requests_per_hour=None)
             )
-            collect_into_store(client, store, [demo_settings.WORKSPACE], observed_at=moment)
+            collect_into_store(
+                client,
+                store,
+                [demo_settings.WORKSPACE],
+                observed_at=moment,
+                on_recorded=None
+                if on_recorded is None
+                else lambda entry: on_recorded(store, entry),
+            )
     period = demo_settings.period()
     observations = store.observations([demo_settings.WORKSPACE], period.since, period.until)
     last = observations[-1].observation_id
@@ -101,7 +113,10 @@ def demo_period_options(**overrides: object) -> RunOptions:
 
 
 def run_period_demo(
-    options: RunOptions | None = None, *, store_path: Path = DEMO_STORE
+    options: RunOptions | None = None,
+    *,
+    store_path: Path = DEMO_STORE,
+    on_recorded: Callable[[EvidenceStore, Recorded], None] | None = None,
 ) -> RunOutcome:
     """Collect the scripted quarter weekly into the demo's evidence store (recreated each
     time) and write the period report from it (``make demo``)."""
@@ -109,7 +124,7 @@ def run_period_demo(
     for stale in store_path.parent.glob(f"{store_path.name}*"):  # the file and its WAL
         stale.unlink()
     with open_store(str(store_path)) as store:
-        quarter = collect_scripted_quarter(store=store)
+        quarter = collect_scripted_quarter(store=store, on_recorded=on_recorded)
     return report_period(
         quarter.observations,
         options or demo_period_options(),
@@ -118,9 +133,17 @@ def run_period_demo(
     )
 
 
-def main() -> None:
-    """``auditor demo``: what ``make demo`` runs; prints the run folder on stdout."""
-    outcome = run_period_demo()
+def main(notify: Sequence[str] = ()) -> None:
+    """``auditor demo``: what ``make demo`` runs; prints the run folder on stdout. ``notify``:
+    apprise URLs told of each week's changes, as ``auditor collect --notify`` would be."""
+    import os
+
+    from auditor.notify import notification_targets
+    from auditor.watching import Watcher
+
+    targets = notification_targets(notify, os.environ)
+    watcher = Watcher(targets, None, [demo_settings.WORKSPACE], None) if targets else None
+    outcome = run_period_demo(on_recorded=watcher.observed_safely if watcher else None)
     print(outcome.run_dir)
     counts = outcome.result.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)

@@ -68,7 +68,7 @@ def side_from_store(store_url: str | None, reference: str) -> Side:
     from auditor.period import Period
     from auditor.store import open_store
 
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         observation = store.observation(reference)
     info = observation.evidence.info
     result = evaluate(

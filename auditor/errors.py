@@ -9,6 +9,7 @@ Exit codes are part of the interface for cron and CI jobs (README, "Exit codes")
 3     completed, but evidence is incomplete: ERROR rows (and ``--fail-on`` includes ``error``)
 4     the run itself failed: authentication, network, Bitbucket unusable, internal error
 5     ``auditor verify`` found a missing, added or altered file
+6     ``auditor collect`` stored its observations, but a notification could not be delivered
 130   interrupted by Ctrl-C (SIGINT); nothing was written
 143   stopped by SIGTERM; nothing was written
 ====  ==========================================================================
@@ -22,6 +23,7 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_RUN_FAILED = 4
 EXIT_VERIFY_FAILED = 5
+EXIT_NOTIFY_FAILED = 6
 # 128 + the signal number, as a shell reports a process a signal ended.
 EXIT_INTERRUPTED = 130  # SIGINT
 EXIT_TERMINATED = 143  # SIGTERM

@@ -48,7 +48,8 @@ KEY_DEPENDENCIES = (
     "cryptography",
     "compliance-trestle",
 )
-_SECRET_OPTION = re.compile(r"^--?[\w-]*(token|secret|password|passphrase)[\w-]*$", re.I)
+# Notification URLs (collect --notify) are credentials too: a webhook URL is its own secret.
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(token|secret|password|passphrase|notify)[\w-]*$", re.I)
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 
 

@@ -537,7 +537,7 @@ def report_from_store(options: RunOptions, store_url: str | None) -> RunOutcome:
     of ``options.workspaces`` in ``options.period``; no request is sent to Bitbucket."""
     from auditor.store import open_store
 
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         observations = store.observations(
             options.workspaces, options.period.since, options.period.until
         )

@@ -22,6 +22,7 @@ statistics and errors speak in the API's own terms.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
@@ -52,7 +54,9 @@ from auditor.bitbucket.errors import (
     NotFound,
     RateLimited,
     RedirectRefused,
+    ResponseTooLarge,
     ServerError,
+    SuspectResponse,
     TransportError,
     hint_for,
 )
@@ -78,6 +82,12 @@ MAX_PAGELEN = 100
 MAX_PAGELEN_PULL_REQUESTS = 50
 # Same-host redirects followed for one request (requests' own default is 30).
 MAX_REDIRECTS = 5
+# Seconds one answer may take in all (twice the read timeout: a large page of a slow server).
+DEFAULT_ANSWER_DEADLINE = 120.0
+# Bytes of one decoded answer body: Bitbucket's largest pages (Data Center's 1,000 items) are a
+# few megabytes.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 
 def max_pagelen(endpoint: str) -> int:
@@ -107,6 +117,13 @@ class ClientSettings:
     requests_per_hour_cap: int | None = None
     budget_window: float = 3600.0
     pool_size: int = 4  # connections kept per worker session
+    # One answer, from sending the request to its last body byte: the read timeout bounds each
+    # socket read only, so a server trickling a byte a second would otherwise hold a worker
+    # forever (--answer-timeout).
+    answer_deadline: float = DEFAULT_ANSWER_DEADLINE
+    # The body as decoded (gzip included): a compressed answer that expands without end is
+    # refused once this much came out, not held in memory.
+    max_answer_bytes: int = MAX_ANSWER_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ClientSettings:
@@ -424,8 +441,19 @@ class BitbucketClient:
                     prepared,
                     timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                     allow_redirects=False,
+                    stream=True,
                 )
-                body = response.content
+                body = self._read_body(response, started, endpoint, where)
+        except _DeadlinePassed as passed:
+            self.stats.record_response(f"GET {endpoint}", "timeout", 0, time.monotonic() - started)
+            raise TransportError(
+                f"Bitbucket did not finish its answer for {where} within "
+                f"{self.settings.answer_deadline:g} s ({passed.received:,} bytes received); "
+                "the answer is not used",
+                endpoint=endpoint,
+                hint="a server or proxy that sends its answer this slowly is not answering; "
+                "raise --answer-timeout only if Bitbucket is known to be this slow",
+            ) from None
         except requests.Timeout:
             self.stats.record_response(f"GET {endpoint}", "timeout", 0, time.monotonic() - started)
             raise TransportError(
@@ -461,8 +489,18 @@ class BitbucketClient:
             target = self._redirect_target(response, endpoint, where, redirects)
             return self._send(target, endpoint, path_params, None, redirects=redirects + 1)
         try:
-            document = json.loads(body)
-        except ValueError:
+            document = strict_json(body)
+        except DuplicateKey as duplicate:
+            raise SuspectResponse(
+                f"Bitbucket answered {status} for {where} with an object that has the key "
+                f"{duplicate.key!r} twice; which value is meant cannot be known, so the answer "
+                "is not used",
+                status=status,
+                endpoint=endpoint,
+                hint="a proxy or gateway between the auditor and Bitbucket may be rewriting "
+                "answers; collect again once it is fixed",
+            ) from None
+        except (ValueError, RecursionError):
             raise MalformedResponse(
                 f"Bitbucket answered {status} for {where} with a body that is not JSON "
                 f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes)",
@@ -507,7 +545,62 @@ class BitbucketClient:
             if answer.content_type:
                 response.headers["Content-Type"] = answer.content_type
             raise self._error_for(response, endpoint, path_params)
-        return json.loads(answer.body)
+        return strict_json(answer.body)
+
+    def _read_body(
+        self, response: requests.Response, started: float, endpoint: str, where: str
+    ) -> bytes:
+        """The whole (decoded) body, within the answer's deadline and size cap.
+
+        Read one socket read at a time (``read1``), so the deadline is checked between reads
+        however slowly the bytes come, and each read waits no longer than what is left of it.
+        The body is kept on the response (``.content``, ``.json()`` of error answers)."""
+        deadline = started + self.settings.answer_deadline
+        limit = self.settings.max_answer_bytes
+        encoding = response.headers.get("Content-Encoding") or "none"
+        raw = response.raw
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _DeadlinePassed(received)
+                _limit_next_read(raw, min(self.settings.read_timeout, remaining))
+                chunk = raw.read1(_READ_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > limit:
+                    raise ResponseTooLarge(
+                        f"Bitbucket's answer for {where} is larger than {limit:,} bytes "
+                        f"(decoded; Content-Encoding {encoding}); "
+                        "it was not read further and is not used",
+                        status=response.status_code,
+                        endpoint=endpoint,
+                        hint="no Bitbucket page is this large: a proxy or a broken server may be "
+                        "sending a decompression bomb",
+                    )
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            response.close()  # the connection is mid-answer: never reused
+            if time.monotonic() >= deadline - 0.01:  # the read waited for what was left of it
+                raise _DeadlinePassed(received) from None
+            raise requests.exceptions.ReadTimeout() from None
+        except urllib3.exceptions.DecodeError:
+            response.close()
+            raise requests.exceptions.ContentDecodingError() from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            response.close()
+            raise requests.exceptions.ConnectionError() from None
+        except BaseException:
+            response.close()
+            raise
+        body = b"".join(chunks)
+        response._content = body
+        response._content_consumed = True
+        response.raw.release_conn()
+        return body
 
     def _observe_rate_headers(self, endpoint: str, headers: Mapping[str, str]) -> None:
         self.limits.observe(
@@ -686,6 +779,45 @@ class BitbucketClient:
             state.attempt_number + 1,
             self.settings.max_attempts,
         )
+
+
+class _DeadlinePassed(Exception):
+    def __init__(self, received: int) -> None:
+        super().__init__(received)
+        self.received = received
+
+
+def _limit_next_read(raw: Any, seconds: float) -> None:
+    """Make the next socket read of ``raw`` (a urllib3 response) wait at most ``seconds``."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(max(0.001, seconds))
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return document
+
+
+def strict_json(body: bytes | str) -> Any:
+    """``json.loads`` that refuses an object with a key given twice (``DuplicateKey``).
+
+    Python keeps the last value of a repeated key; a proxy that sends ``"is_private": false,
+    "is_private": true`` would make a public repository private in the evidence."""
+    return json.loads(body, object_pairs_hook=_unique_keys)
 
 
 def log_wait(notice: WaitNotice) -> None:

@@ -90,7 +90,9 @@ def _read_secret(environ: Mapping[str, str], name: str) -> str | None:
                 f"({_MAX_SECRET_FILE_BYTES} bytes); is it the right file?"
             )
         try:
-            value = raw.decode("utf-8").strip()
+            # utf-8-sig: editors on Windows (Notepad, PowerShell's Out-File) start a UTF-8 file
+            # with a byte-order mark, which is not part of the credential.
+            value = raw.decode("utf-8-sig").strip()
         except UnicodeDecodeError:
             raise CredentialsError(
                 f"{name}_FILE={file_name}: the file is not UTF-8 text; it should hold the "
@@ -104,6 +106,13 @@ def _read_secret(environ: Mapping[str, str], name: str) -> str | None:
         raise CredentialsError(
             f"{name}{'_FILE' if file_name else ''} holds control characters (a line break or "
             "binary data): it should hold the credential alone, on one line"
+        )
+    if value and not value.isascii():
+        # Tokens and secrets are ASCII; anything else cannot go into an HTTP header, and the
+        # message never shows the value.
+        raise CredentialsError(
+            f"{name}{'_FILE' if file_name else ''} holds characters that are not ASCII: it "
+            "should hold the credential alone, as the issuer showed it"
         )
     return value or None
 

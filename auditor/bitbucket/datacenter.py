@@ -8,7 +8,8 @@ statistics, the refusal to follow a redirect to another host. What differs lives
   ``limit`` (its ``page.max.*`` settings) and says which limit it applied in every page, so the
   client asks for far more than any server allows and keeps the answer (``page_limits``): the
   cap is read from the server, never assumed. A page sequence that stops before ``isLastPage``,
-  goes backwards, repeats a start or repeats an item is an incomplete listing
+  goes backwards, repeats a start or repeats an item, sends an empty page that says more follow,
+  or runs past ``MAX_PAGES`` (the Cloud pager's guards) is an incomplete listing
   (``PaginationError``), never a short one.
 * **Errors** name what Data Center needs: ``REPO_ADMIN``, ``PROJECT_ADMIN`` or ``ADMIN``, and
   its error body (``{"errors": [{"message": …}]}``) is read for the message.
@@ -47,6 +48,7 @@ from auditor.bitbucket.errors import (
     RateLimited,
 )
 from auditor.bitbucket.journal import JournaledAnswer
+from auditor.bitbucket.paging import MAX_PAGES
 from auditor.errors import ConfigError
 from auditor.redaction import redact
 
@@ -318,6 +320,19 @@ class DataCenterClient(BitbucketClient):
                 raise PaginationError(
                     f"Data Center's listing of {where} ended without saying it was the last "
                     "page (no isLastPage, or no nextPageStart); the listing is incomplete",
+                    endpoint=endpoint,
+                )
+            if not values:
+                raise PaginationError(
+                    f"Data Center sent an empty page of {where} that says more pages follow "
+                    f"(nextPageStart {following}); stopped to avoid paging forever, the listing "
+                    "is incomplete",
+                    endpoint=endpoint,
+                )
+            if len(starts_seen) >= MAX_PAGES:
+                raise PaginationError(
+                    f"Data Center kept paging {where} past {MAX_PAGES:,} pages; stopped, the "
+                    "listing is incomplete",
                     endpoint=endpoint,
                 )
             if following <= start or following in starts_seen:

@@ -148,6 +148,19 @@ class MalformedResponse(BitbucketError):
     code = "MALFORMED_RESPONSE"
 
 
+class SuspectResponse(BitbucketError):
+    """Bitbucket's answer parses, but cannot be trusted to say one thing (an object with a key
+    given twice): never read last-wins, never retried (the same answer would come again)."""
+
+    code = "SUSPECT_RESPONSE"
+
+
+class ResponseTooLarge(BitbucketError):
+    """An answer larger (decoded) than the client reads: refused, not retried."""
+
+    code = "RESPONSE_TOO_LARGE"
+
+
 class PaginationError(BitbucketError):
     """Following the pages of a listing went wrong (loop, foreign host): the listing is partial."""
 

@@ -100,6 +100,8 @@ def short_cause(error_code: str | None, http_status: int | None, hint: str | Non
         "SERVER_ERROR": "Bitbucket server errors",
         "TRANSPORT_ERROR": "Bitbucket did not answer",
         "MALFORMED_RESPONSE": "unreadable answer from Bitbucket",
+        "SUSPECT_RESPONSE": "answer with a key given twice",
+        "RESPONSE_TOO_LARGE": "answer larger than the size cap",
         "PAGINATION_ERROR": "listing could not be paged to its end",
         "INCOMPLETE_LISTING": "listing ended before its announced size",
         "REDIRECT_REFUSED": "redirected to another host",

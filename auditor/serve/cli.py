@@ -212,7 +212,7 @@ def settings_from(options: dict[str, Any]) -> tuple[Any, Callable[[], None]]:
     verifier = verifier_from(options)
     access = load_policy(options["policy"]) if options["policy"] is not None else Policy()
     catalog = load_catalog(options["controls"])
-    store = open_store(options["store_url"])
+    store = open_store(options["store_url"], read_only=True)
     evaluations = Evaluations(
         store.url.render_as_string(hide_password=False),
         catalog,

@@ -65,7 +65,7 @@ def child_main(connection: Connection, store_url: str, catalog: Catalog) -> None
     from auditor.serve.findings import ControlFindings
     from auditor.store import open_store
 
-    store = open_store(store_url)
+    store = open_store(store_url, read_only=True)
     while True:
         try:
             job = connection.recv()

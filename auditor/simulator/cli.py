@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import click
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end ``serve_forever`` (as ``KeyboardInterrupt``), whatever the process
+    inherited: a shell starts a background job (``auditor simulator serve &``) with SIGINT
+    ignored, and Python then installs no Ctrl-C handler of its own, so the server would only die
+    by SIGKILL; SIGTERM's default would end it without closing the socket or saying so."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @click.group()
@@ -149,7 +170,7 @@ def serve(
     oauth_token_ttl: float,
     as_of: str | None,
 ) -> None:
-    """Serve a simulated Bitbucket Cloud 2.0 API until interrupted (Ctrl-C).
+    """Serve a simulated Bitbucket Cloud 2.0 API until interrupted (Ctrl-C or SIGTERM; exit 0).
 
     Prints the base URL and the environment variables of each demo credential; point the
     auditor at it with those. Faults can be changed while it runs with
@@ -217,9 +238,10 @@ def serve(
             f"{name}={shlex.quote(value)}" for name, value in server.credential_env(kind).items()
         )
         click.echo(f"  {kind}: {assignments}")
-    click.echo("Press Ctrl-C to stop.", nl=True)
     try:
-        server.serve_forever()
+        with _stopped_by_signals():  # before saying so: a signal sent on that line stops it
+            click.echo("Press Ctrl-C to stop.", nl=True)
+            server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
 
@@ -260,9 +282,10 @@ def _serve_datacenter(
             f"{name}={shlex.quote(value)}" for name, value in server.credential_env(kind).items()
         )
         click.echo(f"  {kind}: {assignments}")
-    click.echo("Press Ctrl-C to stop.", nl=True)
     try:
-        server.serve_forever()
+        with _stopped_by_signals():  # before saying so: a signal sent on that line stops it
+            click.echo("Press Ctrl-C to stop.", nl=True)
+            server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
 

@@ -23,6 +23,7 @@ each page. Only ``GET /rest/api/latest/application-properties`` answers without 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
@@ -287,6 +288,8 @@ class _DataCenterApp:
             return _error(refused.status, message, exception=refused.exception)
         if decision.kind == "truncate" and len(response.body) > 1:
             response.body = response.body[: max(1, len(response.body) // 2)]
+        elif decision.kind == "empty_pages" and response.status == 200:
+            response = _empty_page(response)
         return response
 
     # -- authentication and permissions --------------------------------------------------------
@@ -635,6 +638,16 @@ class _DataCenterApp:
     ) -> _Response:
         statuses = self.instance.builds.get(commitId, [])
         return self._page(statuses, args)
+
+
+def _empty_page(response: _Response) -> _Response:
+    """The page emptied, still saying more follow (the ``empty_pages`` fault)."""
+    page = json.loads(response.body)
+    if not isinstance(page, dict) or "values" not in page:
+        return response
+    start, limit = int(page.get("start") or 0), int(page.get("limit") or 25)
+    page.update(values=[], size=0, isLastPage=False, nextPageStart=start + limit)
+    return _json(200, page)
 
 
 def _activities(pr: dict[str, Any], merger: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -57,6 +57,10 @@ FAULT_KINDS = (
     "empty_body",
     "drop_field",
     "set_field",
+    "trickle",
+    "gzip_bomb",
+    "duplicate_key",
+    "empty_pages",
 )
 # Kinds that answer the real request and then spoil the 200 it gave.
 REWRITE_KINDS = (
@@ -68,6 +72,8 @@ REWRITE_KINDS = (
     "endless_next",
     "drop_field",
     "set_field",
+    "duplicate_key",
+    "empty_pages",
 )
 
 API_REPOSITORIES = "api-repositories"
@@ -156,7 +162,13 @@ class FaultRule:
     dotted ``field`` from every item of the page, or the document, or set it to ``value``: missing
     and wrong-typed fields, hostile strings),
     ``rate_limit_forever`` (429, with ``Retry-After: retry_after`` when given, to every matching
-    request from now on: the rule is never used up).
+    request from now on: the rule is never used up),
+    ``trickle`` (the real answer's headers at once, then its body one byte every ``delay`` s,
+    default 1), ``gzip_bomb`` (200 with ``Content-Encoding: gzip``: a small body that expands to
+    ``value`` bytes, default 1.1 GB, of valid JSON), ``duplicate_key`` (every item of the page, or
+    the document, carries the key ``field_path`` a second time, last, with ``value``: what a
+    broken proxy might send), ``empty_pages`` (Data Center: an empty page with ``isLastPage:
+    false`` and an advancing ``nextPageStart``, forever).
     The path is matched against the request path including its query string.
     """
 
@@ -177,7 +189,7 @@ class FaultRule:
             raise ValueError(f"FaultRule.kind must be one of {', '.join(FAULT_KINDS)}")
         if self.count < 1:
             raise ValueError("FaultRule.count must be at least 1")
-        if self.kind in ("drop_field", "set_field") and not self.field_path:
+        if self.kind in ("drop_field", "set_field", "duplicate_key") and not self.field_path:
             raise ValueError(f"FaultRule kind {self.kind} needs a field_path")
         self._compiled = re.compile(self.path)
 
@@ -312,8 +324,10 @@ class FaultState:
         if rule.kind == "slow":
             delay = rule.delay if rule.delay is not None else self._faults.slow_s
             return Decision("slow", delay=delay)
-        if rule.kind in ("drop_field", "set_field"):
+        if rule.kind in ("drop_field", "set_field", "duplicate_key", "gzip_bomb"):
             return Decision(rule.kind, field_path=rule.field_path, value=rule.value)
+        if rule.kind == "trickle":
+            return Decision("trickle", delay=rule.delay if rule.delay is not None else 1.0)
         if rule.kind in (*REWRITE_KINDS, "duplicate_page", "empty_body"):
             return Decision(rule.kind)
         if rule.kind == "redirect":

@@ -17,10 +17,13 @@ Control endpoints for a server started from the command line: ``GET /__simulator
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +66,7 @@ class _Response:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0  # seconds between body bytes (the trickle fault); 0: all at once
 
 
 def _conditional(response: _Response, if_none_match: str | None) -> _Response:
@@ -94,6 +98,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     app: _App
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up on an answer (its deadline, a size cap) resets the connection;
+        # that is the client's right, not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -162,8 +173,17 @@ class _App:
         for name, value in response.headers.items():
             handler.send_header(name, value)
         handler.end_headers()
-        if method != "HEAD":
+        if method == "HEAD":
+            return
+        if not response.trickle:
             handler.wfile.write(response.body)
+            return
+        handler.wfile.flush()
+        for index in range(len(response.body)):
+            if self.stopping.wait(response.trickle):
+                return
+            handler.wfile.write(response.body[index : index + 1])
+            handler.wfile.flush()
 
     def _serve(
         self, handler: _Handler, method: str, path: str, query: str, body: bytes
@@ -226,6 +246,10 @@ class _App:
             response.body = response.body[: max(1, len(response.body) // 2)]
         elif decision.kind == "empty_body":
             response.body = b""
+        elif decision.kind == "trickle":
+            response.trickle = decision.delay
+        elif decision.kind == "gzip_bomb" and response.status == 200:
+            response = gzip_bomb(int(decision.value or GZIP_BOMB_BYTES))
         elif decision.kind in REWRITE_KINDS and response.status == 200:
             response = _rewrite_page(response, decision, handler)
         elif decision.kind == "duplicate_page" and response.status == 200:
@@ -396,6 +420,8 @@ def _rewrite_page(response: _Response, decision: Decision, handler: _Handler) ->
         page = int(dict(parse_qsl(query)).get("page", "1") or 1)
         params.append(("page", str(page + 1)))
         document["next"] = f"http://{host}{path}?{urlencode(params)}"
+    elif kind == "duplicate_key":
+        return _with_duplicate_key(response.status, document, decision, response.headers)
     elif kind == "duplicate_items" and isinstance(values, list):
         document["values"] = values + values
     elif kind in ("drop_field", "set_field"):
@@ -406,6 +432,57 @@ def _rewrite_page(response: _Response, decision: Decision, handler: _Handler) ->
             if isinstance(item, dict) and isinstance(item.get("participants"), list):
                 item["participants"] = item["participants"] * 2
     return _json(response.status, document, response.headers)
+
+
+def _with_duplicate_key(
+    status: int, document: dict[str, Any], decision: Decision, headers: dict[str, str]
+) -> _Response:
+    """The page with every item (or the document) carrying ``field_path`` twice: its own value
+    first, ``value`` last (``{"is_private": false, "is_private": true}``)."""
+    key = str(decision.field_path)
+    repeated = f",{json.dumps(key)}:{json.dumps(decision.value)}}}"
+
+    def dump(item: Any) -> str:
+        text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(item, dict) and key in item:
+            text = text[:-1] + repeated
+        return text
+
+    values = document.get("values")
+    if not isinstance(values, list):
+        return _Response(status, dump(document).encode("utf-8"), headers=dict(headers))
+    envelope = json.dumps(
+        {name: value for name, value in document.items() if name != "values"},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    items = ",".join(dump(item) for item in values)
+    body = envelope[:-1] + ("," if len(envelope) > 2 else "") + f'"values":[{items}]}}'
+    return _Response(status, body.encode("utf-8"), headers=dict(headers))
+
+
+# What the gzip_bomb fault expands to by default: the 1.1 GB of the fault probe.
+GZIP_BOMB_BYTES = 1100 * 1024 * 1024
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb_body(size: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    parts = [compressor.compress(b'{"values":[]')]
+    block = b" " * (1 << 20)
+    left = max(0, size - 13)
+    while left > 0:
+        parts.append(compressor.compress(block[: min(left, len(block))]))
+        left -= len(block)
+    parts.append(compressor.compress(b"}"))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def gzip_bomb(size: int) -> _Response:
+    """A 200 whose gzip-encoded body expands to ``size`` bytes of valid JSON (a page of no
+    items padded with spaces): about a thousandth of that on the wire."""
+    return _Response(200, _gzip_bomb_body(size), headers={"Content-Encoding": "gzip"})
 
 
 def _change_field(item: Any, path: list[str], kind: str, value: Any) -> None:

@@ -30,13 +30,14 @@ from auditor.bitbucket.journal import (
 from auditor.collector import Progress, collect
 from auditor.errors import ConfigError
 from auditor.evidence import TABLES
+from auditor.logsetup import set_run_id
 from auditor.period import Period, parse_period
 from auditor.store.incremental import (
     DEFAULT_MAX_OBSERVATION_GAP,
     IncrementalSelection,
     repository_of,
 )
-from auditor.store.store import EvidenceStore, Recorded
+from auditor.store.store import EvidenceStore, Recorded, new_observation_id
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def collect_into_store(
     budget_share: float | None = None,
     journal_for: Callable[[str], ResponseJournal] | None = None,
     recorded: list[Recorded] | None = None,
+    observation_ids: Mapping[str, str] | None = None,
+    on_recorded: Callable[[Recorded], None] | None = None,
 ) -> list[Recorded]:
     """Collect each workspace and append it as one observation.
 
@@ -86,7 +89,12 @@ def collect_into_store(
     the journal is discarded once the observation is appended. The observation's ``http``
     records the resume (``resume``) and the parts fed by answers read on an earlier day than
     the observation are dated when they were read (``read_times_of_reused``). ``recorded``
-    (returned) learns each observation as it is appended, for an interruption's message."""
+    (returned) learns each observation as it is appended, for an interruption's message.
+
+    ``observation_ids``: the id each workspace's observation gets, made before it is collected
+    (``new_observation_id``): every log line of its collection carries it (``run_id``).
+    ``on_recorded`` is told of each observation once it is stored (notifications, metrics);
+    an observation with collection errors is also a WARNING naming the first of them."""
     recorded = [] if recorded is None else recorded
     # Conditional requests: what an earlier collection received with an ETag is asked for with
     # If-None-Match; a 304 is Bitbucket confirming it now, so the data is observed today.
@@ -97,6 +105,8 @@ def collect_into_store(
             (lambda: observed_at) if observed_at is not None else (lambda: datetime.now(UTC))
         )
         before = client.stats.as_dict()
+        observation_id = (observation_ids or {}).get(workspace) or new_observation_id(now())
+        set_run_id(observation_id)
         window = pull_request_window(now())
         journal = journal_for(workspace) if journal_for is not None else None
         client.journal = journal
@@ -139,9 +149,18 @@ def collect_into_store(
                     extra={"event": "collected", "reused": journal.reused},
                 )
             extend = selection.extended if selection is not None else set()
-            appended = store.append(collection.raw, info, extend=extend, read_before=read_before)
+            appended = store.append(
+                collection.raw,
+                info,
+                extend=extend,
+                read_before=read_before,
+                observation_id=observation_id,
+            )
             recorded.extend(appended)
             store.keep_responses(known)
+            for entry in appended:
+                if entry.errors:
+                    _warn_collection_errors(entry, collection.evidence.errors)
         except BaseException:
             client.journal = None
             if journal is not None:
@@ -154,7 +173,39 @@ def collect_into_store(
         if journal is not None:
             # Appended: the store holds the evidence; kept answers would only go stale.
             journal.discard()
+        if on_recorded is not None:
+            for entry in appended:
+                on_recorded(entry)
     return recorded
+
+
+def _warn_collection_errors(entry: Recorded, errors: Any) -> None:
+    """A WARNING (shown under ``--quiet``) naming what the observation lacks."""
+    shown = []
+    # What this collection did not read is carried forward, not missing (NOT_DUE).
+    errors = errors[errors["error_code"] != "NOT_DUE"]
+    for row in errors.head(3).itertuples(index=False):
+        where = row.repository if isinstance(row.repository, str) else row.workspace
+        status = f"HTTP {row.http_status} " if not _missing(row.http_status) else ""
+        shown.append(f"{where} {row.dataset}: {status}{row.error_code}")
+    more = f" and {entry.errors - len(shown)} more" if entry.errors > len(shown) else ""
+    log.warning(
+        "observation %s of %s has %d collection error(s): %s%s; what they cover is ERROR in "
+        "reports (auditor store list, or the observation's evidence, has them all)",
+        entry.observation_id,
+        entry.workspace,
+        entry.errors,
+        "; ".join(shown) or "see the observation",
+        more,
+        extra={"event": "collection_errors", "workspace": entry.workspace},
+    )
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN and pandas' NA are not equal to self
+    except TypeError:
+        return True
 
 
 def journal_directory(store: EvidenceStore, environ: Mapping[str, str]) -> Path:

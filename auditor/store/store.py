@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -158,6 +159,13 @@ class Pruned:
     kept_older: int  # older than the date but after a newer one in the chain: kept
 
 
+def new_observation_id(moment: datetime) -> str:
+    """A new observation's id: its UTC time and 8 random hex digits (``20260814T060000Z-3f9c2a1b``).
+    ``auditor collect`` makes it when a workspace's collection begins, so every log line of
+    the collection carries it; the time is then the collection's start."""
+    return f"{utc(moment):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
 def store_url(value: str | None) -> sa.URL:
     """The SQLAlchemy URL of a store given as a URL or as a plain SQLite file path."""
     text = (value or DEFAULT_STORE).strip()
@@ -182,21 +190,58 @@ def store_url(value: str | None) -> sa.URL:
     return url
 
 
-def open_store(url: str | None = None, *, revision: str = "head") -> EvidenceStore:
+def open_store(
+    url: str | None = None, *, revision: str = "head", read_only: bool = False
+) -> EvidenceStore:
     """Open (creating if needed) the store at ``url`` and migrate it to ``revision``.
 
     ``url`` is a path (SQLite) or a database URL; None is ``AUDITOR_STORE``'s default,
-    ``reports/evidence.db``. ``revision`` other than head is for migration tests."""
-    return EvidenceStore(store_url(url), revision=revision)
+    ``reports/evidence.db``. ``revision`` other than head is for migration tests.
+
+    ``read_only``: for the commands that only read (``run --from-store``, ``store list``,
+    ``verify`` and ``status``, ``diff``, ``serve``). A SQLite store that does not exist is a
+    ``ConfigError`` naming the path, never created (a mistyped path would otherwise become an
+    empty store, and the report would blame missing collections); one at the current schema is
+    opened read-only (``file:…?mode=ro``, and ``immutable=1`` when neither it nor its folder can
+    be written: a WAL database on read-only media cannot be opened otherwise). A store at an
+    older schema is migrated first when it can be written, as any opening does."""
+    return EvidenceStore(store_url(url), revision=revision, read_only=read_only)
 
 
 class EvidenceStore:
     """Observations of workspaces: append, read back as evidence, list, verify, prune."""
 
-    def __init__(self, url: sa.URL, *, revision: str = "head") -> None:
+    def __init__(self, url: sa.URL, *, revision: str = "head", read_only: bool = False) -> None:
         self.url = url
         self.display_url = url.render_as_string(hide_password=True)
         self.is_postgres = url.get_backend_name() == "postgresql"
+        self.read_only = False
+        if read_only and not self.is_postgres and _sqlite_path(url) is not None:
+            path = _sqlite_path(url)
+            if not path.is_file():
+                raise ConfigError(
+                    f"evidence store {path} does not exist: check --store or AUDITOR_STORE "
+                    "(commands that only read a store never create one; `auditor collect` "
+                    "fills one)"
+                )
+            self.engine = _engine(url, read_only=True)
+            try:
+                current = _current_revision(self)
+            except Exception:
+                self.engine.dispose()
+                raise
+            if current == _head_revision() or _unwritable(path):
+                self.read_only = True
+                self.revision = str(current)
+                if current != _head_revision():
+                    self.engine.dispose()
+                    raise ConfigError(
+                        f"evidence store {path} is at schema revision {current} and cannot be "
+                        f"written to migrate it to {_head_revision()}: run `auditor store "
+                        "upgrade` where it is writable"
+                    )
+                return
+            self.engine.dispose()
         self.engine = _engine(url)
         try:
             self.revision = _migrate(self, revision)
@@ -241,6 +286,7 @@ class EvidenceStore:
         *,
         extend: Collection[tuple[str, str]] = (),
         read_before: Mapping[tuple[str | None, str | None], datetime] | None = None,
+        observation_id: str | None = None,
     ) -> list[Recorded]:
         """Add one observation per workspace of a collection.
 
@@ -251,9 +297,13 @@ class EvidenceStore:
         ``read_before``: (query, repository full name) -> when data of that part was read
         before the observation (a resumed collection's answers reused from its journal);
         ``None`` as the query stands for every query, as the repository for every part of the
-        query (a workspace-wide answer). Each part is dated at the earliest that applies."""
+        query (a workspace-wide answer). Each part is dated at the earliest that applies.
+        ``observation_id``: the id given to a one-workspace collection when it began
+        (``new_observation_id``), so that its log lines could carry it; else one is made now."""
+        if observation_id is not None and len(info.workspaces) != 1:
+            raise ValueError("an observation id names the observation of one workspace")
         return [
-            self._append_workspace(raw, info, workspace, extend, read_before or {})
+            self._append_workspace(raw, info, workspace, extend, read_before or {}, observation_id)
             for workspace in info.workspaces
         ]
 
@@ -264,6 +314,7 @@ class EvidenceStore:
         workspace: str,
         extend: Collection[tuple[str, str]] = (),
         read_before: Mapping[tuple[str | None, str | None], datetime] | None = None,
+        observation_id: str | None = None,
     ) -> Recorded:
         observed_at = utc(info.finished_at)
         # Incremental collection: what was not read this time (NOT_DUE) is the last reading,
@@ -290,7 +341,7 @@ class EvidenceStore:
             info,
             workspace,
             cut,
-            observation_id=f"{observed_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}",
+            observation_id=observation_id or new_observation_id(observed_at),
             recorded_at=datetime.now(UTC),
             tool_version=__version__,
         )
@@ -1032,11 +1083,50 @@ def _lock_key(workspace: str) -> int:
     )
 
 
-def _engine(url: sa.URL) -> sa.Engine:
+def _sqlite_path(url: sa.URL) -> Path | None:
+    """The file of a SQLite store (None: in memory, or not SQLite)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if url.database.startswith("file:"):
+        return Path(url.database.removeprefix("file:").split("?", 1)[0])
+    return Path(url.database)
+
+
+def _unwritable(path: Path) -> bool:
+    """Neither ``path`` nor its folder can be written: a read-only mount, or permissions."""
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return True
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _head_revision() -> str:
+    return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
+
+
+def _current_revision(store: EvidenceStore) -> str | None:
+    with _database_errors(store), store.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _engine(url: sa.URL, *, read_only: bool = False) -> sa.Engine:
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_path(url)
+    if read_only and path is not None:
+        query = {"mode": "ro", "uri": "true"}
+        if _unwritable(path):
+            # Nothing can write it (read-only media): SQLite need not look for a writer's
+            # shared memory, which it could not create there.
+            query["immutable"] = "1"
+        url = sa.URL.create("sqlite", database=f"file:{path.resolve()}", query=query)
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            # Created private: the store holds who may access what.
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     # timeout: how long a writer waits for another one's transaction (the busy timeout).
     engine = sa.create_engine(url, connect_args={"timeout": 120})
 
@@ -1046,7 +1136,8 @@ def _engine(url: sa.URL) -> sa.Engine:
         connection.isolation_level = None
         cursor = connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers do not wait for the writer
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not wait for the writer
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -50,6 +50,25 @@ def test_api_token_from_a_file_is_read_and_masked(tmp_path):
     forget_secrets()
 
 
+def test_a_token_file_with_a_byte_order_mark_is_read_without_it(tmp_path):
+    """Notepad and PowerShell write UTF-8 with a BOM; it once failed every request with
+    "'latin-1' codec can't encode character '\\ufeff'"."""
+    secret_file = tmp_path / "token"
+    secret_file.write_bytes(b"\xef\xbb\xbffile-token-123456\r\n")
+    credential = load_credential({"BITBUCKET_ACCESS_TOKEN_FILE": str(secret_file)})
+    assert credential.authorization() == "Bearer file-token-123456"
+    forget_secrets()
+
+
+def test_a_token_that_is_not_ascii_is_refused_without_showing_it(tmp_path):
+    secret_file = tmp_path / "token"
+    secret_file.write_text("tök-123456-secret", encoding="utf-8")
+    with pytest.raises(CredentialsError, match="not ASCII") as raised:
+        load_credential({"BITBUCKET_ACCESS_TOKEN_FILE": str(secret_file)})
+    assert "tök" not in str(raised.value)
+    forget_secrets()
+
+
 def test_unreadable_or_empty_secret_file_names_the_variable(tmp_path):
     with pytest.raises(CredentialsError, match=r"BITBUCKET_ACCESS_TOKEN_FILE=.*cannot read"):
         load_credential({"BITBUCKET_ACCESS_TOKEN_FILE": str(tmp_path / "missing")})

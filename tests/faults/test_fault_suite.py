@@ -36,6 +36,7 @@ from auditor.simulator import FaultRule, Faults, Simulator, demo_dataset
 COMPLETED = EXIT_INCOMPLETE
 HOSTILE = "<script>alert(1)</script>\u202egnp.exe\x00<img src=http://evil.example/x>"
 LONG_NAME = "A" * 20_000
+GZIP_BOMB_SIZE = 256 * 1024 * 1024
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
 )
@@ -157,6 +158,52 @@ def binary_token_file(stage: Stage) -> tuple[list[str], dict[str, Any]]:
     return [], {"BITBUCKET_API_TOKEN": None, "BITBUCKET_API_TOKEN_FILE": str(token)}
 
 
+def token_file_with_byte_order_mark(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    """The token saved by an editor that starts UTF-8 files with a byte-order mark."""
+    token = stage.tmp / "token"
+    token.write_bytes(
+        b"\xef\xbb\xbf"
+        + stage.simulator.credential_env("api_token")["BITBUCKET_API_TOKEN"].encode()
+        + b"\r\n"
+    )
+    return [], {"BITBUCKET_API_TOKEN": None, "BITBUCKET_API_TOKEN_FILE": str(token)}
+
+
+def answer_timeout(seconds: float) -> Setup:
+    def setup(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+        return ["--answer-timeout", str(seconds)], {}
+
+    return setup
+
+
+def same_findings(result: RunResult, baseline: RunResult, stage: Stage) -> None:
+    assert result.findings == baseline.findings
+
+
+def gzip_bomb_ready(stage: Stage) -> tuple[list[str], dict[str, Any]]:
+    """The bomb is compressed before the run (about a second, once): the run meets the answer
+    itself, not a server slow to make it."""
+    from auditor.simulator.server import gzip_bomb
+
+    gzip_bomb(GZIP_BOMB_SIZE)
+    return [], {}
+
+
+def refused_for_its_size(result: RunResult, baseline: RunResult, stage: Stage) -> None:
+    findings = (result.out / "findings.json").read_text(encoding="utf-8")
+    assert "may be sending a decompression bomb" in findings  # the size cap's hint
+
+
+def public_repository_not_passed(result: RunResult, baseline: RunResult, stage: Stage) -> None:
+    public = [
+        key for key, status in baseline.findings.items() if key[0] == "AC-1" and status == "FAIL"
+    ]
+    assert public, "the demo has a public repository (AC-1 FAIL)"
+    # The listing is unusable: AC-1 is ERROR for the workspace, never PASS for the repository.
+    assert all(result.findings.get(key) != "PASS" for key in public), result.findings
+    assert result.findings.get(("AC-1", "acme")) == "ERROR", result.findings
+
+
 def token_in_url(stage: Stage) -> tuple[list[str], dict[str, Any]]:
     url = stage.simulator.base_url.replace("http://", "http://audit-bot:demo-api-token@")
     return [], {"BITBUCKET_API_URL": url}
@@ -227,6 +274,36 @@ SCENARIOS = [
     Scenario(
         "random 5xx, truncation and non-JSON on a tenth of requests",
         faults={"error_rate": 0.05, "truncate_rate": 0.03, "non_json_rate": 0.02, "seed": 11},
+    ),
+    # --- answers without end: bounded in time and size ---------------------------------------
+    Scenario(
+        # One byte a second after the headers: the read timeout never fires; the deadline of
+        # each answer does (short here, so the suite does not wait).
+        "headers at once, then the body one byte a second",
+        (rule(r"/payments-api/hooks", "trickle", delay=1.0, count=100),),
+        setup=answer_timeout(0.5),
+        shows_error=True,
+    ),
+    Scenario(
+        "a gzip answer of 250 KB that expands to 256 MB",
+        (rule(r"/payments-api/hooks", "gzip_bomb", value=GZIP_BOMB_SIZE, count=100),),
+        setup=gzip_bomb_ready,
+        shows_error=True,
+        check=refused_for_its_size,
+    ),
+    Scenario(
+        "repositories with is_private given twice, last true",
+        (
+            rule(
+                r"/repositories/acme\?",
+                "duplicate_key",
+                field_path="is_private",
+                value=True,
+                count=100,
+            ),
+        ),
+        shows_error=True,
+        check=public_repository_not_passed,
     ),
     # --- 403 / 404 mid-run ------------------------------------------------------------------
     Scenario(
@@ -498,6 +575,11 @@ SCENARIOS = [
         setup=huge_exceptions,
         exit_code=EXIT_USAGE,
         check=no_request_sent,
+    ),
+    Scenario(
+        "token file that starts with a UTF-8 byte-order mark",
+        setup=token_file_with_byte_order_mark,
+        check=same_findings,
     ),
     Scenario(
         "binary token file",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -46,13 +47,17 @@ def test_bad_options_are_usage_errors():
     assert "--error-rate" in result.output
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+def _start(*args: str, ignore_sigint: bool = False) -> tuple[subprocess.Popen[str], list[str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "auditor", "simulator", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # As a shell starts a background job (`auditor simulator serve &`): SIGINT ignored.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if ignore_sigint
+        else None,
     )
     lines: list[str] = []
     deadline = time.monotonic() + 30
@@ -126,3 +131,19 @@ def test_serve_datacenter_answers_with_data_center_paging_and_permissions():
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
     assert process.returncode == 0, process.stdout.read()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("datacenter", [False, True], ids=["cloud", "datacenter"])
+def test_serve_started_with_sigint_ignored_still_stops_on_sigint_and_sigterm(stop, datacenter):
+    process, _ = _start(*(["--datacenter"] if datacenter else []), ignore_sigint=True)
+    process.send_signal(stop)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"{stop.name} did not stop the simulator") from None
+    output = process.stdout.read()
+    assert process.returncode == 0, output
+    assert output.strip().endswith("stopped"), output
