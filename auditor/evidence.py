@@ -23,6 +23,16 @@ from typing import Any
 
 import pandas as pd
 
+_DIGITS = "0123456789"
+
+
+def resource_order(key: str) -> tuple[str, int, str]:
+    """A resource key's place in the findings' natural order: ``acme/r2`` before ``acme/r10``,
+    ``acme/api#9`` before ``acme/api#10``."""
+    stem = key.rstrip(_DIGITS)
+    return (stem, int(key[len(stem) :]) if len(stem) < len(key) else -1, key)
+
+
 STR = "str"
 BOOL = "boolean"
 INT = "Int64"

@@ -29,9 +29,7 @@ from auditor.simulator.quarter import scripted_dataset
 def period_run(quarter, tmp_path_factory):
     out = tmp_path_factory.mktemp("period") / "run"
     options = demo_period_options(out_dir=out, formats={"html", "json", "csv"})
-    return report_period(
-        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
-    )
+    return report_period(quarter.period_evidence(), options)
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,16 @@ from auditor.period import Period
 _EXCEPTION_COLUMNS = [c for c in FINDING_COLUMNS if c.startswith("exception_")]
 
 
+# Which rows an evaluation gives (``evaluate(part=…)``): all of them; those of the repositories
+# the evidence holds (repository-level controls, without their workspace-level rows: a chunk of
+# the repositories says nothing about the workspace); or the rest (workspace, member, credential
+# and manual controls, and the workspace-level rows of repository-level controls: an inventory
+# that could not be listed, a scope that matches no repository).
+ALL = "all"
+REPOSITORIES = "repositories"
+WORKSPACE = "workspace"
+
+
 def evaluate(
     evidence: Evidence,
     catalog: Catalog,
@@ -62,10 +72,12 @@ def evaluate(
     evaluated_on: date,
     period: Period,
     credential: CredentialFacts | None = None,
+    part: str = ALL,
 ) -> EvaluationResult:
-    """Evaluate every enabled control of ``catalog`` over ``evidence`` as of ``evaluated_on``."""
+    """Evaluate every enabled control of ``catalog`` over ``evidence`` as of ``evaluated_on``
+    (``part``: which of the rows, see ``ALL``)."""
     catalog = catalog.for_backend(evidence.info.backend)
-    run = _Run(evidence, catalog, evaluated_on, period, credential)
+    run = _Run(evidence, catalog, evaluated_on, period, credential, part)
     frames = [
         _decorate(run.control_rows(control), control, catalog, order)
         for order, control in enumerate(catalog.enabled_controls)
@@ -104,7 +116,9 @@ class _Run:
         evaluated_on: date,
         period: Period,
         credential: CredentialFacts | None,
+        part: str = ALL,
     ) -> None:
+        self.part = part
         self.evidence = evidence
         self.catalog = catalog
         self.evaluated_on = evaluated_on
@@ -180,12 +194,23 @@ class _Run:
     # --- rows of one control ---------------------------------------------------------------
 
     def control_rows(self, control: Control) -> pd.DataFrame:
-        extra: list[tuple[Any, ...]] = [
-            _workspace_row(
-                workspace, Status.ERROR, failure.reason(), failure.observed, failure.pointer
-            )
-            for workspace, failure in self.inventory_failed.items()
-        ]
+        per_repository = control.automated and control.level in REPOSITORY_LEVELS
+        if self.part == REPOSITORIES and not per_repository:
+            return rows_frame()
+        extra: list[tuple[Any, ...]] = (
+            []
+            if self.part == REPOSITORIES
+            else [
+                _workspace_row(
+                    workspace, Status.ERROR, failure.reason(), failure.observed, failure.pointer
+                )
+                for workspace, failure in self.inventory_failed.items()
+            ]
+        )
+        if self.part == WORKSPACE and per_repository:
+            if self.scoped[control.id].empty:
+                extra += self._nothing_in_scope(control)
+            return rows_frame(extra)
         if not control.automated:
             extra += [self._manual_row(control, w) for w in self.usable_workspaces]
             return rows_frame(extra)
@@ -209,7 +234,8 @@ class _Run:
         assert spec is not None
         in_scope = self.scoped[control.id]
         if in_scope.empty:
-            extra += self._nothing_in_scope(control)
+            if self.part != REPOSITORIES:
+                extra += self._nothing_in_scope(control)
             return rows_frame()
         judged = []
         for repo in (self.repository_records[index] for index in in_scope.index):
