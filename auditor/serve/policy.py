@@ -117,8 +117,13 @@ class Scope:
 
     @property
     def signature(self) -> tuple[Any, ...]:
-        """Identifies the grants (fixed for the process): a key for what this scope reads."""
-        return ("*",) if self.unrestricted else tuple(id(grant) for grant in self.grants)
+        """Identifies the grants by what they say, a key for what this scope reads. (Not by
+        ``id()``: a policy loaded again, or a grant garbage-collected, can hand its id to a
+        different grant, whose callers would then be served answers computed for another
+        scope.)"""
+        if self.unrestricted:
+            return ("*",)
+        return tuple(grant.model_dump_json() for grant in self.grants)
 
     def project_named(self, workspace: str, project: str | None) -> bool:
         """A grant names the project (its key matches a grant's ``projects``)."""
