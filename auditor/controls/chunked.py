@@ -174,6 +174,8 @@ def join_parts(
     )
     for part in parts:
         part.findings = part.findings.iloc[0:0]  # the rows live on in ``findings`` only
+    if len(workspaces) > 1:
+        findings = _one_credential_row(findings)
     order = {control.id: index for index, control in enumerate(catalog.controls)}
     findings = findings.assign(_order=findings["control_id"].map(order))
     findings = sort_findings(findings.astype(dict.fromkeys(FINDING_COLUMNS, "str")))
@@ -202,6 +204,22 @@ def join_parts(
         catalog_sha256=workspace.catalog_sha256,
         basis=_join_bases([part.basis for part in every if part.basis is not None]),
     )
+
+
+def _one_credential_row(findings: pd.DataFrame) -> pd.DataFrame:
+    """One row per credential control: each workspace's evaluation judged the one credential
+    that collected them all (as one collection of several workspaces gives one row); the row of
+    the latest observation stands, naming every workspace."""
+    credential = findings["resource_type"] == "credential"
+    if credential.sum() <= 1:
+        return findings
+    rows = findings[credential]
+    kept = []
+    for _, group in rows.groupby(["control_id", "resource"], sort=False):
+        latest = group.sort_values("observed_at", kind="stable", na_position="first").iloc[-1]
+        names = sorted({str(name) for name in group["workspace"].dropna()})
+        kept.append(latest.to_frame().T.assign(workspace="; ".join(names)))
+    return pd.concat([findings[~credential], *kept], ignore_index=True)
 
 
 def _join_workspaces(results: Sequence[EvaluationResult]) -> EvaluationResult:
