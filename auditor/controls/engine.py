@@ -48,7 +48,7 @@ from auditor.controls.results import (
     EvaluationResult,
     Status,
 )
-from auditor.evidence import TABLES, Evidence
+from auditor.evidence import TABLES, Evidence, table_rows
 from auditor.period import Period
 
 _EXCEPTION_COLUMNS = [c for c in FINDING_COLUMNS if c.startswith("exception_")]
@@ -238,7 +238,7 @@ class _Run:
                 extra += self._nothing_in_scope(control)
             return rows_frame()
         judged = []
-        for repo in (self.repository_records[index] for index in in_scope.index):
+        for repo in (self.repository_records[index] for index in in_scope.index.tolist()):
             row = self._precondition_row(spec, repo)
             if row is None:
                 judged.append(repo)
@@ -365,7 +365,7 @@ class _Run:
         ]
         causes = self._short_causes()
         not_assessable: dict[str, str] = {}
-        for row in errors.itertuples(index=False):
+        for row in table_rows(errors):
             if row.repository in self.coverage_scope:
                 not_assessable.setdefault(
                     row.repository, causes.get(row.repository) or "evidence incomplete"
@@ -384,7 +384,7 @@ class _Run:
         """Per repository, the commonest short cause among its collection errors."""
         errors = self.evidence.errors
         counted: dict[str, Counter[str]] = collections.defaultdict(collections.Counter)
-        for row in errors.itertuples(index=False):
+        for row in table_rows(errors):
             if isinstance(row.repository, str):
                 status = None if pd.isna(row.http_status) else int(row.http_status)
                 code = None if pd.isna(row.error_code) else str(row.error_code)
@@ -419,7 +419,7 @@ class _Run:
         wanted = tuple(datasets)
         unavailable = {
             repo.repository
-            for repo in self.repositories.itertuples(index=False)
+            for repo in table_rows(self.repositories)
             if self.failures.for_repository(wanted, repo.workspace, repo.repository) is not None
         }
         records = self.failures.record_failures(wanted)

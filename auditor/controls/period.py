@@ -229,7 +229,7 @@ def _pull_request_population(
     for index, evidence in enumerate(evidences):
         prs = evidence.table("pull_requests")
         for repository, pr_id, state in zip(
-            prs["repository"], prs["pr_id"], prs["state"], strict=True
+            prs["repository"].tolist(), prs["pr_id"].tolist(), prs["state"].tolist(), strict=True
         ):
             key = (str(repository), int(pr_id))
             if key not in seen_merged:
@@ -241,7 +241,11 @@ def _pull_request_population(
         parts = []
         for index, evidence in enumerate(evidences):
             table = evidence.table(dataset)
-            keys = zip(table["repository"].astype(str), table["pr_id"].astype(int), strict=True)
+            keys = zip(
+                table["repository"].astype(str).tolist(),
+                table["pr_id"].astype(int).tolist(),
+                strict=True,
+            )
             mask = [chosen.get(key) == index for key in keys]
             parts.append(table.loc[mask])  # (`table[[]]` would select no columns)
         tables[dataset] = pd.concat(parts, ignore_index=True)
