@@ -27,6 +27,7 @@ from auditor.cliopts import (
     parse_size,
     requests_per_hour_option,
 )
+from auditor.connect import bitbucket_client, next_step
 from auditor.errors import (
     EXIT_INCOMPLETE,
     EXIT_RUN_FAILED,
@@ -150,7 +151,7 @@ def _doctor_workspaces(
     )
     failed = False
     with (
-        _bitbucket_client(False, requests_per_hour=requests_per_hour) as (client, _),
+        bitbucket_client(False, requests_per_hour=requests_per_hour) as (client, _),
         stop_on_signals(client.stopper),
     ):
         for workspace in workspaces:
@@ -193,50 +194,6 @@ def _every_project(client: Any) -> list[str]:
     if not keys:
         raise ConfigError("the credential sees no Data Center project; name one with --project")
     return keys
-
-
-@contextlib.contextmanager
-def _bitbucket_client(
-    demo: bool,
-    *,
-    requests_per_hour: int | None = None,
-    backend: str | None = None,
-    answer_timeout: float | None = None,
-) -> Iterator[tuple[Any, dict[str, str]]]:
-    """A client for the live API (credentials from the environment) or the demo simulator.
-
-    ``requests_per_hour``: None assumes Bitbucket's 1,000 until it announces another limit;
-    0 turns the client-side budget off; N caps the budget at N whatever Bitbucket announces.
-    ``answer_timeout``: seconds one answer may take in all (``ClientSettings.answer_deadline``)."""
-    from auditor.backends import open_client
-
-    overrides: dict[str, Any] = {}
-    if answer_timeout is not None:
-        overrides["answer_deadline"] = answer_timeout
-    if requests_per_hour is not None:
-        overrides["requests_per_hour"] = requests_per_hour or None
-        overrides["requests_per_hour_cap"] = requests_per_hour or None
-    if not demo:
-        environ = dict(os.environ)
-        with open_client(environ, backend=backend, **overrides) as client:
-            yield client, environ
-        return
-    if backend == "datacenter":
-        from auditor.simulator.datacenter import DataCenterSimulator
-        from auditor.simulator.datacenter_data import demo_instance
-
-        with DataCenterSimulator(demo_instance()) as simulator:
-            environ = simulator.credential_env("admin")
-            with open_client(environ, backend=backend, **overrides) as client:
-                yield client, environ
-        return
-    from auditor import demo as demo_settings
-    from auditor.simulator import Simulator, demo_dataset
-
-    with Simulator(demo_dataset()) as simulator:
-        environ = simulator.credential_env(demo_settings.CREDENTIAL_KIND)
-        with open_client(environ, backend=backend, **overrides) as client:
-            yield client, environ
 
 
 def _parse_var(text: str) -> tuple[str, Any]:
@@ -287,7 +244,7 @@ def query(document: Path, variables: tuple[str, ...], demo: bool, concurrency: i
         finally:
             backend.close()
 
-    with _bitbucket_client(demo) as (client, _):
+    with bitbucket_client(demo) as (client, _):
         result = asyncio.run(execute(client))
     click.echo(json.dumps(result.formatted, indent=2, ensure_ascii=False, default=str))
     if result.errors:
@@ -459,8 +416,9 @@ def _csv_choice(allowed: tuple[str, ...], name: str):
     flag_value="",
     default=None,
     help="Report over the period from the evidence store's observations (auditor collect) "
-    "instead of collecting: no request is sent. URL: a SQLite path or postgresql+psycopg://… "
-    "[AUDITOR_STORE, else reports/evidence.db].",
+    "instead of collecting: no request is sent. One report for every --workspace (or "
+    "--project) named, else for every one observed in the period. URL: a SQLite path or "
+    "postgresql+psycopg://… [AUDITOR_STORE, else reports/evidence.db].",
 )
 @click.option(
     "--quiet",
@@ -541,7 +499,7 @@ def run(ctx: click.Context, **options: Any) -> None:
         facts = facts or load_credential_facts(demo_settings.credential_facts_path())
         as_of = as_of or demo_settings.EVALUATED_ON
         organisation = organisation or demo_settings.ORGANISATION
-    if not workspaces and backend != "datacenter":
+    if not workspaces and backend != "datacenter" and options["from_store"] is None:
         from auditor.bitbucket.datacenter import kind_from_url
 
         url = os.environ.get("BITBUCKET_API_URL")
@@ -580,22 +538,17 @@ def run(ctx: click.Context, **options: Any) -> None:
             raise ConfigError(
                 "--plan estimates the requests of a collection; --from-store sends none"
             )
-        if len(workspaces) != 1:
-            raise ConfigError(
-                "--from-store reports on one workspace at a time (the store keeps one "
-                "observation per workspace and collection): give one --workspace"
-            )
         store = options["from_store"] or os.environ.get("AUDITOR_STORE") or None
         outcome = report_from_store(run_options, store)
     else:
         with (
-            _bitbucket_client(
+            bitbucket_client(
                 demo,
                 requests_per_hour=options["requests_per_hour"],
                 backend=backend,
                 answer_timeout=options["answer_timeout"],
             ) as (client, _),
-            stop_on_signals(client.stopper, next_step=lambda: _next_step(client)),
+            stop_on_signals(client.stopper, next_step=lambda: next_step(client)),
         ):
             if client.kind != "cloud" and not run_options.workspaces:
                 run_options.workspaces = _every_project(client)
@@ -625,13 +578,6 @@ def run(ctx: click.Context, **options: Any) -> None:
     elif not options["quiet"]:
         click.echo(f"results: {summary}", err=True)
     sys.exit(exit_code)
-
-
-def _next_step(client: Any) -> str:
-    """How to go on after an interrupt: resume from the journal, or start over."""
-    if client.journal is not None:
-        return client.journal.resume_hint()
-    return "run the same command again to start over"
 
 
 @contextlib.contextmanager

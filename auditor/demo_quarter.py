@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 from auditor import demo as demo_settings
 from auditor.bitbucket.client import BitbucketClient, ClientSettings
@@ -26,7 +25,8 @@ from auditor.bitbucket.credentials import load_credential
 from auditor.evidence import Observation
 from auditor.run import RunOptions, RunOutcome, report_period
 from auditor.store import EvidenceStore, Recorded, open_store
-from auditor.store.bundle import PERIOD, write_records
+from auditor.store.bundle import PERIOD, bundle_of_records
+from auditor.store.chunks import DEFAULT_CHUNK, PeriodEvidence, period_evidence_of_bundle
 from auditor.store.collecting import collect_into_store
 from auditor.store.records import ObservationRecord
 
@@ -43,11 +43,10 @@ class ObservedQuarter:
     raw: dict[str, dict[str, object]]
     records: list[ObservationRecord]
 
-    def write_bundle(self, stream: IO[bytes], observation_ids: Sequence[str]) -> None:
-        """The evidence bundle of the observations named (``auditor.run.BundleSource``)."""
-        wanted = set(observation_ids)
-        chosen = [r for r in self.records if r.row["observation_id"] in wanted]
-        write_records(stream, chosen, PERIOD)
+    def period_evidence(self, chunk_size: int = DEFAULT_CHUNK) -> PeriodEvidence:
+        """The quarter as ``auditor.run.report_period`` reads it (its store is gone: from the
+        records in hand, as from an evidence bundle)."""
+        return period_evidence_of_bundle(bundle_of_records(self.records, PERIOD), chunk_size)
 
 
 def collect_scripted_quarter(

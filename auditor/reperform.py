@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from auditor.controls.catalog import Catalog, load_catalog
+from auditor.controls.chunked import evaluate_period_in_chunks
 from auditor.controls.deciding import decode
 from auditor.controls.exceptions import ExceptionSet, load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.frameworks import restrict_to_framework
-from auditor.controls.period import evaluate_period, evaluate_single_observation
+from auditor.controls.period import evaluate_single_observation
 from auditor.controls.results import FINDING_COLUMNS, EvaluationResult
 from auditor.errors import ConfigError, RunFailed
 from auditor.period import Period
@@ -44,6 +45,7 @@ from auditor.store.bundle import (
     check_bundle,
     read_bundle,
 )
+from auditor.store.chunks import period_evidence_of_bundle
 from auditor.store.records import evidence_of_records, parse_payload, single_run_observations
 
 EVALUATION_NAME = "inputs/evaluation.json"
@@ -323,8 +325,11 @@ def _evaluate(bundle: Bundle, evaluation: Mapping[str, Any], sources: _Sources) 
     if not bundle.records:
         raise ConfigError("the evidence bundle holds no observation")
     if evaluation["kind"] == PERIOD:
-        result = evaluate_period(
-            list(bundle.observations()),
+        # The same chunked evaluation as the report from the store (auditor.run.report_period).
+        workspaces = list(evaluation.get("workspaces") or bundle.workspaces())
+        kept = period_evidence_of_bundle(bundle, workspaces=workspaces)
+        result = evaluate_period_in_chunks(
+            [kept.sources[workspace] for workspace in workspaces if workspace in kept.sources],
             catalog,
             exceptions,
             period=period,

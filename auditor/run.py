@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,17 +34,14 @@ from auditor.bitbucket.journal import (
 )
 from auditor.collector import Collection, Progress, collect
 from auditor.controls.catalog import Catalog, load_catalog
+from auditor.controls.chunked import evaluate_period_in_chunks
 from auditor.controls.exceptions import ExceptionSet, load_exceptions
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.frameworks import check_framework, restrict_to_framework
-from auditor.controls.period import (
-    evaluate_period,
-    evaluate_single_observation,
-    observations_in,
-)
+from auditor.controls.period import evaluate_single_observation
 from auditor.controls.results import EvaluationResult, Status
 from auditor.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, ConfigError, RunFailed
-from auditor.evidence import Evidence, Observation
+from auditor.evidence import Evidence
 from auditor.logsetup import set_run_id
 from auditor.period import Period
 from auditor.plan import Plan
@@ -63,7 +60,8 @@ from auditor.runinfo import RunInfo
 from auditor.schema import build_schema
 from auditor.signing import SigningKey
 from auditor.store.bundle import PERIOD, SINGLE, write_records
-from auditor.store.records import collection_records, single_run_observations
+from auditor.store.chunks import PeriodEvidence
+from auditor.store.records import collection_records, single_run_observations, utc
 
 log = logging.getLogger(__name__)
 
@@ -428,27 +426,21 @@ def _check_plan(plan: Plan, options: RunOptions) -> None:
         )
 
 
-# Writes the evidence bundle of the observations named (by id) into a stream: the store's
-# ``write_bundle``, or ``write_records`` over observations already read out of one.
-BundleSource = Callable[[IO[bytes], Sequence[str]], None]
-
-
 def report_period(
-    observations: list[Observation],
+    period: PeriodEvidence,
     options: RunOptions,
     *,
-    bundle: BundleSource,
-    raw_evidence: dict[str, dict[str, Any]] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
-    """Write the run folder of a period report from stored observations; no request is sent.
+    """Write the run folder of a period report from kept observations; no request is sent.
 
-    Every configuration control is evaluated on every observation in ``options.period``
-    (``auditor.controls.period``). ``raw_evidence`` maps an observation id to its raw query
-    results (evidence file name -> document); the last observation's are written as the run
-    folder's evidence files, so ``auditor diff`` and ``auditor verify`` read it like any run. The
-    folder's ``evidence/observations.json`` names every observation the report rests on, and
-    ``bundle`` writes its evidence bundle (``auditor.store.bundle``): every one of them with the
+    Every configuration control is evaluated on every observation of each workspace in
+    ``options.period`` (``auditor.controls.period``), a chunk of repositories at a time
+    (``auditor.controls.chunked``), so memory does not grow with the estate. The last
+    observations' raw results are written as the run folder's evidence files, so ``auditor
+    diff`` and ``auditor verify`` read it like any run; ``evidence/observations.json`` names
+    every observation the report rests on, and the evidence bundle carries them all with the
     payloads they reference, which ``auditor reperform`` re-performs the report from.
     """
     started_at = now()
@@ -456,44 +448,42 @@ def report_period(
     set_run_id(run_id)
     evaluated_on = options.evaluated_on or started_at.date()
     catalog, exceptions = _check_before_sending(options, started_at)
-    wanted = set(options.workspaces)
-    chosen = [
-        o
-        for o in observations_in(observations, options.period)
-        if set(o.evidence.info.workspaces) == wanted
-    ]
-    if not chosen:
+    missing = [w for w in options.workspaces if w not in period.sources]
+    if missing or not period.sources:
         raise RunFailed(
-            f"no observation of {', '.join(options.workspaces)} in {options.period.label}: "
-            "nothing to report"
+            f"no observation of {', '.join(missing or options.workspaces)} in "
+            f"{options.period.label}: nothing to report (schedule `auditor collect` during the "
+            "period)"
         )
-    last = chosen[-1].evidence
+    rows = period.rows
+    last = period.last_evidence()
     facts = dataclasses.replace(
         options.credential_facts or CredentialFacts(),
         required_scopes=tuple(_scopes_required(last.info.credential_type)),
     )
-    result = evaluate_period(
-        chosen,
+    result = evaluate_period_in_chunks(
+        [period.sources[workspace] for workspace in options.workspaces],
         catalog,
         exceptions,
         period=options.period,
         evaluated_on=evaluated_on,
         credential=facts,
+        on_chunk=on_chunk,
     )
     identity = _named_identity(last, last.info.credential_identity)
-    requests = sum(int(o.evidence.info.http.get("requests", 0)) for o in chosen)
-    raw = dict((raw_evidence or {}).get(chosen[-1].observation_id, {}))
+    requests = sum(int(row["requests"]) for row in rows)
+    raw = period.last_evidence_files()
     raw["observations.json"] = {
         "period": options.period.label,
         "observations": [
             {
-                "observation_id": o.observation_id,
-                "observed_at": o.observed_at.isoformat(),
-                "workspaces": list(o.evidence.info.workspaces),
-                "requests": int(o.evidence.info.http.get("requests", 0)),
-                "collection_errors": len(o.evidence.errors),
+                "observation_id": row["observation_id"],
+                "observed_at": utc(row["observed_at"]).isoformat(),
+                "workspaces": [row["workspace"]],
+                "requests": int(row["requests"]),
+                "collection_errors": int(row["errors"]),
             }
-            for o in chosen
+            for row in rows
         ],
     }
     inputs = evaluation_inputs(
@@ -507,7 +497,6 @@ def report_period(
         exceptions=exceptions,
         credential=facts,
     )
-    chosen_ids = [o.observation_id for o in chosen]
     with _claimed(options):
         run_dir, run_info, result = _write_report(
             options,
@@ -518,14 +507,14 @@ def report_period(
             evidence=last,
             raw_evidence=raw,
             queries=dict(last.info.queries),
-            data_collected_at=chosen[-1].observed_at,
+            data_collected_at=utc(rows[-1]["observed_at"]),
             api_url=last.info.api_url,
             credential_type=last.info.credential_type,
             credential_identity=identity,
             scopes_required=list(facts.required_scopes),
-            http={"requests": requests, "observations": len(chosen)},
+            http={"requests": requests, "observations": len(rows)},
             now=now,
-            bundle=lambda stream: bundle(stream, chosen_ids),
+            bundle=period.write_bundle,
             inputs=inputs,
         )
     log.info("period report %s written to %s", run_id, run_dir)
@@ -534,21 +523,26 @@ def report_period(
 
 def report_from_store(options: RunOptions, store_url: str | None) -> RunOutcome:
     """``auditor run --from-store``: the period report from the evidence store's observations
-    of ``options.workspaces`` in ``options.period``; no request is sent to Bitbucket."""
+    of ``options.workspaces`` (every workspace observed in the period when none is named) in
+    ``options.period``; no request is sent to Bitbucket."""
     from auditor.store import open_store
 
     with open_store(store_url, read_only=True) as store:
-        observations = store.observations(
-            options.workspaces, options.period.since, options.period.until
-        )
-        if not observations:
+        since, until = options.period.since, options.period.until
+        if not options.workspaces:
+            options.workspaces = store.workspaces_observed(since, until)
+            if not options.workspaces:
+                raise RunFailed(
+                    f"the evidence store has no observation in {options.period.label}: "
+                    "schedule `auditor collect` during the period"
+                )
+        period = store.period_evidence(options.workspaces, since, until)
+        if not period.sources:
             raise RunFailed(
                 f"the evidence store has no observation of {', '.join(options.workspaces)} in "
                 f"{options.period.label}: schedule `auditor collect` during the period"
             )
-        last = observations[-1].observation_id
-        raw = {last: store.evidence_files(last)}
-        return report_period(observations, options, bundle=store.write_bundle, raw_evidence=raw)
+        return report_period(period, options)
 
 
 def _scopes_required(credential_type: str) -> list[str]:

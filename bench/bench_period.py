@@ -6,11 +6,11 @@ restrictions removed; a change lasts one week), and times:
 
 - evaluate: ``evaluate_period`` over the 14 observations (the engine runs once per observation,
   plus once for the pull-request population, then the per-resource combination);
-- report: ``report_period`` writing the whole run folder (HTML, CSV, JSON; PDF with ``--pdf``).
+(The whole report from a store, chunked, is ``bench_scale.py``'s and ``bench_reperform.py``'s.)
 
 It prints the figures and the process's peak RSS. Nothing here asserts a time.
 
-    .venv/bin/python bench/bench_period.py [--repositories 300] [--prs-per-repo 5] [--pdf]
+    .venv/bin/python bench/bench_period.py [--repositories 300] [--prs-per-repo 5]
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import copy
 import dataclasses
 import random
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,9 +35,7 @@ from auditor.controls.catalog import load_catalog  # noqa: E402
 from auditor.controls.period import evaluate_period  # noqa: E402
 from auditor.evidence import Evidence, Observation  # noqa: E402
 from auditor.period import parse_period  # noqa: E402
-from auditor.run import RunOptions, report_period  # noqa: E402
 from auditor.simulator import Simulator, synthetic_dataset  # noqa: E402
-from auditor.store.bundle import PERIOD, write_records  # noqa: E402
 
 WEEKS = 14
 CHANGING_SHARE = 0.02
@@ -62,7 +58,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repositories", type=int, default=300)
     parser.add_argument("--prs-per-repo", type=int, default=5)
-    parser.add_argument("--pdf", action="store_true", help="also render the PDF")
     args = parser.parse_args()
 
     period = parse_period("2026-Q3")
@@ -93,25 +88,6 @@ def main() -> None:
     result = evaluate_period(observations, catalog, period=period, evaluated_on=date(2026, 10, 1))
     evaluated = time.perf_counter() - started
 
-    out = Path(tempfile.mkdtemp(prefix="bench-period-")) / "run"
-    formats = {"html", "csv", "json"} | ({"pdf"} if args.pdf else set())
-    options = RunOptions(
-        workspaces=dataset.workspaces[:1],
-        period=period,
-        out_dir=out,
-        formats=formats,
-        evaluated_on=date(2026, 10, 1),
-    )
-    started = time.perf_counter()
-    # These observations are derived in memory, never cut into payloads: their bundle is empty
-    # (bench_store.py measures a report whose bundle comes from a real store).
-    report_period(
-        observations, options, bundle=lambda stream, _ids: write_records(stream, [], PERIOD)
-    )
-    reported = time.perf_counter() - started
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    shutil.rmtree(out.parent, ignore_errors=True)
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"repositories             {len(names):>10,}")
     print(f"observations             {WEEKS:>10} (2 % of repositories changing per week)")
@@ -119,8 +95,6 @@ def main() -> None:
     print(f"changes listed           {len(result.basis.changes):>10,}")
     print(f"collect once (s)         {collected:>10.1f}")
     print(f"evaluate_period (s)      {evaluated:>10.1f}")
-    print(f"report_period {'+'.join(sorted(formats)):<10} (s) {reported:>6.1f}")
-    print(f"run folder (MiB)         {size / 2**20:>10.1f}")
     print(f"peak RSS (MiB)           {peak:>10.0f}")
 
 

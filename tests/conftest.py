@@ -53,7 +53,5 @@ def period_folder(quarter: Any, tmp_path_factory: pytest.TempPathFactory) -> Any
 
     out = tmp_path_factory.mktemp("period-report") / "run"
     options = demo_period_options(out_dir=out, formats={"html", "pdf", "csv", "json"})
-    report_period(
-        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
-    )
+    report_period(quarter.period_evidence(), options)
     return out

@@ -70,14 +70,25 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_report_sections_import_in_one_direction():
-    graph = _graph()
-    sections = [
-        cycle
-        for cycle in _cycles(graph)
-        if any(name.startswith("auditor.reporting") for name in cycle)
-    ]
-    assert not sections, sections
+# Circles that are known and not yet cut (each imports its partner inside a function): no other
+# may appear, and these may only disappear.
+KNOWN = [
+    ["auditor.backends", "auditor.backends.cloud", "auditor.backends.datacenter"],
+    ["auditor.preflight", "auditor.preflight_datacenter"],
+    ["auditor.simulator", "auditor.simulator.api", "auditor.simulator.server"],
+]
+
+
+def test_no_new_import_circle():
+    cycles = _cycles(_graph())
+    assert [cycle for cycle in cycles if cycle not in KNOWN] == []
+
+
+def test_the_report_sections_and_the_commands_import_in_one_direction():
+    cycles = _cycles(_graph())
+    involved = {name for cycle in cycles for name in cycle}
+    assert not {name for name in involved if name.startswith("auditor.reporting")}
+    assert "auditor.cli" not in involved  # auditor.cli <-> auditor.store.cli was cut
 
 
 def test_the_cycle_finder_finds_a_circle():

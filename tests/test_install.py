@@ -103,4 +103,4 @@ def test_the_installed_command_collects_into_a_store_its_migrations_create(insta
     assert "collection error(s)" in result.stderr
     assert (tmp_path / "reports" / "evidence.db").is_file()
     upgraded = run(installed, "store", "upgrade", cwd=tmp_path)
-    assert "schema revision 0003" in upgraded.stdout, upgraded.stdout + upgraded.stderr
+    assert "schema revision 0004" in upgraded.stdout, upgraded.stdout + upgraded.stderr

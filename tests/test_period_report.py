@@ -29,9 +29,7 @@ from auditor.simulator.quarter import scripted_dataset
 def period_run(quarter, tmp_path_factory):
     out = tmp_path_factory.mktemp("period") / "run"
     options = demo_period_options(out_dir=out, formats={"html", "json", "csv"})
-    return report_period(
-        quarter.observations, options, bundle=quarter.write_bundle, raw_evidence=quarter.raw
-    )
+    return report_period(quarter.period_evidence(), options)
 
 
 @pytest.fixture(scope="module")
@@ -452,3 +450,34 @@ def test_the_sign_off_counts_what_the_period_results_rest_on(soup):
     assert "configuration results:" in signoff
     assert "passed at every observation that assessed them" in signoff
     assert "rest on a declaration read when this report was made" in signoff
+
+
+def test_a_period_evaluated_a_few_repositories_at_a_time_is_the_same_evaluation(quarter):
+    """Reports from the store evaluate a chunk of repositories at a time (bounded memory): the
+    rows, outcomes, exceptions, coverage, population and basis are those of one evaluation."""
+    from auditor.controls.chunked import evaluate_period_in_chunks
+    from auditor.controls.exceptions import load_exceptions
+
+    options = demo_period_options()
+    catalog = load_catalog()
+    exceptions = load_exceptions(options.exceptions_path, catalog)
+    arguments = {
+        "period": options.period,
+        "evaluated_on": date(2026, 10, 1),
+        "credential": options.credential_facts,
+    }
+    whole = evaluate_period(quarter.observations, catalog, exceptions, **arguments)
+    kept = quarter.period_evidence(chunk_size=3)  # 12 repositories: four chunks
+    chunked = evaluate_period_in_chunks(
+        list(kept.sources.values()), catalog, exceptions, **arguments
+    )
+    assert len(chunked.findings) == len(whole.findings) > 300
+    assert chunked.findings.fillna("").equals(whole.findings.fillna(""))
+    assert chunked.controls == whole.controls
+    assert chunked.exceptions == whole.exceptions
+    assert chunked.coverage == whole.coverage
+    assert chunked.operating_effectiveness.population.equals(
+        whole.operating_effectiveness.population
+    )
+    assert chunked.basis.controls == whole.basis.controls
+    assert set(chunked.basis.changes) == set(whole.basis.changes)

@@ -259,3 +259,24 @@ def test_an_exception_over_part_of_the_period_says_what_it_covered(quarter, tmp_
     )
     assert "exception EXC-ALL covered it at each failing observation" in reason
     assert "Held throughout" not in reason
+
+
+def test_a_secret_in_a_payload_never_reaches_the_bundle(tmp_path):
+    """An answer that echoed a registered secret is masked in the bundle, and re-performance
+    says that payload cannot be checked rather than trusting or failing it silently."""
+    import io
+
+    from auditor.redaction import register_secret
+    from auditor.store.bundle import PERIOD, BundleWriter
+    from auditor.store.payloads import sha256_hex
+
+    secret = "bbat-canary-3f9c2a7d41e0b6"
+    register_secret(secret)
+    content = json.dumps({"errors": [], "repository": {"description": secret}}).encode()
+    stream = io.BytesIO()
+    writer = BundleWriter(stream, kind=PERIOD)
+    writer.payload(sha256_hex(content), content)
+    writer.close()
+    assert secret.encode() not in gzip.decompress(stream.getvalue())
+    bundle = read_bundle(io.BytesIO(stream.getvalue()))
+    assert bundle.masked == {sha256_hex(content)}

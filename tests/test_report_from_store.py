@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from bs4 import BeautifulSoup
 from click.testing import CliRunner
 
 from auditor.cli import main
@@ -109,12 +110,99 @@ def test_a_period_the_store_did_not_observe_fails_saying_what_to_schedule(store_
     assert not (tmp_path / "run").exists()
 
 
-def test_from_store_takes_one_workspace(store_path, tmp_path):
+@pytest.fixture(scope="module")
+def two_projects(tmp_path_factory):
+    """A store of two Data Center projects, each observed weekly through 2026-Q3."""
+    from datetime import UTC, datetime, timedelta
+
+    from auditor.backends import open_client
+    from auditor.simulator.datacenter import DataCenterSimulator
+    from auditor.simulator.datacenter_data import synthetic_instance
+    from auditor.store.collecting import collect_into_store
+
+    path = tmp_path_factory.mktemp("projects") / "evidence.db"
+    instance = synthetic_instance(repos=6, prs_per_repo=1, projects=2)
+    projects = [project.key for project in instance.projects]
+    first = datetime(2026, 7, 1, 6, tzinfo=UTC)
+    with DataCenterSimulator(instance) as simulator, open_store(str(path)) as store:
+        for week in range(14):
+            with open_client(simulator.credential_env("admin")) as client:
+                collect_into_store(
+                    client, store, projects, observed_at=first + timedelta(weeks=week)
+                )
+    return path, projects
+
+
+def test_one_report_covers_every_workspace_of_the_store(two_projects, tmp_path):
+    path, projects = two_projects
+    out = tmp_path / "run"
+    # No --workspace: every workspace (here: project) observed in the period.
     result = invoke(
-        "run", "-w", "acme", "-w", "other", "--period", "2026-Q3", "--from-store", str(store_path)
+        "run",
+        "--backend",
+        "datacenter",
+        "--period",
+        "2026-Q3",
+        "--as-of",
+        "2026-10-01",
+        "--from-store",
+        str(path),
+        "--out",
+        str(out),
+        "--format",
+        "json,html",
+        "--fail-on",
+        "none",
     )
-    assert result.exit_code == 2, result.output
-    assert "one workspace at a time" in result.output
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "findings.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert run["workspaces"] == projects
+    rows = document["findings"]
+    assert {r["workspace"] for r in rows if r["resource_type"] != "credential"} == set(projects)
+    # The one credential that collected both is judged once per control, naming both.
+    credential = [r for r in rows if r["resource_type"] == "credential"]
+    assert sorted(r["control_id"] for r in credential) == ["CR-1", "CR-2"]
+    assert {r["workspace"] for r in credential} == {"; ".join(projects)}
+    observations = json.loads((out / "evidence" / "observations.json").read_text())
+    assert len(observations["observations"]) == 28  # 14 of each project
+    # Each project is its own timeline: a repository held its controls over its own project's
+    # observations, not absent from the other's.
+    held = [
+        row
+        for row in document["findings"]
+        if row["resource_type"] == "repository" and "Held throughout 2026-Q3" in row["reason"]
+    ]
+    assert {row["workspace"] for row in held} == set(projects)
+    assert all("each of the 14 observations" in row["reason"] for row in held)
+    # The summary gives each project's results.
+    soup = BeautifulSoup((out / "report.html").read_text(), "html.parser")
+    by_workspace = soup.select("table.by-workspace tbody tr")
+    assert [tr.find("td").get_text(strip=True) for tr in by_workspace] == projects
+    # And an auditor re-performs the one report.
+    again = invoke("reperform", str(out))
+    assert again.exit_code == 0, again.output
+
+
+def test_a_named_workspace_the_store_did_not_observe_is_named(two_projects, tmp_path):
+    path, projects = two_projects
+    result = invoke(
+        "run",
+        "--backend",
+        "datacenter",
+        "--project",
+        projects[0],
+        "--project",
+        "NOPE",
+        "--period",
+        "2026-Q3",
+        "--from-store",
+        str(path),
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert result.exit_code == 4, result.output
+    assert "no observation of NOPE in 2026-Q3" in result.output
 
 
 def test_diff_between_two_days_of_the_store_lists_the_quarter_s_changes(store_path):

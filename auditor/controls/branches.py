@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.controls.patterns import glob_match
+from auditor.evidence import table_rows
 
 
 def known(value: Any) -> bool:
@@ -112,12 +113,12 @@ def classify_restrictions(
     """
     with_main = repositories.loc[repositories["main_branch"].notna(), ["repository", "main_branch"]]
     frame = restrictions.merge(with_main, on="repository", how="inner")
-    models = {row.repository: row for row in branching_models.itertuples(index=False)}
+    models = {row.repository: row for row in table_rows(branching_models)}
     targets = [
         restriction_target(
             row, str(row.main_branch), models.get(row.repository), unread_model_applies
         )
-        for row in frame.itertuples(index=False)
+        for row in table_rows(frame)
     ]
     frame = frame.assign(
         matched_by=pd.Series([t or "" for t in targets], index=frame.index, dtype="str"),

@@ -148,14 +148,19 @@ def _records(evidence: Evidence, dataset: str, columns: Iterable[str]) -> list[d
 def _pull_request_controls(findings: pd.DataFrame) -> set[str]:
     if "resource_type" not in findings.columns:
         return set()
-    return set(findings.loc[findings["resource_type"] == "pull_request", "control_id"].astype(str))
+    return set(
+        findings.loc[findings["resource_type"] == "pull_request", "control_id"].astype(str).tolist()
+    )
 
 
 def _statuses(findings: pd.DataFrame) -> dict[tuple[str, str], str]:
     return {
         (str(control_id), str(resource)): str(status)
         for control_id, resource, status in zip(
-            findings["control_id"], findings["resource"], findings["status"], strict=True
+            findings["control_id"].tolist(),
+            findings["resource"].tolist(),
+            findings["status"].tolist(),
+            strict=True,
         )
     }
 

@@ -48,10 +48,20 @@ from auditor.controls.results import (
     EvaluationResult,
     Status,
 )
-from auditor.evidence import TABLES, Evidence
+from auditor.evidence import TABLES, Evidence, table_rows
 from auditor.period import Period
 
 _EXCEPTION_COLUMNS = [c for c in FINDING_COLUMNS if c.startswith("exception_")]
+
+
+# Which rows an evaluation gives (``evaluate(part=…)``): all of them; those of the repositories
+# the evidence holds (repository-level controls, without their workspace-level rows: a chunk of
+# the repositories says nothing about the workspace); or the rest (workspace, member, credential
+# and manual controls, and the workspace-level rows of repository-level controls: an inventory
+# that could not be listed, a scope that matches no repository).
+ALL = "all"
+REPOSITORIES = "repositories"
+WORKSPACE = "workspace"
 
 
 def evaluate(
@@ -62,10 +72,12 @@ def evaluate(
     evaluated_on: date,
     period: Period,
     credential: CredentialFacts | None = None,
+    part: str = ALL,
 ) -> EvaluationResult:
-    """Evaluate every enabled control of ``catalog`` over ``evidence`` as of ``evaluated_on``."""
+    """Evaluate every enabled control of ``catalog`` over ``evidence`` as of ``evaluated_on``
+    (``part``: which of the rows, see ``ALL``)."""
     catalog = catalog.for_backend(evidence.info.backend)
-    run = _Run(evidence, catalog, evaluated_on, period, credential)
+    run = _Run(evidence, catalog, evaluated_on, period, credential, part)
     frames = [
         _decorate(run.control_rows(control), control, catalog, order)
         for order, control in enumerate(catalog.enabled_controls)
@@ -104,7 +116,9 @@ class _Run:
         evaluated_on: date,
         period: Period,
         credential: CredentialFacts | None,
+        part: str = ALL,
     ) -> None:
+        self.part = part
         self.evidence = evidence
         self.catalog = catalog
         self.evaluated_on = evaluated_on
@@ -180,12 +194,23 @@ class _Run:
     # --- rows of one control ---------------------------------------------------------------
 
     def control_rows(self, control: Control) -> pd.DataFrame:
-        extra: list[tuple[Any, ...]] = [
-            _workspace_row(
-                workspace, Status.ERROR, failure.reason(), failure.observed, failure.pointer
-            )
-            for workspace, failure in self.inventory_failed.items()
-        ]
+        per_repository = control.automated and control.level in REPOSITORY_LEVELS
+        if self.part == REPOSITORIES and not per_repository:
+            return rows_frame()
+        extra: list[tuple[Any, ...]] = (
+            []
+            if self.part == REPOSITORIES
+            else [
+                _workspace_row(
+                    workspace, Status.ERROR, failure.reason(), failure.observed, failure.pointer
+                )
+                for workspace, failure in self.inventory_failed.items()
+            ]
+        )
+        if self.part == WORKSPACE and per_repository:
+            if self.scoped[control.id].empty:
+                extra += self._nothing_in_scope(control)
+            return rows_frame(extra)
         if not control.automated:
             extra += [self._manual_row(control, w) for w in self.usable_workspaces]
             return rows_frame(extra)
@@ -209,10 +234,11 @@ class _Run:
         assert spec is not None
         in_scope = self.scoped[control.id]
         if in_scope.empty:
-            extra += self._nothing_in_scope(control)
+            if self.part != REPOSITORIES:
+                extra += self._nothing_in_scope(control)
             return rows_frame()
         judged = []
-        for repo in (self.repository_records[index] for index in in_scope.index):
+        for repo in (self.repository_records[index] for index in in_scope.index.tolist()):
             row = self._precondition_row(spec, repo)
             if row is None:
                 judged.append(repo)
@@ -339,7 +365,7 @@ class _Run:
         ]
         causes = self._short_causes()
         not_assessable: dict[str, str] = {}
-        for row in errors.itertuples(index=False):
+        for row in table_rows(errors):
             if row.repository in self.coverage_scope:
                 not_assessable.setdefault(
                     row.repository, causes.get(row.repository) or "evidence incomplete"
@@ -358,7 +384,7 @@ class _Run:
         """Per repository, the commonest short cause among its collection errors."""
         errors = self.evidence.errors
         counted: dict[str, Counter[str]] = collections.defaultdict(collections.Counter)
-        for row in errors.itertuples(index=False):
+        for row in table_rows(errors):
             if isinstance(row.repository, str):
                 status = None if pd.isna(row.http_status) else int(row.http_status)
                 code = None if pd.isna(row.error_code) else str(row.error_code)
@@ -393,7 +419,7 @@ class _Run:
         wanted = tuple(datasets)
         unavailable = {
             repo.repository
-            for repo in self.repositories.itertuples(index=False)
+            for repo in table_rows(self.repositories)
             if self.failures.for_repository(wanted, repo.workspace, repo.repository) is not None
         }
         records = self.failures.record_failures(wanted)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from auditor.evidence import TABLES, Evidence
+from auditor.evidence import TABLES, Evidence, table_rows
 
 NOT_COLLECTED = "NOT_COLLECTED"
 # Data Center's 401 for an accepted credential that lacks a permission (PermissionDenied).
@@ -129,7 +129,7 @@ class CollectionFailures:
         errors = evidence.errors
         if "record" not in errors.columns:  # evidence written before records were named
             errors = errors.assign(record=pd.Series(pd.NA, index=errors.index, dtype="str"))
-        for row in errors.itertuples(index=False):
+        for row in table_rows(errors):
             failure = Failure(
                 dataset=str(row.dataset),
                 workspace=str(row.workspace),

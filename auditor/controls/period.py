@@ -58,7 +58,7 @@ from auditor.controls.deciding import (
     control_queries,
     reference,
 )
-from auditor.controls.engine import evaluate, sort_findings
+from auditor.controls.engine import ALL, evaluate, sort_findings
 from auditor.controls.exceptions import ExceptionSet
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.results import (
@@ -150,8 +150,10 @@ def evaluate_period(
     period: Period,
     evaluated_on: date,
     credential: CredentialFacts | None = None,
+    part: str = ALL,
 ) -> EvaluationResult:
-    """Evaluate ``catalog`` over every observation in ``period`` (see the module docstring).
+    """Evaluate ``catalog`` over every observation in ``period`` (see the module docstring;
+    ``part``: which rows, as for ``auditor.controls.engine.evaluate``).
 
     Raises ``RunFailed`` when no observation falls in the period: nothing can be said."""
     chosen = observations_in(observations, period)
@@ -169,6 +171,7 @@ def evaluate_period(
             evaluated_on=observation.observed_at.date(),
             period=period,
             credential=credential,
+            part=part,
         )
         for observation in chosen
     ]
@@ -181,6 +184,7 @@ def evaluate_period(
         evaluated_on=evaluated_on,
         period=period,
         credential=credential,
+        part=part,
     )
     combiner = _Combiner(
         catalog, period, times, results, chosen, credential=credential, exceptions=exceptions
@@ -225,7 +229,7 @@ def _pull_request_population(
     for index, evidence in enumerate(evidences):
         prs = evidence.table("pull_requests")
         for repository, pr_id, state in zip(
-            prs["repository"], prs["pr_id"], prs["state"], strict=True
+            prs["repository"].tolist(), prs["pr_id"].tolist(), prs["state"].tolist(), strict=True
         ):
             key = (str(repository), int(pr_id))
             if key not in seen_merged:
@@ -237,9 +241,13 @@ def _pull_request_population(
         parts = []
         for index, evidence in enumerate(evidences):
             table = evidence.table(dataset)
-            keys = zip(table["repository"].astype(str), table["pr_id"].astype(int), strict=True)
+            keys = zip(
+                table["repository"].astype(str).tolist(),
+                table["pr_id"].astype(int).tolist(),
+                strict=True,
+            )
             mask = [chosen.get(key) == index for key in keys]
-            parts.append(table[mask])
+            parts.append(table.loc[mask])  # (`table[[]]` would select no columns)
         tables[dataset] = pd.concat(parts, ignore_index=True)
     return dataclasses.replace(evidences[-1], tables=tables), chosen
 
@@ -611,15 +619,7 @@ class _Combiner:
         longest = max((b - a for a, b in itertools.pairwise(points)), default=gap)
         timeline = _timeline(self.period, [(self.times[i], state[i]) for i in observed], gap)
         days = list(_days(self.period))
-        failing_days = [day for day, cell in zip(days, timeline, strict=True) if cell == DAY_FAILED]
-        fixed_on = None
-        if failing_days:
-            after = [
-                day
-                for day, cell in zip(days, timeline, strict=True)
-                if day > failing_days[-1] and cell == DAY_PASSED
-            ]
-            fixed_on = after[0] if after else None
+        failing_days, fixed_on = timeline_failures(days, timeline)
         changed: dict[str, tuple[str, ...]] = {}
         failing_count = [0] * len(days)
         passing_count = [0] * len(days)
@@ -646,6 +646,7 @@ class _Combiner:
             resource_timelines=changed,
             daily_failing=tuple(failing_count),
             daily_passing=tuple(passing_count),
+            observed_times=tuple(times),
         )
 
     def _resource_states(
@@ -692,6 +693,24 @@ def _stretches(
     if start is not None:
         stretches.append((start, None, previous_ok))
     return stretches
+
+
+def timeline_failures(days: list[date], timeline: Sequence[str]) -> tuple[list[date], date | None]:
+    """A control timeline's failing days, and the first day it was observed passing after the
+    last of them (None: not fixed, or never failing)."""
+    failing_days = [day for day, cell in zip(days, timeline, strict=True) if cell == DAY_FAILED]
+    if not failing_days:
+        return failing_days, None
+    after = [
+        day
+        for day, cell in zip(days, timeline, strict=True)
+        if day > failing_days[-1] and cell == DAY_PASSED
+    ]
+    return failing_days, after[0] if after else None
+
+
+def period_days(period: Period) -> list[date]:
+    return _days(period)
 
 
 def _days(period: Period) -> list[date]:

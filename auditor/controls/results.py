@@ -236,6 +236,9 @@ class ControlPeriodCoverage:
     # August" where ``timeline`` only says "failed".
     daily_failing: tuple[int, ...] = ()
     daily_passing: tuple[int, ...] = ()
+    # When it was assessed: the observations in which some resource of the control was judged
+    # (``observations`` counts them; a period evaluated in chunks joins them).
+    observed_times: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import gzip
 import io
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from auditor.evidence import Observation
 from auditor.redaction import redact
-from auditor.store.payloads import DOCUMENT, sha256_hex
+from auditor.store.payloads import DOCUMENT, REPOSITORY, sha256_hex
 from auditor.store.records import (
     ObservationRecord,
     observation_from_record,
@@ -167,12 +167,97 @@ class Bundle:
                 cache[sha] = parse_payload(link["kind"], self.contents[sha])
         return observation_from_record(record.row, record.links, cache)
 
+    def parts(self, workspace: str | None = None) -> BundleParts:
+        """Its observations (of ``workspace``; None: all) as a ``PartsProvider``
+        (``auditor.store.chunks``)."""
+        return BundleParts(self, workspace)
+
+    def workspaces(self) -> list[str]:
+        return sorted({record.row["workspace"] for record in self.records})
+
+    def last_records(self, workspace: str) -> ObservationRecord:
+        """The workspace's last observation with its payloads in hand."""
+        record = max(
+            (r for r in self.records if r.row["workspace"] == workspace),
+            key=lambda r: r.row["observed_at"],
+        )
+        return ObservationRecord(
+            record.row,
+            record.links,
+            {link["sha256"]: self.contents[link["sha256"]] for link in record.links},
+        )
+
     def observations(self) -> Iterator[Observation]:
         """Every observation, oldest first (then by workspace)."""
         cache: dict[str, Any] = {}
         ordered = sorted(self.records, key=lambda r: (r.row["observed_at"], r.row["workspace"]))
         for record in ordered:
             yield self.observation(record, cache)
+
+
+class BundleParts:
+    """A bundle's observations read a chunk of repositories at a time, as from the store."""
+
+    def __init__(self, bundle: Bundle, workspace: str | None = None) -> None:
+        self.bundle = bundle
+        self._records = sorted(
+            (r for r in bundle.records if workspace is None or r.row["workspace"] == workspace),
+            key=lambda r: (r.row["observed_at"], r.row["workspace"]),
+        )
+        self._shared: dict[str, Any] = {}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [record.row for record in self._records]
+
+    def repositories(self) -> list[str]:
+        return sorted(
+            {
+                link["repository"]
+                for record in self._records
+                for link in record.links
+                if link["kind"] == REPOSITORY and link["repository"]
+            }
+        )
+
+    def links(self, repositories: Collection[str] | None) -> dict[str, list[dict[str, Any]]]:
+        wanted = set(repositories or ())
+        return {
+            record.row["observation_id"]: [
+                link
+                for link in record.links
+                if link["kind"] != REPOSITORY or link["repository"] in wanted
+            ]
+            for record in self._records
+        }
+
+    def contents(self, links: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        content: dict[str, Any] = {}
+        for link in links:
+            sha = link["sha256"]
+            if sha in content:
+                continue
+            if link["kind"] != REPOSITORY and sha in self._shared:
+                content[sha] = self._shared[sha]
+                continue
+            content[sha] = parse_payload(link["kind"], self.bundle.contents[sha])
+            if link["kind"] != REPOSITORY:
+                self._shared[sha] = content[sha]
+        return content
+
+
+def bundle_of_records(records: Iterable[ObservationRecord], kind: str) -> Bundle:
+    """A bundle in memory, from observations with their payloads in hand (as if written and read
+    back)."""
+    held = list(records)
+    contents: dict[str, bytes] = {}
+    for record in held:
+        contents.update(record.contents)
+    return Bundle(
+        kind,
+        [BundleRecord(dict(record.row), [dict(link) for link in record.links]) for record in held],
+        contents,
+        {"observations": len(held), "payloads": len(contents)},
+    )
 
 
 def read_bundle(source: Path | IO[bytes]) -> Bundle:

@@ -164,7 +164,7 @@ def collect(ctx: click.Context, **options: Any) -> None:
     interrupted (Ctrl-C); 143 stopped by SIGTERM.
     """
     from auditor import demo as demo_settings
-    from auditor.cli import _bitbucket_client, _next_step
+    from auditor.connect import bitbucket_client, next_step
     from auditor.interrupts import stop_on_signals
     from auditor.queries import stored_queries
     from auditor.schema import build_schema
@@ -202,14 +202,14 @@ def collect(ctx: click.Context, **options: Any) -> None:
     watcher = Watcher(targets, options["metrics_file"], workspaces, max_gap)
     with (
         open_store(options["store_url"]) as store,
-        _bitbucket_client(
+        bitbucket_client(
             options["demo"],
             requests_per_hour=options["requests_per_hour"],
             answer_timeout=options["answer_timeout"],
         ) as (client, _),
         stop_on_signals(
             client.stopper,
-            next_step=lambda: _next_step(client),
+            next_step=lambda: next_step(client),
             unwritten=lambda: unwritten(recorded),
         ),
     ):

@@ -99,9 +99,17 @@ def split_result(query: str, result: dict[str, Any]) -> list[Part]:
     return parts
 
 
-def join_result(workspace_part: dict[str, Any], repositories: list[dict[str, Any]]) -> dict:
+def join_result(
+    workspace_part: dict[str, Any],
+    repositories: list[dict[str, Any]],
+    positions: list[int] | None = None,
+) -> dict:
     """The formatted result ``split_result`` was given, from its parsed parts (``repositories``
-    in position order)."""
+    in position order).
+
+    ``positions``: the repository parts given are only these positions of the whole listing
+    (a chunk of the workspace's repositories): the result lists just them, renumbered in order,
+    with just their errors (the workspace's own errors stay)."""
     data = workspace_part["data"]
     if workspace_part["split"]:
         items = [repository["repository"] for repository in repositories]
@@ -111,12 +119,21 @@ def join_result(workspace_part: dict[str, Any], repositories: list[dict[str, Any
     if workspace_part["errors"] is None:
         del result["errors"]
         return result
+    renumbered = (
+        {position: index for index, position in enumerate(positions)}
+        if positions is not None
+        else None
+    )
     errors = []
     for slot in workspace_part["errors"]:
         if "repository" not in slot:
             errors.append(slot["error"])
             continue
         index = slot["repository"]
+        if renumbered is not None:
+            if index not in renumbered:
+                continue  # a repository outside the chunk
+            index = renumbered[index]
         error = repositories[index]["errors"][slot["error"]]
         errors.append({**error, "path": [*_REPOSITORIES_PATH, index, *error["path"]]})
     result["errors"] = errors

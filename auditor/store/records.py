@@ -267,12 +267,19 @@ class JoinedParts:
 
 
 def join_parts(
-    row: Mapping[str, Any], links: Sequence[Mapping[str, Any]], content: Mapping[str, Any]
+    row: Mapping[str, Any],
+    links: Sequence[Mapping[str, Any]],
+    content: Mapping[str, Any],
+    *,
+    partial: bool = False,
 ) -> JoinedParts:
     """Each stored query's formatted result for the observation ``row`` describes, from the
     payloads its ``links`` name (``content``: SHA-256 -> the parsed JSON part, or the bytes of a
     query document). A link without ``observed_at`` was read at the observation's own time
-    (stores older than revision 0003 did not record it)."""
+    (stores older than revision 0003 did not record it).
+
+    ``partial``: the links name only some of the repository parts (a chunk of the workspace's
+    repositories, or none): each result lists just those repositories, with their errors."""
     observed_at = utc(row["observed_at"])
     workspace = row["workspace"]
     documents: dict[str, str] = {}
@@ -296,12 +303,14 @@ def join_parts(
                     for dataset in datasets_of(query):
                         read_at[(name, dataset)] = moment
     ordered = sorted(documents, key=query_order)
-    results = {
-        (query, workspace): join_result(
-            spaces[query], [value for _, value in sorted(repositories.get(query, []))]
+    results = {}
+    for query in ordered:
+        parts = sorted(repositories.get(query, []), key=lambda part: part[0])
+        results[(query, workspace)] = join_result(
+            spaces[query],
+            [value for _, value in parts],
+            [position for position, _ in parts] if partial else None,
         )
-        for query in ordered
-    }
     documents = {query: documents[query] for query in ordered}
     return JoinedParts(results, documents, read_at, payload_index(workspace, links))
 
@@ -310,10 +319,13 @@ def observation_from_record(
     row: Mapping[str, Any],
     links: Sequence[Mapping[str, Any]],
     content: Mapping[str, Any],
+    *,
+    partial: bool = False,
 ) -> Observation:
     """The observation ``row`` describes, its evidence rebuilt from the payloads its ``links``
-    name (``join_parts``) by ``auditor.flatten.evidence_from_results``."""
-    joined = join_parts(row, links, content)
+    name (``join_parts``; ``partial``: of some of its repositories only) by
+    ``auditor.flatten.evidence_from_results``."""
+    joined = join_parts(row, links, content, partial=partial)
     info = CollectionInfo(
         workspaces=[row["workspace"]],
         period_label=row["period_label"],

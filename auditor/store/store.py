@@ -47,6 +47,7 @@ from auditor.errors import ConfigError, RunFailed
 from auditor.evidence import CollectionInfo, Observation
 from auditor.redaction import redact, register_secret
 from auditor.store.bundle import PERIOD, BundleWriter
+from auditor.store.chunks import DEFAULT_CHUNK, ChunkedObservations, PeriodEvidence
 from auditor.store.payloads import DOCUMENT, REPOSITORY, Part, sha256_hex
 from auditor.store.records import (
     ObservationRecord,
@@ -467,6 +468,53 @@ class EvidenceStore:
             rows = connection.execute(_selection(workspaces, since, until)).all()
             for row in rows:
                 yield self._observation(connection, row, cache)
+
+    def period_evidence(
+        self,
+        workspaces: Sequence[str],
+        since: datetime | date,
+        until: datetime | date,
+        *,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> PeriodEvidence:
+        """What a period report of ``workspaces`` over ``[since, until)`` reads: each
+        workspace's observations a chunk of repositories at a time (``auditor.store.chunks``),
+        its last observation whole, and the period's bundle. A workspace without an observation
+        in the period is left out (the caller says so)."""
+        sources: dict[str, ChunkedObservations] = {}
+        last: list[ObservationRecord] = []
+        ids: list[str] = []
+        for workspace in workspaces:
+            parts = self.parts([workspace], since, until)
+            rows = parts.rows()
+            if not rows:
+                continue
+            sources[workspace] = ChunkedObservations(parts, chunk_size)
+            last += self.records([rows[-1]["observation_id"]])
+            ids += [row["observation_id"] for row in rows]
+        return PeriodEvidence(sources, last, lambda stream: self.write_bundle(stream, ids))
+
+    def workspaces_observed(
+        self, since: datetime | date | None = None, until: datetime | date | None = None
+    ) -> list[str]:
+        """Every workspace with an observation in ``[since, until)``."""
+        statement = sa.select(observations.c.workspace).distinct()
+        if since is not None:
+            statement = statement.where(observations.c.observed_at >= _moment(since))
+        if until is not None:
+            statement = statement.where(observations.c.observed_at < _moment(until))
+        with _database_errors(self), self.engine.connect() as connection:
+            return sorted(connection.execute(statement).scalars())
+
+    def parts(
+        self,
+        workspaces: Sequence[str] | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+    ) -> StoreParts:
+        """The observations of ``workspaces`` in ``[since, until)`` as a ``PartsProvider``
+        (``auditor.store.chunks``): read a chunk of repositories at a time."""
+        return StoreParts(self, _selection(workspaces, since, until))
 
     def observation(self, reference: str, workspace: str | None = None) -> Observation:
         """One observation by id, or by day (``YYYY-MM-DD``: the last one observed that UTC
@@ -933,6 +981,95 @@ class EvidenceStore:
 
 
 _ONE_DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
+
+
+class StoreParts:
+    """A period's observations in the store, read a chunk of repositories at a time
+    (``auditor.store.chunks.PartsProvider``). Workspace and document payloads, which every
+    chunk needs, are read once; a chunk's repository payloads are read and parsed once for all
+    its observations (an unchanged repository's part is the same payload every week)."""
+
+    def __init__(self, store: EvidenceStore, selection: sa.Select[Any]) -> None:
+        self.store = store
+        with _database_errors(store), store.engine.connect() as connection:
+            self._rows = [row._asdict() for row in connection.execute(selection).all()]
+        self._ids = [row["observation_id"] for row in self._rows]
+        self._shared_links: dict[str, list[dict[str, Any]]] | None = None
+        self._shared_content: dict[str, Any] = {}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self._rows)
+
+    def _columns(self) -> list[Any]:
+        return [
+            column
+            for column in observation_parts.c
+            if self.store.revision >= "0003" or column.name != "observed_at"
+        ]
+
+    def repositories(self) -> list[str]:
+        names: set[str] = set()
+        with _database_errors(self.store), self.store.engine.connect() as connection:
+            for chunk in _chunks(self._ids):
+                names.update(
+                    connection.execute(
+                        sa.select(observation_parts.c.repository)
+                        .where(
+                            observation_parts.c.observation_id.in_(chunk),
+                            observation_parts.c.kind == REPOSITORY,
+                            observation_parts.c.repository.is_not(None),
+                        )
+                        .distinct()
+                    ).scalars()
+                )
+        return sorted(names)
+
+    def links(self, repositories: Collection[str] | None) -> dict[str, list[dict[str, Any]]]:
+        if self._shared_links is None:
+            shared: dict[str, list[dict[str, Any]]] = {oid: [] for oid in self._ids}
+            with _database_errors(self.store), self.store.engine.connect() as connection:
+                for chunk in _chunks(self._ids):
+                    for item in connection.execute(
+                        sa.select(*self._columns())
+                        .where(
+                            observation_parts.c.observation_id.in_(chunk),
+                            observation_parts.c.kind != REPOSITORY,
+                        )
+                        .order_by(observation_parts.c.query, observation_parts.c.position)
+                    ).mappings():
+                        shared[item["observation_id"]].append(dict(item))
+            self._shared_links = shared
+        found = {oid: list(links) for oid, links in self._shared_links.items()}
+        if repositories:
+            with _database_errors(self.store), self.store.engine.connect() as connection:
+                for ids in _chunks(self._ids):
+                    for names in _chunks(sorted(repositories)):
+                        for item in connection.execute(
+                            sa.select(*self._columns()).where(
+                                observation_parts.c.observation_id.in_(ids),
+                                observation_parts.c.kind == REPOSITORY,
+                                observation_parts.c.repository.in_(names),
+                            )
+                        ).mappings():
+                            found[item["observation_id"]].append(dict(item))
+        return found
+
+    def contents(self, links: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        content: dict[str, Any] = {}
+        shared = self._shared_content
+        wanted: dict[str, str] = {}
+        for item in links:
+            sha = item["sha256"]
+            if item["kind"] != REPOSITORY and sha in shared:
+                content[sha] = shared[sha]
+            else:
+                wanted[sha] = item["kind"]
+        with _database_errors(self.store), self.store.engine.connect() as connection:
+            _fill_cache(connection, content, wanted)
+        for item in links:
+            if item["kind"] != REPOSITORY:
+                shared[item["sha256"]] = content[item["sha256"]]
+        return content
 
 
 def _check_chain(row: Any, previous: Any, anchors: dict[int, str], report: VerifyReport) -> None:

@@ -70,6 +70,7 @@ observation_parts = sa.Table(
     # an earlier one when carried forward by an incremental collection, NULL if never read.
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_observation_parts_sha256", "sha256"),
+    sa.Index("ix_observation_parts_repository", "repository", "observation_id"),  # 0004
 )
 
 # Revision 0002: every prune, so the chain stays verifiable after the oldest links are gone.

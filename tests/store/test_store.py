@@ -223,7 +223,10 @@ def test_a_store_made_by_the_first_schema_revision_opens_after_the_migration(
         with old.engine.connect() as connection:
             assert not sa.inspect(connection).has_table("prunes")
     with open_store(store_url) as store:
-        assert store.revision == "0003"
+        assert store.revision == "0004"
+        with store.engine.connect() as connection:
+            indexes = {i["name"] for i in sa.inspect(connection).get_indexes("observation_parts")}
+        assert "ix_observation_parts_repository" in indexes  # 0004: parts by repository
         assert [e.observation_id for e in store.entries()] == [r.observation_id for r in recorded]
         assert store.verify().ok
         (observation,) = store.observations(until=START + DAY)

@@ -138,4 +138,4 @@ def test_store_prune_needs_a_date_and_reports_what_it_removed(store_url):
 def test_store_upgrade_creates_the_store_at_the_newest_revision(tmp_path):
     result = invoke("store", "upgrade", "--store", str(tmp_path / "new" / "evidence.db"))
     assert result.exit_code == 0, result.output
-    assert "schema revision 0003" in result.stdout
+    assert "schema revision 0004" in result.stdout

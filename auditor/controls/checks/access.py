@@ -20,6 +20,7 @@ from auditor.controls.checks.registry import (
 )
 from auditor.controls.patterns import glob_problem, repository_matches
 from auditor.controls.results import Status
+from auditor.evidence import table_rows
 
 
 def _check_globs(patterns: list[str]) -> list[str]:
@@ -47,7 +48,7 @@ class PublicParameters(Parameters):
 def public_repositories(ctx: CheckContext, params: PublicParameters) -> Any:
     """Repositories are private unless listed in ``allowed_public``."""
     rows = Rows("repository")
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         if not known(repo.is_private):
             reason = (
                 f"Bitbucket did not report whether {repo.repository} is private; "
@@ -82,7 +83,7 @@ def private_fork_policy(ctx: CheckContext, params: ForkParameters) -> Any:
     """Private repositories have a fork policy that keeps forks inside the workspace."""
     rows = Rows("repository")
     forbidden = ", ".join(params.forbidden_fork_policies)
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         if not known(repo.is_private):
             reason = (
                 f"Bitbucket did not report whether {repo.repository} is private; "
@@ -121,7 +122,7 @@ def _member_names(members: Any) -> dict[tuple[str, str], str]:
     def present(value: Any) -> str:
         return str(value) if known(value) and str(value).strip() else ""
 
-    records = list(members.itertuples(index=False))
+    records = list(table_rows(members))
     counts = Counter((row.workspace, present(row.display_name)) for row in records)
     names = {}
     for row in records:
@@ -175,7 +176,7 @@ def repository_admins(ctx: CheckContext, params: AdminParameters) -> Any:
     """At most ``max_admins`` users hold effective admin on a repository."""
     permissions = by_repository(ctx.table("repository_permissions"))
     rows = Rows("repository")
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         listed = permissions.get(repo.repository)
         pointer = f"repository_permissions:{repo.repository}"
         if not listed:
@@ -214,7 +215,7 @@ def direct_user_grants(ctx: CheckContext, params: GrantParameters) -> Any:
     rows = Rows("repository")
     wanted = " or ".join(params.permissions)
     allowed = set(params.allowed_users)
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         listed = grants.get(repo.repository, [])
         pointer = f"repository_grants:{repo.repository}"
         direct = [
@@ -309,7 +310,7 @@ def member_two_step(ctx: CheckContext, params: Parameters) -> Any:
     members = ctx.table("members")
     rows = Rows("member")
     names = _member_names(members)
-    for member in members.itertuples(index=False):
+    for member in table_rows(members):
         who = names[(member.workspace, member.user_uuid)]
         resource = f"{member.workspace}:{member.user_uuid}"
         if not known(member.has_2fa_enabled):
@@ -339,7 +340,7 @@ def member_two_step(ctx: CheckContext, params: Parameters) -> Any:
 
 def _key_rows(ctx: CheckContext) -> Any:
     keys = ctx.table("deploy_keys")
-    return keys.sort_values(["repository", "key_id"], kind="stable").itertuples(index=False)
+    return table_rows(keys.sort_values(["repository", "key_id"], kind="stable"))
 
 
 def _key_name(key: Any) -> str:

@@ -38,6 +38,7 @@ from auditor.controls.checks.registry import (
     rows_frame,
 )
 from auditor.controls.results import Status
+from auditor.evidence import table_rows
 
 BRANCH_DATASETS = ("repositories", "branch_restrictions")
 # Read by every branch check, but its absence is judged per repository (judged_per_rule).
@@ -57,7 +58,7 @@ def restrictions_by_repository(ctx: CheckContext) -> dict[str, list[Any]]:
             unread_model_applies=ctx.assumption,
         )
         index: dict[str, list[Any]] = defaultdict(list)
-        for row in frame.itertuples(index=False):
+        for row in table_rows(frame):
             index[row.repository].append(row)
         return dict(index)
 
@@ -76,7 +77,7 @@ def judged_per_rule(function: Callable[[CheckContext, Any], pd.DataFrame]) -> An
         with_model = function(dataclasses.replace(ctx, assumption=True), params)
         status_with = dict(zip(with_model["repository"], with_model["status"], strict=True))
         records = []
-        for row in without.itertuples(index=False):
+        for row in table_rows(without):
             failure = unread.get(row.repository)
             if failure is not None and status_with.get(row.repository) != row.status:
                 cited = ", ".join(
@@ -106,7 +107,7 @@ def _model_restrictions(ctx: CheckContext, repository: str) -> list[Any]:
 def _unread_models(ctx: CheckContext) -> dict[str, Any]:
     """Repositories whose branching model is unknown and has restrictions that depend on it."""
     unread = {}
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         failure = ctx.failure("branching_models", repo.workspace, repo.repository)
         if failure is not None and _model_restrictions(ctx, repo.repository):
             unread[repo.repository] = failure
@@ -170,7 +171,7 @@ def branch_restrictions_apply(ctx: CheckContext, params: KindsParameters) -> Any
     """Restrictions of the given kinds (all of them, or any one) apply to the default branch."""
     index = restrictions_by_repository(ctx)
     rows = Rows("repository")
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         found = {kind: _split(index.get(repo.repository, []), kind) for kind in params.kinds}
         present = [kind for kind in params.kinds if found[kind][0]]
         missing = [kind for kind in params.kinds if not found[kind][0]]
@@ -270,7 +271,7 @@ def push_restriction(ctx: CheckContext, params: PushParameters) -> Any:
         f"at most {plural(params.max_exempt_users, 'user')} and "
         f"{plural(params.max_exempt_groups, 'group')} may be exempt"
     )
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         applying, elsewhere = _split(index.get(repo.repository, []), "push")
         main = repo.main_branch
         if not applying:
@@ -325,7 +326,7 @@ def _value_rows(
     index = restrictions_by_repository(ctx)
     rows = Rows("repository")
     named = " or ".join(f"'{kind}'" for kind in kinds)
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         found = [_split(index.get(repo.repository, []), kind) for kind in kinds]
         applying = [r for pair in found for r in pair[0]]
         elsewhere = [r for pair in found for r in pair[1]]
@@ -433,7 +434,7 @@ def enforced_merge_checks(ctx: CheckContext, params: Parameters) -> Any:
     """Merge checks on the default branch are enforced (Premium), not advisory."""
     index = restrictions_by_repository(ctx)
     rows = Rows("repository")
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         applying, elsewhere = _split(index.get(repo.repository, []), "enforce_merge_checks")
         main = repo.main_branch
         if applying:
@@ -471,7 +472,7 @@ def default_reviewers(ctx: CheckContext, params: ReviewerParameters) -> Any:
     reviewers = by_repository(ctx.table("default_reviewers"))
     rows = Rows("repository")
     required = at_least(params.min_reviewers, "default reviewer")
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         group = reviewers.get(repo.repository, [])
         count = len(group)
         pointer_ = f"default_reviewers:{repo.repository}"

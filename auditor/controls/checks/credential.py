@@ -26,6 +26,7 @@ from pydantic import Field
 from auditor.controls.branches import known
 from auditor.controls.checks.registry import CheckContext, Parameters, Rows, check, plural
 from auditor.controls.results import Status
+from auditor.evidence import table_rows
 
 _LEGACY_READ = frozenset(
     {"repository", "pullrequest", "account", "team", "project", "pipeline", "snippet", "issue"}
@@ -78,7 +79,7 @@ class Credential:
 def describe_credential(ctx: CheckContext) -> Credential:
     info = ctx.evidence.info
     viewer = ctx.table("viewer") if ctx.failure("viewer", _any_workspace(ctx)) is None else None
-    row = next(viewer.itertuples(index=False), None) if viewer is not None else None
+    row = next(iter(table_rows(viewer)), None) if viewer is not None else None
     account = str(row.display_name) if row is not None and known(row.display_name) else ""
     identity = info.credential_identity or account or "the auditing account"
     code = info.credential_type or (str(row.credential_type) if row is not None else "")

@@ -15,6 +15,7 @@ from auditor.controls.checks.registry import (
     plural,
 )
 from auditor.controls.results import Status
+from auditor.evidence import table_rows
 
 _PIPELINES_TEXT = {
     True: "Pipelines is on",
@@ -24,7 +25,7 @@ _PIPELINES_TEXT = {
 
 
 def _first_by_repository(frame: Any) -> dict[str, Any]:
-    return {row.repository: row for row in frame.itertuples(index=False)}
+    return {row.repository: row for row in table_rows(frame)}
 
 
 @check(
@@ -43,7 +44,7 @@ def automated_builds(ctx: CheckContext, params: Parameters) -> Any:
     pipelines = _first_by_repository(ctx.table("pipelines"))
     statuses = by_repository(ctx.table("branch_head_statuses"))
     rows = Rows("repository")
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         name, main = repo.repository, repo.main_branch
         status_failure = ctx.failure("branch_head_statuses", repo.workspace, name)
         pipeline_failure = ctx.failure("pipelines", repo.workspace, name)
@@ -103,7 +104,7 @@ def automated_builds(ctx: CheckContext, params: Parameters) -> Any:
 
 def _hook_rows(ctx: CheckContext) -> Any:
     hooks = ctx.table("webhooks")
-    return hooks.sort_values(["repository", "uuid"], kind="stable").itertuples(index=False)
+    return table_rows(hooks.sort_values(["repository", "uuid"], kind="stable"))
 
 
 def _url_host(url: Any) -> str:

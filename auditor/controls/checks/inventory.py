@@ -17,7 +17,7 @@ from auditor.controls.checks.registry import (
 )
 from auditor.controls.patterns import glob_problem, repository_matches
 from auditor.controls.results import Status
-from auditor.evidence import TABLES
+from auditor.evidence import TABLES, table_rows
 
 _REQUIRED_ATTRIBUTES = {
     "project_key": "project",
@@ -146,7 +146,7 @@ def inactive_repositories(ctx: CheckContext, params: InactivityParameters) -> An
     """Repositories not updated for ``max_inactive_days`` are marked archived (reviewed)."""
     rows = Rows("repository")
     as_of = ctx.evaluated_on
-    for repo in ctx.repositories.itertuples(index=False):
+    for repo in table_rows(ctx.repositories):
         if not known(repo.updated_on):
             reason = (
                 f"Bitbucket did not report when {repo.repository} was last updated; "

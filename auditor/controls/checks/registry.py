@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from auditor.controls.facts import CredentialFacts
 from auditor.controls.failures import CollectionFailures, Failure
 from auditor.controls.results import Status
-from auditor.evidence import TABLES, Evidence, make_table
+from auditor.evidence import TABLES, Evidence, make_table, table_rows
 from auditor.period import Period
 
 Level = Literal[
@@ -251,7 +251,7 @@ def by_repository(frame: pd.DataFrame) -> dict[str, list[Any]]:
     a DataFrame once per repository.
     """
     groups: dict[str, list[Any]] = {}
-    for row in frame.itertuples(index=False):
+    for row in table_rows(frame):
         groups.setdefault(row.repository, []).append(row)
     return groups
 

@@ -34,6 +34,7 @@ from auditor.controls.checks.registry import (
     plural,
 )
 from auditor.controls.results import Status
+from auditor.evidence import table_rows
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class _Credential:
 def _credentials(ctx: CheckContext) -> Iterator[_Credential]:
     """The access keys, then the access tokens, of each repository in a stable order."""
     keys = ctx.table("deploy_keys").sort_values(["repository", "key_id"], kind="stable")
-    for key in keys.itertuples(index=False):
+    for key in table_rows(keys):
         label = f"'{key.label}'" if known(key.label) and str(key.label) else f"#{key.key_id}"
         yield _Credential(
             workspace=key.workspace,
@@ -66,7 +67,7 @@ def _credentials(ctx: CheckContext) -> Iterator[_Credential]:
             last_used=key.last_used,
         )
     tokens = ctx.table("access_tokens").sort_values(["repository", "token_id"], kind="stable")
-    for token in tokens.itertuples(index=False):
+    for token in table_rows(tokens):
         label = f"'{token.name}'" if known(token.name) and str(token.name) else f"#{token.token_id}"
         scope = f"{token.scope} " if known(token.scope) else ""
         yield _Credential(

@@ -51,6 +51,16 @@ class HeadlineFailure:
 
 
 @dataclass(frozen=True)
+class WorkspaceSummaryRow:
+    """One workspace (Data Center: project) of a report that covers several."""
+
+    workspace: str
+    repositories: int
+    counts: tuple[StatusCount, ...]  # findings per status, every status
+    failing_controls: int
+
+
+@dataclass(frozen=True)
 class Summary:
     status_rows: tuple[StatusSummaryRow, ...]
     findings_total: int
@@ -66,6 +76,8 @@ class Summary:
     not_assessable: tuple[NotAssessable, ...]
     exceptions: tuple[ExceptionView, ...]
     basis_sentence: str = ""  # as on the cover
+    # A report over several workspaces: each one's results (empty for one workspace).
+    workspaces: tuple[WorkspaceSummaryRow, ...] = ()
 
 
 # What a severity means for ordering (highest first).
@@ -185,9 +197,38 @@ def _summary(
     )
 
 
+def _workspaces(result: EvaluationResult, workspaces: list[str]) -> tuple[WorkspaceSummaryRow, ...]:
+    """Per workspace: its repositories, its findings by status, its controls with a FAIL row.
+    Rows about the one credential that collected them all belong to no single workspace."""
+    if len(workspaces) < 2:
+        return ()
+    findings = result.findings
+    rows = []
+    for workspace in workspaces:
+        own = findings[findings["workspace"] == workspace]
+        counted = own["status"].value_counts().to_dict()
+        rows.append(
+            WorkspaceSummaryRow(
+                workspace=workspace,
+                repositories=int(own["repository"].dropna().nunique()),
+                counts=status_counts(
+                    {status.value: int(counted.get(status.value, 0)) for status in STATUS_ORDER}
+                ),
+                failing_controls=int(
+                    own.loc[own["status"] == Status.FAIL.value, "control_id"].nunique()
+                ),
+            )
+        )
+    return tuple(rows)
+
+
 def build(inputs: ReportInputs) -> Summary:
     summary = _summary(inputs.result, inputs.controls, inputs.exceptions)
-    return replace(summary, basis_sentence=inputs.basis_sentence)
+    return replace(
+        summary,
+        basis_sentence=inputs.basis_sentence,
+        workspaces=_workspaces(inputs.result, list(inputs.run_info.workspaces)),
+    )
 
 
 SECTION = Section("summary", build, "partials/_summary.html", "summary", "Executive summary")
