@@ -122,14 +122,13 @@ def run_period_demo(
     store_path.parent.mkdir(parents=True, exist_ok=True)
     for stale in store_path.parent.glob(f"{store_path.name}*"):  # the file and its WAL
         stale.unlink()
+    options = options or demo_period_options()
     with open_store(str(store_path)) as store:
-        quarter = collect_scripted_quarter(store=store, on_recorded=on_recorded)
-    return report_period(
-        quarter.observations,
-        options or demo_period_options(),
-        bundle=quarter.write_bundle,
-        raw_evidence=quarter.raw,
-    )
+        collect_scripted_quarter(store=store, on_recorded=on_recorded)
+        period = store.period_evidence(
+            options.workspaces, options.period.since, options.period.until
+        )
+        return report_period(period, options)
 
 
 def main(notify: Sequence[str] = ()) -> None:

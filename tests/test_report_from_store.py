@@ -237,3 +237,19 @@ def test_diff_of_an_unknown_day_is_a_usage_error(store_path):
     result = invoke("diff", "2026-01-01", "2026-09-30", "--store", str(store_path))
     assert result.exit_code == 2, result.output
     assert "2026-01-01" in result.output
+
+
+def test_the_period_demo_collects_its_quarter_and_reports_it(tmp_path):
+    """`make demo`'s path (`auditor demo`): the scripted quarter into a fresh store, then the
+    period report read back from it."""
+    from auditor.demo_quarter import demo_period_options, run_period_demo
+
+    out = tmp_path / "run"
+    outcome = run_period_demo(
+        demo_period_options(out_dir=out, formats={"json"}), store_path=tmp_path / "evidence.db"
+    )
+    assert outcome.run_dir == out
+    assert len(outcome.result.basis.observations) == 14
+    document = json.loads((out / "findings.json").read_text())
+    assert finding(document, "AC-1", "acme/ml-models")["status"] == "FAIL"
+    assert (out / "evidence" / "bundle.jsonl.gz").is_file()
